@@ -1,0 +1,152 @@
+"""Registry tables, choices and constraints. Workflow lives in services.py."""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Task(models.TextChoices):
+    REGRESSION = "regression"
+    BINARY_CLASSIFICATION = "binary_classification"
+    MULTICLASS_CLASSIFICATION = "multiclass_classification"
+    ANOMALY_DETECTION = "anomaly_detection"
+
+
+class Status(models.TextChoices):
+    TRAINING = "training"
+    TESTING = "testing"
+    STAGING = "staging"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+
+
+class MLModel(models.Model):
+    name = models.SlugField(max_length=100, unique=True)
+    task = models.CharField(max_length=32, choices=Task.choices)
+    description = models.TextField(blank=True)
+    client_id = models.CharField(
+        max_length=100, blank=True, default="",
+        help_text="Set for a per-client model; empty for the global model.",
+    )
+    # Schema of the newest version; each version keeps its own copy.
+    feature_schema = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "ML model"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MLModelVersion(models.Model):
+    model = models.ForeignKey(MLModel, on_delete=models.PROTECT, related_name="versions")
+    version = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_versions"
+    )
+    feature_schema = models.JSONField(default=dict)
+    artifact_manifest = models.JSONField(default=dict)
+    model_sha256 = models.CharField(max_length=64)
+    training_dataset_sha256 = models.CharField(max_length=64)
+    training_samples = models.PositiveIntegerField(default=0)
+    training_duration_seconds = models.FloatField(default=0.0)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    reference_profile = models.JSONField(default=dict, blank=True)
+    fairness_report = models.JSONField(default=dict, blank=True)
+    gate_results = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)
+    deployed_at = models.DateTimeField(null=True, blank=True)
+    deprecated_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="approved_versions",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approval_notes = models.TextField(blank=True)
+    override_justification = models.TextField(blank=True)
+    traffic_percentage = models.PositiveSmallIntegerField(
+        default=0, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    is_shadow = models.BooleanField(default=False)
+    # Set when artifact clean-up removed this retired version's files.
+    artifacts_deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["model__name", "-created_at"]
+        verbose_name = "ML model version"
+        permissions = [
+            ("approve_mlmodelversion", "Can approve or reject a model version"),
+            ("deploy_mlmodelversion", "Can deploy, test and roll back a model version"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="unique_version_per_model"),
+            models.UniqueConstraint(
+                fields=["model"], condition=Q(status="production"),
+                name="one_production_version_per_model",
+            ),
+            models.CheckConstraint(
+                condition=Q(traffic_percentage__gte=0) & Q(traffic_percentage__lte=100),
+                name="traffic_percentage_0_to_100",
+            ),
+            # Only the champion and live challengers carry traffic; a shadow never does.
+            models.CheckConstraint(
+                condition=Q(traffic_percentage=0)
+                | (Q(status__in=["production", "staging"]) & Q(is_shadow=False)),
+                name="traffic_only_on_live_versions",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_shadow=False) | Q(status="staging"),
+                name="shadow_only_in_staging",
+            ),
+        ]
+        indexes = [models.Index(fields=["model", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} {self.version}"
+
+
+class ModelTransition(models.Model):
+    """One immutable audit row per state change, hash-chained per model.
+
+    `row_sha256` is the hash of the row's own content including `previous_sha256`, the
+    previous row's `row_sha256`; editing any row breaks the chain (see verify_audit).
+    """
+
+    model = models.ForeignKey(MLModel, on_delete=models.PROTECT, related_name="transitions")
+    version = models.ForeignKey(
+        MLModelVersion, on_delete=models.PROTECT, related_name="transitions"
+    )
+    sequence = models.PositiveIntegerField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    created_at = models.DateTimeField()
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16)
+    notes = models.TextField(blank=True)
+    reason = models.CharField(max_length=64)
+    traffic_before = models.PositiveSmallIntegerField(default=0)
+    traffic_after = models.PositiveSmallIntegerField(default=0)
+    previous_sha256 = models.CharField(max_length=64, blank=True)
+    row_sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["model", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "sequence"], name="unique_transition_sequence"),
+        ]
+        indexes = [models.Index(fields=["model", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} #{self.sequence}: {self.from_status or '-'} -> {self.to_status}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValueError("ModelTransition rows are immutable")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("ModelTransition rows are immutable")

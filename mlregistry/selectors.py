@@ -1,0 +1,130 @@
+"""Registry reads."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from mlregistry import artifacts, audit
+from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
+from pulselytics.errors import ModelNotFoundError, VersionNotFoundError
+
+
+def model_get(*, name: str) -> MLModel:
+    try:
+        return MLModel.objects.get(name=name)
+    except MLModel.DoesNotExist:
+        raise ModelNotFoundError(f"no model named {name!r}", details={"model": name}) from None
+
+
+def model_version_get(*, name: str, version: str) -> MLModelVersion:
+    model = model_get(name=name)
+    try:
+        return MLModelVersion.objects.select_related("model", "created_by", "approved_by").get(
+            model=model, version=version
+        )
+    except MLModelVersion.DoesNotExist:
+        raise VersionNotFoundError(
+            f"model {name} has no version {version!r}", details={"model": name, "version": version}
+        ) from None
+
+
+def model_versions_list(*, name: str) -> QuerySet[MLModelVersion]:
+    model = model_get(name=name)
+    return MLModelVersion.objects.filter(model=model).select_related(
+        "model", "created_by", "approved_by"
+    ).order_by("-created_at", "-pk")
+
+
+def model_production_version(*, model: MLModel) -> MLModelVersion | None:
+    return MLModelVersion.objects.filter(model=model, status=Status.PRODUCTION).first()
+
+
+def model_production_at(*, name: str, at: datetime) -> MLModelVersion | None:
+    """The version that answered for the model at instant `at`, in one query.
+
+    The newest audit row at or before `at` that entered or left production decides: if it
+    entered production, its version was the champion; if it left, there was none. A deploy
+    writes the old champion's exit before the new one's entry.
+    """
+    model = model_get(name=name)
+    row = (
+        ModelTransition.objects.filter(model=model, created_at__lte=at)
+        .filter(Q(to_status=Status.PRODUCTION) | Q(from_status=Status.PRODUCTION))
+        .select_related("version").order_by("-sequence").first()
+    )
+    if row is None or row.to_status != Status.PRODUCTION:
+        return None
+    return row.version
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    model: str
+    rows: int
+    broken_row_id: int | None = None
+    broken_sequence: int | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_row_id is None
+
+
+def audit_verify_model(*, model: MLModel) -> AuditResult:
+    """Walk a model's chain; report the first row whose hash or link does not hold."""
+    expected_previous, count = "", 0
+    for count, row in enumerate(
+        ModelTransition.objects.filter(model=model).select_related("version").order_by("sequence")
+        .iterator(chunk_size=1000),
+        start=1,
+    ):
+        problem = ""
+        if row.sequence != count:
+            problem = f"sequence {row.sequence} where {count} was expected (a row is missing)"
+        elif row.previous_sha256 != expected_previous:
+            problem = "previous_sha256 does not match the previous row"
+        else:
+            content = audit.transition_content(
+                model_id=row.model_id, version_id=row.version_id, version=row.version.version,
+                sequence=row.sequence, actor_id=row.actor_id, created_at=row.created_at,
+                from_status=row.from_status, to_status=row.to_status, notes=row.notes,
+                reason=row.reason, traffic_before=row.traffic_before,
+                traffic_after=row.traffic_after, previous_sha256=row.previous_sha256,
+            )
+            if audit.content_sha256(content) != row.row_sha256:
+                problem = "content does not match its row_sha256 (the row was edited)"
+        if problem:
+            return AuditResult(model=model.name, rows=count, broken_row_id=row.pk,
+                               broken_sequence=row.sequence, problem=problem)
+        expected_previous = row.row_sha256
+    return AuditResult(model=model.name, rows=count)
+
+
+def models_for(name: str | None) -> list[MLModel]:
+    return [model_get(name=name)] if name else list(MLModel.objects.order_by("name"))
+
+
+@dataclass(frozen=True)
+class ArtifactCheck:
+    version: MLModelVersion
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def artifacts_verify_model(*, model: MLModel) -> list[ArtifactCheck]:
+    """Check every stored version's manifest and files byte for byte (unpickles nothing)."""
+    checks = []
+    versions = MLModelVersion.objects.filter(model=model, artifacts_deleted_at__isnull=True)
+    for version in versions.select_related("model").order_by("created_at", "pk"):
+        try:
+            artifacts.bundle_verify(manifest=version.artifact_manifest,
+                                    model_sha256=version.model_sha256)
+        except artifacts.ArtifactIntegrityError as exc:
+            checks.append(ArtifactCheck(version=version, error=exc.message))
+        else:
+            checks.append(ArtifactCheck(version=version))
+    return checks

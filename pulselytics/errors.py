@@ -1,0 +1,80 @@
+"""Typed application errors: a stable machine-readable code and an HTTP status.
+
+Services raise these; the API's one exception handler renders them as the SPEC §4
+envelope, management commands turn them into a one-line CommandError, admin actions into
+an error message.
+"""
+
+from typing import Any
+
+
+class ApplicationError(Exception):
+    code = "internal_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details if details is not None else {}
+
+
+class ValidationError(ApplicationError):
+    code = "validation_error"
+    http_status = 422
+
+
+class NotFoundError(ApplicationError):
+    code = "not_found"
+    http_status = 404
+
+
+class ModelNotFoundError(NotFoundError):
+    code = "model_not_found"
+
+
+class VersionNotFoundError(NotFoundError):
+    code = "version_not_found"
+
+
+class PermissionDeniedError(ApplicationError):
+    code = "permission_denied"
+    http_status = 403
+
+
+class FourEyesError(PermissionDeniedError):
+    """The reviewer is the version's creator."""
+
+    code = "four_eyes_violation"
+
+
+class ConflictError(ApplicationError):
+    code = "conflict"
+    http_status = 409
+
+
+class IllegalTransitionError(ConflictError):
+    code = "illegal_transition"
+
+
+class GateFailedError(ConflictError):
+    """A gate failed and no override justification was given."""
+
+    code = "gate_failed"
+
+
+class TrafficLimitError(ConflictError):
+    code = "traffic_exceeded"
+
+
+class RollbackUnavailableError(ConflictError):
+    code = "rollback_unavailable"
+
+
+class ModelIntegrityError(ApplicationError):
+    code = "model_integrity_error"
+    http_status = 503
+
+
+class ModelNotReadyError(ApplicationError):
+    code = "model_not_ready"
+    http_status = 503
