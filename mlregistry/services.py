@@ -8,9 +8,13 @@ and the Celery tasks all come through here.
     staging -> testing (approval withdrawn); any -> archived; archived -> production by rollback
 """
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+import joblib
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -20,6 +24,7 @@ from django.utils import timezone
 from mlregistry import artifacts, audit
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status, Task
 from mlregistry.schema import next_version
+from mlregistry.training import datasets, external, validation
 from pulselytics.errors import (
     FourEyesError,
     GateFailedError,
@@ -206,6 +211,44 @@ def model_version_register(
         _set_state(version, actor=user, reason="validated", notes="validation metrics recorded",
                    now=now, status=Status.TESTING)
     return version
+
+
+def model_version_register_external(
+    *, name: str, task: str, user: AbstractBaseUser, artifact_path: str, data_path: str,
+    target: str, protected: list[str] | None = None, client_id: str = "", description: str = "",
+) -> MLModelVersion:
+    """Register an estimator or Pipeline trained outside the project (saved with joblib).
+
+    Schema, dataset hash, reference profile and validation metrics come from the given
+    data; the gates compare it with the current production version. Lands in `testing`.
+    """
+    _require_permission(user, REGISTER_PERMISSION, "register model versions")
+    dataset = datasets.dataset_load(data_path)
+    try:
+        # The operator's own file: loading it is the point of the command.
+        estimator = joblib.load(artifact_path)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same user error
+        raise ValidationError(f"cannot load {artifact_path} with joblib: {exc}") from exc
+    started = time.monotonic()
+    evaluated = external.external_model_evaluate(
+        estimator=estimator, frame=dataset.frame, target=target, task=task,
+        protected=protected or [],
+    )
+    production = MLModelVersion.objects.filter(model__name=name, status=Status.PRODUCTION).first()
+    gates = validation.gates_evaluate(
+        task=task, metrics=evaluated.metrics,
+        production_metrics=production.metrics if production else None,
+    )
+    return model_version_register(
+        name=name, task=task, user=user, estimator=estimator, feature_schema=evaluated.schema,
+        training_dataset_sha256=dataset.sha256, training_samples=evaluated.samples,
+        training_duration_seconds=round(time.monotonic() - started, 3),
+        hyperparameters={"external": True, "estimator": type(estimator).__name__,
+                         "params": external.estimator_params(estimator)},
+        metrics=evaluated.metrics, reference_profile=evaluated.reference_profile,
+        gate_results=gates, description=description, client_id=client_id,
+        notes=f"registered from {Path(artifact_path).name} and {Path(data_path).name}",
+    )
 
 
 # --- review -------------------------------------------------------------------------------

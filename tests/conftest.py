@@ -1,0 +1,79 @@
+"""Shared fixtures: the people, versions built through the real services, and servers.
+
+PostgreSQL is chosen in pulselytics/settings/test.py (before Django starts); Redis and
+Chromium are session fixtures here. A test that needs a missing server skips with the
+reason; under REQUIRE_SERVICES=1 (CI) every skip is turned into a failure.
+"""
+
+import pytest
+from django.db import connection
+
+from tests import servers
+from tests.factories import UserFactory, register_version
+
+
+def pytest_collection_modifyitems(config, items):
+    if connection.vendor == "postgresql":
+        return
+    reason = "needs PostgreSQL (apt-get install postgresql; see `make ci-deps`)"
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if servers.REQUIRE_SERVICES and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"REQUIRE_SERVICES=1 forbids skips: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def artifact_dir(tmp_path, settings):
+    """Each test stores artifacts in its own folder."""
+    location = tmp_path / "artifacts"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                      "OPTIONS": {"location": str(location)}},
+    }
+    return location
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    try:
+        server = servers.RedisServer()
+    except servers.ServiceUnavailable as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def data_scientist(db):
+    return UserFactory(username="dana", groups=["Data scientists"])
+
+
+@pytest.fixture
+def reviewer(db):
+    return UserFactory(username="rita", groups=["Reviewers"])
+
+
+@pytest.fixture
+def deployer(db):
+    return UserFactory(username="dev", groups=["Deployers"])
+
+
+@pytest.fixture
+def outsider(db):
+    return UserFactory(username="olly")
+
+
+@pytest.fixture
+def testing_version(data_scientist):
+    """A freshly registered version, in `testing`."""
+    return register_version(user=data_scientist)
