@@ -302,8 +302,8 @@ def model_version_reject(*, version: MLModelVersion, user: AbstractBaseUser, not
         model, version = _lock_version(version)
         if version.status not in (Status.TESTING, Status.STAGING):
             raise IllegalTransitionError(
-                f"cannot reject {version}: it is {version.status}; only testing or staging "
-                "versions can be rejected",
+                f"cannot reject {version}: {version.status} -> archived is not allowed "
+                "(only testing or staging versions can be rejected)",
                 details={"from": version.status, "to": Status.ARCHIVED},
             )
         _set_state(version, actor=user, reason="rejected", notes=notes, now=timezone.now(),
@@ -321,7 +321,8 @@ def model_version_withdraw_approval(*, version: MLModelVersion, user: AbstractBa
         model, version = _lock_version(version)
         if version.status != Status.STAGING:
             raise IllegalTransitionError(
-                f"cannot withdraw approval of {version}: it is {version.status}, not staging",
+                f"cannot withdraw approval of {version}: {version.status} -> testing is not "
+                "allowed (only staging versions can go back to testing)",
                 details={"from": version.status, "to": Status.TESTING},
             )
         _set_state(version, actor=user, reason="approval_withdrawn", notes=notes,
@@ -354,8 +355,9 @@ def model_version_deploy(
         model, version = _lock_version(version)
         if version.status != Status.STAGING:
             raise IllegalTransitionError(
-                f"cannot deploy {version}: it is {version.status}; only approved (staging) "
-                "versions can be deployed",
+                f"cannot deploy {version}: {version.status} -> production is not allowed "
+                "(only approved (staging) versions can be deployed; archived ones come back "
+                "through rollback)",
                 details={"from": version.status, "to": Status.PRODUCTION},
             )
         now = timezone.now()
@@ -393,7 +395,11 @@ def model_version_end_test(*, version: MLModelVersion, user: AbstractBaseUser,
     with transaction.atomic():
         model, version = _lock_version(version)
         if version.status != Status.STAGING or not (version.traffic_percentage or version.is_shadow):
-            raise IllegalTransitionError(f"{version} is not in a live test")
+            raise IllegalTransitionError(
+                f"cannot end a test of {version}: {version.status} -> staging is not allowed "
+                "(it is not in a live A/B or shadow test)",
+                details={"from": version.status, "to": Status.STAGING},
+            )
         _set_state(version, actor=user, reason="test_ended", notes=(notes or "").strip(),
                    now=timezone.now(), traffic=0, shadow=False)
         _rebalance_champion(model)
@@ -406,7 +412,11 @@ def model_version_archive(*, version: MLModelVersion, user: AbstractBaseUser, re
     with transaction.atomic():
         model, version = _lock_version(version)
         if version.status == Status.ARCHIVED:
-            raise IllegalTransitionError(f"{version} is already archived")
+            raise IllegalTransitionError(
+                f"cannot archive {version}: archived -> archived is not allowed "
+                "(it is already archived)",
+                details={"from": version.status, "to": Status.ARCHIVED},
+            )
         now = timezone.now()
         was_champion = version.status == Status.PRODUCTION
         if was_champion:

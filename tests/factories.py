@@ -54,3 +54,50 @@ def register_version(
         metrics=metrics or {"r2": 0.9, "mae": 1.0, "rmse": 1.5},
         reference_profile={"features": {}}, gate_results=gate_results,
     )
+
+
+def grant_permissions(user, *codenames: str):
+    """Give `user` mlregistry permissions directly; returns a fresh instance (no perm cache)."""
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="mlregistry", codename__in=codenames)
+    )
+    return type(user).objects.get(pk=user.pk)
+
+
+def register_approved_version(
+    *, user, reviewer, slope: float = 2.0, deployer=None, **kwargs,
+) -> MLModelVersion:
+    """Register (as `user`) and approve (as `reviewer`): a `staging` version.
+
+    `deployer` is accepted (and unused) so one dict of people fits every helper.
+    """
+    version = register_version(user=user, slope=slope, **kwargs)
+    return services.model_version_approve(version=version, user=reviewer, notes="approved in test")
+
+
+def register_deployed_version(
+    *, user, reviewer, deployer, slope: float = 2.0, traffic: int | None = None,
+    shadow: bool = False, **kwargs,
+) -> MLModelVersion:
+    """Register, approve and deploy (plain, as challenger with `traffic`, or as shadow)."""
+    version = register_approved_version(user=user, reviewer=reviewer, slope=slope, **kwargs)
+    return services.model_version_deploy(version=version, user=deployer, traffic=traffic,
+                                         shadow=shadow, notes="deployed in test")
+
+
+def registry_state(model_id: int) -> dict:
+    """Everything a refused service call must leave untouched, read fresh from the database."""
+    from mlregistry.models import ModelTransition
+
+    versions = MLModelVersion.objects.filter(model_id=model_id).order_by("pk").values_list(
+        "pk", "status", "traffic_percentage", "is_shadow", "deployed_at", "deprecated_at",
+        "approved_by_id", "approved_at", "approval_notes", "override_justification",
+        "artifacts_deleted_at",
+    )
+    transitions = ModelTransition.objects.filter(model_id=model_id).order_by("sequence")
+    return {
+        "versions": list(versions),
+        "transitions": list(transitions.values_list("pk", "row_sha256")),
+    }

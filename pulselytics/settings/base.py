@@ -151,6 +151,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(BROKER_FOLDER / "queue"),
         "data_folder_out": str(BROKER_FOLDER / "queue"),
         "processed_folder": str(BROKER_FOLDER / "processed"),
+        "control_folder": str(BROKER_FOLDER / "control"),  # else ./control in the cwd
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
@@ -167,6 +168,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
 ARTIFACT_KEEP_PRIOR_PRODUCTION = 2
 # Unreferenced artifact files younger than this may belong to a registration in flight.
 ARTIFACT_ORPHAN_GRACE_SECONDS = int(os.environ.get("ARTIFACT_ORPHAN_GRACE_SECONDS", "3600"))
+# Validation gate: a candidate worse than production by more than this fails (SPEC §5).
+VALIDATION_GATE_MARGIN = float(os.environ.get("VALIDATION_GATE_MARGIN", "0.02"))
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,21 @@
+from mlregistry import selectors, services
+from pulselytics.commands import ApplicationCommand
+
+
+class Command(ApplicationCommand):
+    help = "Approve a testing version (testing -> staging); the reviewer may not be its creator."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("version")
+        parser.add_argument("--user", required=True)
+        parser.add_argument("--notes", required=True)
+        parser.add_argument("--override-justification", default="",
+                            help="required when a validation or fairness gate failed")
+
+    def run(self, *args, name, version, user, notes, override_justification, **options):
+        approved = services.model_version_approve(
+            version=selectors.model_version_get(name=name, version=version),
+            user=self.user(user), notes=notes, override_justification=override_justification,
+        )
+        self.stdout.write(f"{approved} approved by {user}: {approved.status}")

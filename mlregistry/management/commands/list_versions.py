@@ -1,0 +1,21 @@
+from mlregistry import selectors
+from pulselytics.commands import ApplicationCommand
+
+
+class Command(ApplicationCommand):
+    help = "List a model's versions, newest first."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+
+    def run(self, *args, name, **options):
+        versions = selectors.model_versions_list(name=name)
+        header = f"{'VERSION':<10} {'STATUS':<11} {'TRAFFIC':>7} {'SHADOW':<6} {'CREATED':<20} {'CREATED BY':<14} {'APPROVED BY':<14} SHA256"
+        self.stdout.write(header)
+        for v in versions:
+            self.stdout.write(
+                f"{v.version:<10} {v.status:<11} {v.traffic_percentage:>6}% "
+                f"{'yes' if v.is_shadow else '':<6} {v.created_at:%Y-%m-%d %H:%M:%S} "
+                f"{v.created_by.get_username():<14} "
+                f"{v.approved_by.get_username() if v.approved_by else '':<14} {v.model_sha256[:12]}"
+            )

@@ -1,0 +1,27 @@
+from datetime import UTC
+
+from django.core.management.base import CommandError
+from django.utils.dateparse import parse_datetime
+from django.utils.timezone import is_naive, make_aware
+
+from mlregistry import selectors
+from pulselytics.commands import ApplicationCommand
+
+
+class Command(ApplicationCommand):
+    help = "Which version of NAME was in production at TIMESTAMP (ISO 8601; naive means UTC)?"
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("timestamp")
+
+    def run(self, *args, name, timestamp, **options):
+        at = parse_datetime(timestamp)
+        if at is None:
+            raise CommandError(f"not an ISO 8601 timestamp: {timestamp!r}")
+        if is_naive(at):
+            at = make_aware(at, UTC)
+        version = selectors.model_production_at(name=name, at=at)
+        if version is None:
+            raise CommandError(f"{name} had no production version at {at.isoformat()}")
+        self.stdout.write(f"{version.version} {version.model_sha256}")
