@@ -68,12 +68,12 @@ class AuditResult:
 
     @property
     def ok(self) -> bool:
-        return self.broken_row_id is None
+        return not self.problem
 
 
 def audit_verify_model(*, model: MLModel) -> AuditResult:
     """Walk a model's chain; report the first row whose hash or link does not hold."""
-    expected_previous, count = "", 0
+    expected_previous, count, last_row_of_version = "", 0, {}
     for count, row in enumerate(
         ModelTransition.objects.filter(model=model).select_related("version").order_by("sequence")
         .iterator(chunk_size=1000),
@@ -98,6 +98,18 @@ def audit_verify_model(*, model: MLModel) -> AuditResult:
             return AuditResult(model=model.name, rows=count, broken_row_id=row.pk,
                                broken_sequence=row.sequence, problem=problem)
         expected_previous = row.row_sha256
+        last_row_of_version[row.version_id] = row
+    # A chain cut short at its end still links up; the versions' own states give it away.
+    for version in MLModelVersion.objects.filter(model=model).order_by("pk"):
+        last = last_row_of_version.get(version.pk)
+        if last is None or last.to_status != version.status:
+            return AuditResult(
+                model=model.name, rows=count, broken_row_id=last.pk if last else None,
+                broken_sequence=last.sequence if last else None,
+                problem=f"version {version.version} is {version.status} but its last audit row "
+                        f"says {last.to_status if last else 'nothing'} (rows missing, or the "
+                        "version was changed outside the registry)",
+            )
     return AuditResult(model=model.name, rows=count)
 
 

@@ -451,8 +451,14 @@ def _rollback_target(model: MLModel, to_version: str | None) -> MLModelVersion:
                 f"cannot roll back {model.name} to {to_version}: it is {target.status} and "
                 "only archived versions that were once in production can be restored"
             )
+        if target.artifacts_deleted_at is not None:
+            raise RollbackUnavailableError(
+                f"cannot roll back {model.name} to {to_version}: its artifacts were removed "
+                f"by clean-up on {target.artifacts_deleted_at:%Y-%m-%d}"
+            )
         return target
-    target = candidates.order_by("-deprecated_at", "-pk").first()
+    target = candidates.filter(artifacts_deleted_at__isnull=True).order_by(
+        "-deprecated_at", "-pk").first()
     if target is None:
         raise RollbackUnavailableError(
             f"{model.name} has no previous production version to roll back to"

@@ -101,3 +101,17 @@ def registry_state(model_id: int) -> dict:
         "versions": list(versions),
         "transitions": list(transitions.values_list("pk", "row_sha256")),
     }
+
+
+def ensure_governance_groups() -> None:
+    """Re-create the groups of migration 0002 (a transactional test's flush deletes them)."""
+    import importlib
+
+    from django.contrib.auth.models import Permission
+
+    groups = importlib.import_module("mlregistry.migrations.0002_groups").GROUPS
+    for name, codenames in groups.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.set(Permission.objects.filter(
+            content_type__app_label="mlregistry", codename__in=codenames
+        ))

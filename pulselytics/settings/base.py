@@ -101,6 +101,9 @@ def database_config(url: str) -> dict:
     return config
 
 
+if not os.environ.get("DATABASE_URL"):
+    # The embedded default keeps its SQLite file under var/, made on first use.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": database_config(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'pulselytics.sqlite3'}"

@@ -17,12 +17,13 @@ class Command(ApplicationCommand):
             if result.ok:
                 self.stdout.write(f"{result.model}: OK ({result.rows} rows)")
             else:
-                self.stdout.write(f"{result.model}: BROKEN at row id={result.broken_row_id} "
-                                  f"(sequence {result.broken_sequence}): {result.problem}")
+                self.stdout.write(f"{result.model}: BROKEN {self.describe(result)}")
                 broken.append(result)
         if broken:
-            first = broken[0]
-            raise CommandError(
-                f"audit trail of {first.model} broken at row id={first.broken_row_id} "
-                f"(sequence {first.broken_sequence}): {first.problem}"
-            )
+            raise CommandError(f"audit trail of {broken[0].model} broken {self.describe(broken[0])}")
+
+    @staticmethod
+    def describe(result) -> str:
+        where = (f"at row id={result.broken_row_id} (sequence {result.broken_sequence})"
+                 if result.broken_row_id else "")
+        return f"{where}: {result.problem}"

@@ -1,0 +1,222 @@
+"""`make run`: migrate, seed the demo, then run the web server, a Celery worker and beat.
+
+Run with the project's venv Python from the project root (the Makefile does both). Every
+service starts in its own process group, so one signal reaches it and everything it
+forked (gunicorn workers, Celery's pool). Ctrl-C or SIGTERM stops them all: SIGTERM to each
+service, then SIGKILL to whatever is still alive after RUN_STOP_TIMEOUT seconds (default 10)
+— a second Ctrl-C skips the wait. If one service dies on its own, the others are stopped
+too and the exit status is non-zero.
+
+Environment: PORT (default 8000) and everything pulselytics/settings/base.py reads.
+"""
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+HOST = "127.0.0.1"
+
+
+def log(message: str) -> None:
+    print(f"[run] {message}", flush=True)
+
+
+def broker_folders(settings) -> list[Path]:
+    """Folders kombu's filesystem transport needs to exist before a worker starts."""
+    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        return []
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    keys = ("data_folder_in", "data_folder_out", "processed_folder", "control_folder")
+    return [Path(options[key]) for key in keys if options.get(key)]
+
+
+def prepare_folders() -> None:
+    """Create var/ (SQLite, artifacts, static) and the broker folders the settings name."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pulselytics.settings.base")
+    from django.conf import settings
+
+    folders = [Path(settings.VAR_DIR), *broker_folders(settings)]
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3" and database["NAME"] != ":memory:":
+        folders.append(Path(database["NAME"]).parent)
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
+
+
+def has_command(name: str) -> bool:
+    # `manage.py help NAME` exits non-zero for an unknown command; output is discarded.
+    result = subprocess.run([PYTHON, "manage.py", "help", name], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return result.returncode == 0
+
+
+def _die_with_parent() -> None:
+    # Linux: if this supervisor is killed outright, the service still gets SIGTERM.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        pass
+
+
+class Supervisor:
+    def __init__(self, stop_timeout: float) -> None:
+        self.stop_timeout = stop_timeout
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.stopping = False
+        self.force = False
+
+    def start(self, name: str, command: list[str]) -> None:
+        self.processes[name] = subprocess.Popen(
+            command, cwd=ROOT, start_new_session=True, preexec_fn=_die_with_parent
+        )
+        log(f"started {name} (pid {self.processes[name].pid}): {' '.join(command)}")
+
+    def on_signal(self, signum, frame) -> None:
+        if self.stopping:
+            self.force = True
+            log("second signal: killing everything now")
+            self._signal_all(signal.SIGKILL)
+        else:
+            log(f"{signal.Signals(signum).name} received, stopping")
+            self.stopping = True
+
+    def _signal_all(self, signum: int) -> None:
+        for process in self.processes.values():
+            try:
+                os.killpg(process.pid, signum)
+            except ProcessLookupError:
+                pass  # the whole group is gone
+
+    def _group_alive(self, pgid: int) -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def wait_until_stop(self) -> int:
+        """Block until a signal or a service exiting; returns the exit status to use."""
+        while not self.stopping:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    log(f"{name} exited with status {process.returncode}; stopping the rest")
+                    self.stopping = True
+                    return 1
+            time.sleep(0.2)
+        return 0
+
+    def stop(self) -> None:
+        # SIGTERM to each service's main process, which shuts its own children down in
+        # order (gunicorn's workers, Celery's pool); SIGKILL to every process still in
+        # any of the groups once the timeout is up.
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        while not self.force:
+            for process in self.processes.values():
+                process.poll()  # reap, so a finished leader no longer counts as alive
+            alive = [n for n, p in self.processes.items() if self._group_alive(p.pid)]
+            if not alive:
+                break
+            if time.monotonic() >= deadline:
+                log(f"still running after {self.stop_timeout:g}s: {', '.join(alive)}; SIGKILL")
+                break
+            time.sleep(0.1)
+        self._signal_all(signal.SIGKILL)
+        for process in self.processes.values():
+            process.wait()
+        # Killed grandchildren are reaped by init, not by us: give that a moment.
+        deadline = time.monotonic() + 5
+        while any(self._group_alive(p.pid) for p in self.processes.values()):
+            if time.monotonic() >= deadline:
+                log("some processes are still exiting")
+                return
+            time.sleep(0.05)
+        log("all services stopped")
+
+
+def wait_for_port(port: int, supervisor: Supervisor, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not supervisor.stopping:
+        if supervisor.processes["web"].poll() is not None:
+            return False
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def main() -> int:
+    port = int(os.environ.get("PORT", "8000"))
+    supervisor = Supervisor(stop_timeout=float(os.environ.get("RUN_STOP_TIMEOUT", "10")))
+    signal.signal(signal.SIGINT, supervisor.on_signal)
+    signal.signal(signal.SIGTERM, supervisor.on_signal)
+
+    try:
+        prepare_folders()
+        manage("migrate", "--no-input")
+        # seed_demo (SPEC §2) is idempotent; it is run only when the command exists, so
+        # `make run` works before and after it lands.
+        if has_command("seed_demo"):
+            manage("seed_demo")
+        else:
+            log("no seed_demo command yet: starting without demo data")
+    except subprocess.CalledProcessError as exc:
+        log(f"set-up failed: {' '.join(map(str, exc.cmd))} exited with {exc.returncode}")
+        return 1
+    except Exception as exc:  # settings that refuse to load (e.g. production without keys)
+        log(f"set-up failed: {exc}")
+        return 1
+    if supervisor.stopping:
+        return 130
+
+    # Static files (the admin's CSS and JS) are served by Django's staticfiles handler
+    # wrapped around the WSGI app (scripts/local_wsgi.py), so no collectstatic and no
+    # extra dependency; fine on loopback, not a production set-up (see docs/deploy.md).
+    supervisor.start("web", [
+        str(BIN / "gunicorn"), "local_wsgi:application", "--pythonpath", f"{ROOT},{ROOT / 'scripts'}",
+        "--bind", f"{HOST}:{port}", "--workers", "2", "--graceful-timeout", "5",
+        "--access-logfile", "-", "--no-control-socket",
+    ])
+    supervisor.start("worker", [
+        str(BIN / "celery"), "-A", "pulselytics", "worker", "--loglevel", "INFO",
+        "--concurrency", "2", "--hostname", "pulselytics@%h",
+    ])
+    # Beat reads CELERY_BEAT_SCHEDULER (django_celery_beat's DatabaseScheduler): no
+    # schedule file, and no pid file that a killed run would leave behind.
+    supervisor.start("beat", [str(BIN / "celery"), "-A", "pulselytics", "beat", "--loglevel", "INFO"])
+
+    status = 0
+    if wait_for_port(port, supervisor):
+        url = f"http://{HOST}:{port}/"
+        log(f"Pulselytics is running at {url}")
+        log(f"Admin: {url}admin/")
+        log("Press Ctrl-C to stop the web server, the Celery worker and beat.")
+        status = supervisor.wait_until_stop()
+    elif not supervisor.stopping:
+        log(f"the web server did not start listening on {HOST}:{port}")
+        status = 1
+    supervisor.stop()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

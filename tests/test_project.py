@@ -1,0 +1,207 @@
+"""The project's own set-up: pinned dependencies, settings per environment, embedded
+defaults (SQLite WAL, filesystem broker) and the `make run` supervisor.
+
+Settings are read in a subprocess with a clean environment, because the suite's own
+settings (pulselytics.settings.test) replace the database and the broker.
+"""
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from scripts.run import Supervisor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def direct_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = project["dependencies"] + project["optional-dependencies"]["dev"]
+    return [Requirement(line) for line in lines]
+
+
+def locked_versions() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An environment with none of the suite's settings: default development set-up."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "PULSELYTICS_VAR_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "pulselytics.settings.base",
+    }
+    env.update(extra)
+    return env
+
+
+def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_direct_dependencies_are_pinned_exactly():
+    for requirement in direct_requirements():
+        operators = [spec.operator for spec in requirement.specifier]
+        assert operators == ["=="], f"{requirement} is not pinned with =="
+
+
+def test_direct_dependencies_are_locked_at_their_pinned_version():
+    locked = locked_versions()
+    for requirement in direct_requirements():
+        (pin,) = requirement.specifier
+        assert locked.get(canonicalize_name(requirement.name)) == pin.version, (
+            f"requirements.lock disagrees with pyproject.toml on {requirement.name}; "
+            "run `make lock`"
+        )
+
+
+def test_lock_pins_every_line_exactly():
+    for name, version in locked_versions().items():
+        assert version, f"requirements.lock: {name} has no == pin"
+
+
+def test_installed_dependencies_match_the_lock():
+    locked = locked_versions()
+    for requirement in direct_requirements():
+        installed = metadata.version(requirement.name)
+        assert installed == locked[canonicalize_name(requirement.name)], (
+            f"{requirement.name} {installed} is installed; run `make install` (or `make test`)"
+        )
+
+
+@pytest.mark.parametrize("present", [{}, {"SECRET_KEY": "x" * 60}, {"ALLOWED_HOSTS": "a.example"}])
+def test_production_refuses_to_start_without_secret_key_and_allowed_hosts(tmp_path, present):
+    env = clean_env(tmp_path, PULSELYTICS_ENV="production", **present)
+    result = manage("check", env=env)
+    missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS") if name not in present]
+    assert result.returncode != 0
+    assert f"production needs {', '.join(missing)} in the environment" in result.stderr
+
+
+def test_production_passes_the_deploy_checks(tmp_path):
+    env = clean_env(tmp_path, PULSELYTICS_ENV="production", SECRET_KEY=secrets.token_urlsafe(50),
+                    ALLOWED_HOSTS="pulselytics.example")
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_development_settings_have_debug_off_by_default(tmp_path):
+    result = run_python("""
+        import django
+        django.setup()
+        from django.conf import settings
+        print(settings.DEBUG, settings.SECURE_SSL_REDIRECT)
+    """, clean_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_default_database_is_sqlite_in_wal_mode(tmp_path):
+    result = run_python("""
+        import django
+        django.setup()
+        from django.db import connection
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            print(connection.vendor, cursor.fetchone()[0], connection.settings_dict["NAME"])
+    """, clean_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    vendor, journal_mode, name = result.stdout.split()
+    assert (vendor, journal_mode) == ("sqlite", "wal")
+    assert Path(name) == tmp_path / "pulselytics.sqlite3"
+
+
+def test_default_broker_is_the_filesystem_transport_with_one_queue_folder(tmp_path):
+    result = run_python("""
+        import json
+        import django
+        django.setup()
+        from pulselytics.celery import app
+        print(json.dumps({"transport": app.connection_for_write().transport.driver_type,
+                          "options": app.conf.broker_transport_options}))
+    """, clean_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    options = config["options"]
+    assert config["transport"] == "filesystem"
+    assert options["data_folder_in"] == options["data_folder_out"]
+    for key in ("data_folder_in", "processed_folder", "control_folder"):
+        assert Path(options[key]).is_relative_to(tmp_path), key
+
+
+def test_default_broker_delivers_a_message_to_a_consumer(tmp_path):
+    # The folders are created the way `make run` creates them, then a message goes round.
+    result = run_python("""
+        import django
+        django.setup()
+        from django.conf import settings
+        from pulselytics.celery import app
+        from scripts.run import broker_folders
+        for folder in broker_folders(settings):
+            folder.mkdir(parents=True, exist_ok=True)
+        with app.connection_for_write() as connection:
+            queue = connection.SimpleQueue("project-check")
+            queue.put({"hello": "broker"})
+            message = queue.get(timeout=10)
+            message.ack()
+            print(message.payload["hello"])
+    """, clean_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "broker"
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_run_supervisor_kills_a_service_that_ignores_sigterm_with_its_children():
+    supervisor = Supervisor(stop_timeout=1)
+    # A parent that ignores SIGTERM (like a worker finishing a long task) and its child.
+    supervisor.start("stubborn", ["sh", "-c", "trap '' TERM; sleep 600 & sleep 600; wait"])
+    pgid = supervisor.processes["stubborn"].pid
+    time.sleep(0.3)
+    started = time.monotonic()
+    supervisor.stop()
+    assert 1 <= time.monotonic() - started < 10
+    assert supervisor.processes["stubborn"].returncode == -signal.SIGKILL
+    assert not group_alive(pgid)
+
+
+def test_run_supervisor_stops_a_well_behaved_service_with_sigterm():
+    supervisor = Supervisor(stop_timeout=30)
+    supervisor.start("polite", ["sleep", "600"])
+    time.sleep(0.2)
+    started = time.monotonic()
+    supervisor.stop()
+    assert time.monotonic() - started < 5
+    assert supervisor.processes["polite"].returncode == -signal.SIGTERM
