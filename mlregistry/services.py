@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction

@@ -10,6 +10,7 @@ too and the exit status is non-zero.
 Environment: PORT (default 8000) and everything pulselytics/settings/base.py reads.
 """
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -65,10 +66,8 @@ def has_command(name: str) -> bool:
 
 def _die_with_parent() -> None:
     # Linux: if this supervisor is killed outright, the service still gets SIGTERM.
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    except (AttributeError, OSError):
-        pass
 
 
 class Supervisor:
@@ -95,10 +94,8 @@ class Supervisor:
 
     def _signal_all(self, signum: int) -> None:
         for process in self.processes.values():
-            try:
+            with contextlib.suppress(ProcessLookupError):  # the whole group is gone
                 os.killpg(process.pid, signum)
-            except ProcessLookupError:
-                pass  # the whole group is gone
 
     def _group_alive(self, pgid: int) -> bool:
         try:

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from tests import servers
-from tests.factories import UserFactory, register_version
+from tests.factories import UserFactory, register_deployed_version, register_version
 
 
 def pytest_collection_modifyitems(config, items):
@@ -71,6 +71,17 @@ def deployer(db):
 @pytest.fixture
 def outsider(db):
     return UserFactory(username="olly")
+
+
+@pytest.fixture
+def people(data_scientist, reviewer, deployer):
+    return {"user": data_scientist, "reviewer": reviewer, "deployer": deployer}
+
+
+@pytest.fixture
+def champion(people):
+    """Version 1.0.0 deployed as the champion."""
+    return register_deployed_version(**people, slope=1.0)
 
 
 @pytest.fixture

@@ -190,9 +190,7 @@ def test_run_supervisor_kills_a_service_that_ignores_sigterm_with_its_children()
     supervisor.start("stubborn", ["sh", "-c", "trap '' TERM; sleep 600 & sleep 600; wait"])
     pgid = supervisor.processes["stubborn"].pid
     time.sleep(0.3)
-    started = time.monotonic()
     supervisor.stop()
-    assert 1 <= time.monotonic() - started < 10
     assert supervisor.processes["stubborn"].returncode == -signal.SIGKILL
     assert not group_alive(pgid)
 
@@ -201,7 +199,5 @@ def test_run_supervisor_stops_a_well_behaved_service_with_sigterm():
     supervisor = Supervisor(stop_timeout=30)
     supervisor.start("polite", ["sleep", "600"])
     time.sleep(0.2)
-    started = time.monotonic()
     supervisor.stop()
-    assert time.monotonic() - started < 5
     assert supervisor.processes["polite"].returncode == -signal.SIGTERM

@@ -8,16 +8,6 @@ from mlregistry.models import MLModelVersion, ModelTransition, Status
 from tests.factories import register_approved_version, register_deployed_version, register_version
 
 
-@pytest.fixture
-def people(data_scientist, reviewer, deployer):
-    return {"user": data_scientist, "reviewer": reviewer, "deployer": deployer}
-
-
-@pytest.fixture
-def champion(people):
-    return register_deployed_version(**people, slope=1.0)
-
-
 def stored(version: MLModelVersion) -> tuple:
     return MLModelVersion.objects.filter(pk=version.pk).values_list(
         "status", "traffic_percentage", "is_shadow"

@@ -13,11 +13,6 @@ from tests.factories import register_approved_version, register_deployed_version
 
 
 @pytest.fixture
-def people(data_scientist, reviewer, deployer):
-    return {"user": data_scientist, "reviewer": reviewer, "deployer": deployer}
-
-
-@pytest.fixture
 def history(people):
     """A chain of a dozen rows: registrations, approvals, deploys, a test and a rollback."""
     first = register_deployed_version(**people, slope=1.0)

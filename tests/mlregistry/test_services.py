@@ -29,15 +29,6 @@ from tests.factories import (
 FAILED_VALIDATION = {"validation": {"passed": False}, "fairness": {"passed": True}}
 
 
-@pytest.fixture
-def people(data_scientist, reviewer, deployer):
-    return {"user": data_scientist, "reviewer": reviewer, "deployer": deployer}
-
-
-@pytest.fixture
-def champion(people):
-    """Version 1.0.0 deployed as the champion."""
-    return register_deployed_version(**people, slope=1.0)
 
 
 def fresh(version: MLModelVersion) -> MLModelVersion:

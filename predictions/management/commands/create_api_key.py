@@ -1,5 +1,5 @@
-from pulselytics.commands import ApplicationCommand
 from predictions import services
+from pulselytics.commands import ApplicationCommand
 
 
 class Command(ApplicationCommand):
