@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -201,3 +202,9 @@ def test_run_supervisor_stops_a_well_behaved_service_with_sigterm():
     time.sleep(0.2)
     supervisor.stop()
     assert supervisor.processes["polite"].returncode == -signal.SIGTERM
+
+
+@pytest.mark.django_db
+def test_models_and_migrations_agree():
+    # Exits non-zero (SystemExit) when a model change has no migration.
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)

@@ -1,7 +1,7 @@
 """Database constraints hold even when code bypasses the services (SPEC §3)."""
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from mlregistry.models import MLModelVersion, ModelTransition, Status
@@ -113,3 +113,33 @@ def test_duplicate_transition_sequence_refused(testing_version, data_scientist):
         )
 
     assert ModelTransition.objects.filter(model=testing_version.model).count() == last.sequence
+
+
+def check_deferred_constraints_now() -> None:
+    # The trigger runs at commit; the test's own transaction never commits.
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS mlregistry_traffic_sum IMMEDIATE")
+
+
+@pytest.mark.postgres
+def test_live_traffic_sum_above_100_refused_by_database(people, champion):
+    challenger = register_approved_version(**people, slope=2.0)
+
+    with pytest.raises(IntegrityError, match="exceeds 100%"), transaction.atomic():
+        MLModelVersion.objects.filter(pk=challenger.pk).update(traffic_percentage=30)
+        check_deferred_constraints_now()
+
+    assert stored(challenger) == (Status.STAGING, 0, False)
+    assert stored(champion) == (Status.PRODUCTION, 100, False)
+
+
+@pytest.mark.postgres
+def test_live_traffic_moved_between_versions_in_one_transaction_allowed(people, champion):
+    challenger = register_approved_version(**people, slope=2.0)
+
+    with transaction.atomic():
+        MLModelVersion.objects.filter(pk=challenger.pk).update(traffic_percentage=30)
+        MLModelVersion.objects.filter(pk=champion.pk).update(traffic_percentage=70)
+        check_deferred_constraints_now()
+
+    assert stored(challenger) == (Status.STAGING, 30, False)
