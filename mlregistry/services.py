@@ -174,17 +174,15 @@ def model_version_register(
     fairness_report: dict | None = None, gate_results: dict | None = None,
     description: str = "", client_id: str = "", notes: str = "",
 ) -> MLModelVersion:
-    """Store the bundle, then create the version (training -> testing) in one transaction.
+    """Store the bundle and create the version (training -> testing) in one transaction.
 
-    The artifacts are written first: they are content-addressed, so a failed transaction
-    leaves only unreferenced files, which artifact clean-up removes.
+    The files are written while the model's row is locked, so artifact clean-up (which
+    locks every model) never deletes a shared content-addressed file in between. Files of
+    a transaction that fails stay unreferenced until clean-up removes them.
     """
     _require_permission(user, REGISTER_PERMISSION, "register model versions")
     if task not in Task.values:
         raise ValidationError(f"unknown task {task!r}; one of {', '.join(Task.values)}")
-    manifest, model_sha256 = artifacts.bundle_save(
-        objects={"estimator": estimator}, documents={"reference_profile": reference_profile}
-    )
     with transaction.atomic():
         model, _ = MLModel.objects.get_or_create(
             name=name, defaults={"task": task, "description": description, "client_id": client_id}
@@ -192,6 +190,9 @@ def model_version_register(
         model = _lock_model(model.pk)
         if model.task != task:
             raise ValidationError(f"model {name} is a {model.task} model, not {task}")
+        manifest, model_sha256 = artifacts.bundle_save(
+            objects={"estimator": estimator}, documents={"reference_profile": reference_profile}
+        )
         existing = list(model.versions.values("version", "feature_schema"))
         version = MLModelVersion.objects.create(
             model=model, version=next_version(existing, feature_schema), created_by=user,
@@ -502,6 +503,20 @@ def artifact_cleanup(*, dry_run: bool = False) -> set[str]:
     recent prior production versions of each model, so a rollback always has something to
     restore. Versions whose files go are marked with `artifacts_deleted_at`.
     """
+    with transaction.atomic():
+        # Every model's lock, in a fixed order: no registration writes or reuses a file and
+        # no rollback picks a target while files are chosen and deleted.
+        list(MLModel.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
+        to_delete, retired_pks = _artifact_cleanup_plan()
+        if not dry_run:
+            MLModelVersion.objects.filter(pk__in=retired_pks).update(
+                artifacts_deleted_at=timezone.now()
+            )
+            artifacts.artifact_files_delete(paths=to_delete)
+    return to_delete
+
+
+def _artifact_cleanup_plan() -> tuple[set[str], list[int]]:
     keep_prior = settings.ARTIFACT_KEEP_PRIOR_PRODUCTION
     kept_paths, retired_paths, retired_pks = set(), set(), []
     versions = MLModelVersion.objects.filter(artifacts_deleted_at__isnull=True).only(
@@ -520,15 +535,8 @@ def artifact_cleanup(*, dry_run: bool = False) -> set[str]:
             retired_paths |= paths
             retired_pks.append(version.pk)
     # Files nothing references are orphans of failed registrations; the grace period spares
-    # those of a registration whose transaction has not committed yet.
+    # those of a first registration of a new model, whose row no lock covered yet.
     orphans = artifacts.artifact_files_older_than(
         seconds=settings.ARTIFACT_ORPHAN_GRACE_SECONDS
     ) - kept_paths - retired_paths
-    to_delete = (retired_paths - kept_paths) | orphans
-    if not dry_run:
-        with transaction.atomic():
-            MLModelVersion.objects.filter(pk__in=retired_pks).update(
-                artifacts_deleted_at=timezone.now()
-            )
-        artifacts.artifact_files_delete(paths=to_delete)
-    return to_delete
+    return (retired_paths - kept_paths) | orphans, retired_pks
