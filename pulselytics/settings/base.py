@@ -174,6 +174,19 @@ ARTIFACT_ORPHAN_GRACE_SECONDS = int(os.environ.get("ARTIFACT_ORPHAN_GRACE_SECOND
 # Validation gate: a candidate worse than production by more than this fails (SPEC §5).
 VALIDATION_GATE_MARGIN = float(os.environ.get("VALIDATION_GATE_MARGIN", "0.02"))
 
+# Training recipes (mlregistry.training.recipes): a team adds its own by dotted path.
+PULSELYTICS_RECIPES = [
+    "mlregistry.training.recipes.engagement.EngagementLikes",
+    "mlregistry.training.recipes.engagement.EngagementComments",
+    "mlregistry.training.recipes.lead_conversion.LeadConversion",
+    "mlregistry.training.recipes.engagement_anomaly.EngagementAnomaly",
+]
+# Hooks called around every training run and prediction (timing, logging, metrics).
+PULSELYTICS_LIFECYCLE_HOOKS = [
+    "mlregistry.training.hooks.TimingHook",
+    "mlregistry.training.hooks.LoggingHook",
+]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
