@@ -1,6 +1,13 @@
 from django.contrib import admin
+from django.utils.html import format_html
 
-from mlregistry.models import MLModel, MLModelVersion, ModelTransition
+from mlregistry.models import (
+    MLModel,
+    MLModelVersion,
+    ModelTransition,
+    TrainingDataset,
+    TrainingJob,
+)
 
 
 @admin.register(MLModel)
@@ -48,6 +55,47 @@ class ModelTransitionAdmin(admin.ModelAdmin):
     list_display = ["model", "sequence", "version", "from_status", "to_status", "reason",
                     "actor", "created_at"]
     list_filter = ["model", "to_status", "reason"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(TrainingDataset)
+class TrainingDatasetAdmin(admin.ModelAdmin):
+    list_display = ["model_name", "original_name", "rows", "short_sha256", "uploaded_by", "created_at"]
+    list_filter = ["model_name"]
+    readonly_fields = [field.name for field in TrainingDataset._meta.fields]
+
+    @admin.display(description="SHA256")
+    def short_sha256(self, obj: TrainingDataset) -> str:
+        return obj.sha256[:12]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(TrainingJob)
+class TrainingJobAdmin(admin.ModelAdmin):
+    """Training runs queued for the Celery worker, with their live progress."""
+
+    list_display = ["pk", "recipe", "client_id", "state", "progress_bar", "stage", "version",
+                    "requested_by", "created_at", "finished_at"]
+    list_filter = ["state", "recipe"]
+    readonly_fields = [field.name for field in TrainingJob._meta.fields]
+
+    @admin.display(description="Progress")
+    def progress_bar(self, obj: TrainingJob) -> str:
+        return format_html('<progress value="{}" max="100" title="{}%"></progress> {}%',
+                           obj.progress, obj.progress, obj.progress)
 
     def has_add_permission(self, request) -> bool:
         return False

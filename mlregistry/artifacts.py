@@ -22,7 +22,7 @@ import numpy
 import pandas
 import sklearn
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import storages
 
 from pulselytics.errors import ApplicationError, ModelIntegrityError
@@ -30,6 +30,7 @@ from pulselytics.errors import ApplicationError, ModelIntegrityError
 MANIFEST_FORMAT = 1
 OBJECT_PREFIX = "objects"
 MANIFEST_PREFIX = "manifests"
+DATASET_PREFIX = "datasets"
 
 
 class ArtifactIntegrityError(ModelIntegrityError):
@@ -153,6 +154,26 @@ def bundle_save(*, objects: dict[str, Any], documents: dict[str, Any] | None = N
     if not storage.exists(manifest_name):
         storage.save(manifest_name, ContentFile(canonical_json(manifest)))
     return manifest, digest
+
+
+def dataset_store(*, path: Path, sha256: str, suffix: str) -> str:
+    """Store a training file under its content hash; returns the storage name."""
+    name = f"{DATASET_PREFIX}/{sha256}{suffix}"
+    storage = artifact_storage()
+    if storage.exists(name):
+        return name
+    with open(path, "rb") as handle:
+        return storage.save(name, File(handle))
+
+
+def dataset_read(*, storage_path: str, sha256: str) -> bytes:
+    """A stored training file's bytes, checked against the hash it was registered under."""
+    data = _read(storage_path)
+    if sha256_bytes(data) != sha256:
+        raise ArtifactIntegrityError(
+            f"dataset file {storage_path} does not match its SHA256", details={"path": storage_path}
+        )
+    return data
 
 
 def _read(path: str) -> bytes:

@@ -29,6 +29,11 @@ class MLModel(models.Model):
         max_length=100, blank=True, default="",
         help_text="Set for a per-client model; empty for the global model.",
     )
+    # A per-client model specialises a global one; serving falls back to the global model
+    # for clients without their own production version.
+    global_model = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="client_models"
+    )
     # Schema of the newest version; each version keeps its own copy.
     feature_schema = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -36,6 +41,12 @@ class MLModel(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name = "ML model"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["global_model", "client_id"], condition=Q(global_model__isnull=False),
+                name="one_client_model_per_client",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -59,6 +70,9 @@ class MLModelVersion(models.Model):
     reference_profile = models.JSONField(default=dict, blank=True)
     fairness_report = models.JSONField(default=dict, blank=True)
     gate_results = models.JSONField(default=dict, blank=True)
+    # What training did to the data: rows read, dropped without target, imputed per feature,
+    # train/validation sizes, the detector used.
+    training_report = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)
     deployed_at = models.DateTimeField(null=True, blank=True)
     deprecated_at = models.DateTimeField(null=True, blank=True)
@@ -150,3 +164,65 @@ class ModelTransition(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("ModelTransition rows are immutable")
+
+
+class TrainingDataset(models.Model):
+    """A training file, stored once under the SHA256 of its bytes (SPEC §5)."""
+
+    model_name = models.SlugField(max_length=100, help_text="The recipe or global model it trains.")
+    sha256 = models.CharField(max_length=64)
+    storage_path = models.CharField(max_length=255)
+    format = models.CharField(max_length=16)
+    original_name = models.CharField(max_length=255)
+    rows = models.PositiveIntegerField()
+    columns = models.JSONField(default=list)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model_name", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_name", "sha256"], name="unique_dataset_content"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} {self.sha256[:12]} ({self.rows} rows)"
+
+
+class TrainingJob(models.Model):
+    """One training run, queued for a Celery worker; its progress shows in the admin."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    recipe = models.SlugField(max_length=100)
+    client_id = models.CharField(max_length=100, blank=True, default="")
+    dataset = models.ForeignKey(TrainingDataset, null=True, blank=True, on_delete=models.PROTECT)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    reason = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    stage = models.CharField(max_length=100, blank=True)
+    version = models.ForeignKey(MLModelVersion, null=True, blank=True, on_delete=models.PROTECT)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One training of a model at a time (SPEC §6: retrain lock).
+            models.UniqueConstraint(
+                fields=["recipe", "client_id"], condition=Q(state__in=["queued", "running"]),
+                name="one_active_training_per_model",
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="progress_at_most_100"),
+        ]
+
+    def __str__(self) -> str:
+        target = f"{self.recipe} ({self.client_id})" if self.client_id else self.recipe
+        return f"training {target} #{self.pk}: {self.state}"

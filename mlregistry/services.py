@@ -39,7 +39,7 @@ DEPLOY_PERMISSION = "mlregistry.deploy_mlmodelversion"
 REGISTER_PERMISSION = "mlregistry.add_mlmodelversion"
 
 
-def _require_permission(user: AbstractBaseUser, permission: str, action: str) -> None:
+def require_permission(user: AbstractBaseUser, permission: str, action: str) -> None:
     if not (user.is_active and user.has_perm(permission)):
         raise PermissionDeniedError(
             f"{user.get_username()} may not {action} (needs {permission})",
@@ -172,7 +172,8 @@ def model_version_register(
     training_dataset_sha256: str, training_samples: int, training_duration_seconds: float,
     hyperparameters: dict, metrics: dict, reference_profile: dict,
     fairness_report: dict | None = None, gate_results: dict | None = None,
-    description: str = "", client_id: str = "", notes: str = "",
+    training_report: dict | None = None, description: str = "", client_id: str = "",
+    global_model: MLModel | None = None, notes: str = "",
 ) -> MLModelVersion:
     """Store the bundle and create the version (training -> testing) in one transaction.
 
@@ -180,12 +181,13 @@ def model_version_register(
     locks every model) never deletes a shared content-addressed file in between. Files of
     a transaction that fails stay unreferenced until clean-up removes them.
     """
-    _require_permission(user, REGISTER_PERMISSION, "register model versions")
+    require_permission(user, REGISTER_PERMISSION, "register model versions")
     if task not in Task.values:
         raise ValidationError(f"unknown task {task!r}; one of {', '.join(Task.values)}")
     with transaction.atomic():
         model, _ = MLModel.objects.get_or_create(
-            name=name, defaults={"task": task, "description": description, "client_id": client_id}
+            name=name, defaults={"task": task, "description": description, "client_id": client_id,
+                                 "global_model": global_model}
         )
         model = _lock_model(model.pk)
         if model.task != task:
@@ -201,6 +203,7 @@ def model_version_register(
             training_duration_seconds=training_duration_seconds,
             hyperparameters=hyperparameters, metrics=metrics, reference_profile=reference_profile,
             fairness_report=fairness_report or {}, gate_results=gate_results or {},
+            training_report=training_report or {},
             status=Status.TRAINING,
         )
         model.feature_schema = feature_schema
@@ -220,9 +223,10 @@ def model_version_register_external(
     """Register an estimator or Pipeline trained outside the project (saved with joblib).
 
     Schema, dataset hash, reference profile and validation metrics come from the given
-    data; the gates compare it with the current production version. Lands in `testing`.
+    data; the validation gate compares it with the current production version, the
+    fairness gate audits the protected columns. Lands in `testing`.
     """
-    _require_permission(user, REGISTER_PERMISSION, "register model versions")
+    require_permission(user, REGISTER_PERMISSION, "register model versions")
     dataset = datasets.dataset_load(data_path)
     try:
         # The operator's own file: loading it is the point of the command.
@@ -239,6 +243,7 @@ def model_version_register_external(
         task=task, metrics=evaluated.metrics,
         production_metrics=production.metrics if production else None,
     )
+    gates.update(validation.fairness_gate(evaluated.fairness_report))
     return model_version_register(
         name=name, task=task, user=user, estimator=estimator, feature_schema=evaluated.schema,
         training_dataset_sha256=dataset.sha256, training_samples=evaluated.samples,
@@ -246,6 +251,7 @@ def model_version_register_external(
         hyperparameters={"external": True, "estimator": type(estimator).__name__,
                          "params": external.estimator_params(estimator)},
         metrics=evaluated.metrics, reference_profile=evaluated.reference_profile,
+        fairness_report=evaluated.fairness_report,
         gate_results=gates, description=description, client_id=client_id,
         notes=f"registered from {Path(artifact_path).name} and {Path(data_path).name}",
     )
@@ -264,7 +270,7 @@ def model_version_approve(
     override_justification: str = "",
 ) -> MLModelVersion:
     """testing -> staging, by a reviewer who is not the creator."""
-    _require_permission(user, APPROVE_PERMISSION, "approve model versions")
+    require_permission(user, APPROVE_PERMISSION, "approve model versions")
     notes = _require_text(notes, "approval notes")
     with transaction.atomic():
         _, version = _lock_version(version)
@@ -296,7 +302,7 @@ def model_version_approve(
 
 def model_version_reject(*, version: MLModelVersion, user: AbstractBaseUser, notes: str) -> MLModelVersion:
     """A rejected candidate is archived with the reviewer's notes."""
-    _require_permission(user, APPROVE_PERMISSION, "reject model versions")
+    require_permission(user, APPROVE_PERMISSION, "reject model versions")
     notes = _require_text(notes, "rejection notes")
     with transaction.atomic():
         model, version = _lock_version(version)
@@ -315,7 +321,7 @@ def model_version_reject(*, version: MLModelVersion, user: AbstractBaseUser, not
 def model_version_withdraw_approval(*, version: MLModelVersion, user: AbstractBaseUser,
                                     notes: str) -> MLModelVersion:
     """staging -> testing; a live test of the version ends with it."""
-    _require_permission(user, APPROVE_PERMISSION, "withdraw approvals")
+    require_permission(user, APPROVE_PERMISSION, "withdraw approvals")
     notes = _require_text(notes, "notes")
     with transaction.atomic():
         model, version = _lock_version(version)
@@ -345,7 +351,7 @@ def model_version_deploy(
     live tests end. `traffic=P`: it becomes a challenger with P% beside the champion.
     `shadow=True`: it receives copies of requests and no traffic.
     """
-    _require_permission(user, DEPLOY_PERMISSION, "deploy model versions")
+    require_permission(user, DEPLOY_PERMISSION, "deploy model versions")
     if traffic is not None and shadow:
         raise ValidationError("a version is either a challenger (traffic) or a shadow, not both")
     if traffic is not None and not 1 <= traffic <= 99:
@@ -391,7 +397,7 @@ def model_version_deploy(
 def model_version_end_test(*, version: MLModelVersion, user: AbstractBaseUser,
                            notes: str = "") -> MLModelVersion:
     """Stop an A/B or shadow test: the version stays approved, its traffic returns."""
-    _require_permission(user, DEPLOY_PERMISSION, "end tests")
+    require_permission(user, DEPLOY_PERMISSION, "end tests")
     with transaction.atomic():
         model, version = _lock_version(version)
         if version.status != Status.STAGING or not (version.traffic_percentage or version.is_shadow):
@@ -407,7 +413,7 @@ def model_version_end_test(*, version: MLModelVersion, user: AbstractBaseUser,
 
 
 def model_version_archive(*, version: MLModelVersion, user: AbstractBaseUser, reason: str) -> MLModelVersion:
-    _require_permission(user, DEPLOY_PERMISSION, "archive model versions")
+    require_permission(user, DEPLOY_PERMISSION, "archive model versions")
     reason = _require_text(reason, "reason")
     with transaction.atomic():
         model, version = _lock_version(version)
@@ -475,7 +481,7 @@ def model_rollback(
     The target's artifacts are verified first: a rollback never restores a version that
     could not be served.
     """
-    _require_permission(user, DEPLOY_PERMISSION, "roll back models")
+    require_permission(user, DEPLOY_PERMISSION, "roll back models")
     reason = _require_text(reason, "reason")
     with transaction.atomic():
         model = _lock_model(model.pk)

@@ -23,6 +23,12 @@ class ValidationError(ApplicationError):
     http_status = 422
 
 
+class InsufficientDataError(ValidationError):
+    """Too few rows to train (SPEC §5 minimum sample counts)."""
+
+    code = "insufficient_data"
+
+
 class NotFoundError(ApplicationError):
     code = "not_found"
     http_status = 404

@@ -110,8 +110,11 @@ def ensure_governance_groups() -> None:
     from django.contrib.auth.models import Permission
 
     groups = importlib.import_module("mlregistry.migrations.0002_groups").GROUPS
+    training = importlib.import_module("mlregistry.migrations.0005_training_permissions")
+    extra = {"Data scientists": training.DATA_SCIENTIST_EXTRA,
+             "Reviewers": training.VIEW_FOR_ALL, "Deployers": training.VIEW_FOR_ALL}
     for name, codenames in groups.items():
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set(Permission.objects.filter(
-            content_type__app_label="mlregistry", codename__in=codenames
+            content_type__app_label="mlregistry", codename__in=[*codenames, *extra[name]]
         ))

@@ -1,7 +1,7 @@
 """Training datasets are files (CSV or Parquet), identified by the SHA256 of their bytes.
 
-Pure: reads a local file, touches neither the database nor the artifact store. The file is
-read once; the hash and the frame come from the same bytes.
+No database access. A file is read once; the hash and the frame come from the same bytes.
+Registered datasets live in the artifact store (mlregistry.training.services).
 """
 
 import hashlib
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas
 
+from mlregistry import artifacts
 from pulselytics.errors import ValidationError
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -26,6 +27,22 @@ class Dataset:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _parse(data: bytes, fmt: str, name: str) -> pandas.DataFrame:
+    try:
+        if fmt == "csv":
+            return pandas.read_csv(io.BytesIO(data))
+        return pandas.read_parquet(io.BytesIO(data))
+    except (OSError, ValueError) as exc:  # parser, encoding and Arrow errors are ValueErrors
+        raise ValidationError(f"cannot read dataset {name} as {fmt}: {_one_line(exc)}",
+                              details={"path": name}) from exc
+
+
+def dataset_load_stored(*, storage_path: str, sha256: str, format: str) -> pandas.DataFrame:
+    """A registered dataset from the artifact store, verified against its hash."""
+    return _parse(artifacts.dataset_read(storage_path=storage_path, sha256=sha256), format,
+                  storage_path)
 
 
 def dataset_load(path: str | Path) -> Dataset:
@@ -44,12 +61,5 @@ def dataset_load(path: str | Path) -> Dataset:
         reason = "no such file" if isinstance(exc, FileNotFoundError) else _one_line(exc)
         raise ValidationError(f"cannot read dataset {path}: {reason}",
                               details={"path": str(path)}) from exc
-    try:
-        if fmt == "csv":
-            frame = pandas.read_csv(io.BytesIO(data))
-        else:
-            frame = pandas.read_parquet(io.BytesIO(data))
-    except (OSError, ValueError) as exc:  # parser, encoding and Arrow errors are ValueErrors
-        raise ValidationError(f"cannot read dataset {path} as {fmt}: {_one_line(exc)}",
-                              details={"path": str(path)}) from exc
+    frame = _parse(data, fmt, str(path))
     return Dataset(frame=frame, sha256=hashlib.sha256(data).hexdigest(), path=str(path), format=fmt)

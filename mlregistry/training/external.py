@@ -12,12 +12,16 @@ profile and the number of labelled rows.
   labelled rows the metrics were computed on. The reference profile covers every row of
   the data (SPEC §6: "for register_model, every row of the given file"), with or without
   a target, profiled with the fixed seed `PROFILE_SEED`.
+- The fairness report (`fairness.fairness_report`) covers the labelled rows, like the
+  metrics: groups from the protected columns of the data (inputs of the model or not),
+  the model's `predict` output, and for a binary classifier `classes_[1]` as the positive
+  class. Without protected columns it has no attributes.
 - Anything that makes the estimator unfit for the task or the data raises
   `ValidationError` with a one-line message, before anything is stored.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy
@@ -27,8 +31,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from mlregistry.schema import schema_from_frame
+from mlregistry.training import fairness
 from mlregistry.training import metrics as task_metrics
-from mlregistry.training.profile import CATEGORICAL, NUMERIC, reference_profile_build
+from mlregistry.training.profile import reference_profile_build
 from pulselytics.errors import ValidationError
 
 PROFILE_SEED = 0
@@ -40,6 +45,7 @@ class EvaluatedModel:
     metrics: dict
     reference_profile: dict
     samples: int
+    fairness_report: dict = field(default_factory=dict)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -122,18 +128,13 @@ def _check_labels(estimator: Any, task: str, target: pandas.Series) -> None:
 
 def _outputs(estimator: Any, task: str, features: Any) -> tuple[numpy.ndarray, str]:
     """The model's output as SPEC §6 profiles it, and its kind."""
-    if task == task_metrics.BINARY:
-        return numpy.asarray(estimator.predict_proba(features))[:, 1].astype(float), NUMERIC
-    if task == task_metrics.MULTICLASS:
-        return numpy.asarray(estimator.predict(features)), CATEGORICAL
     if task == task_metrics.ANOMALY:
         labels = set(numpy.unique(estimator.predict(features)).tolist())
         if not labels <= {-1, 1}:
             raise ValidationError(
                 f"an outlier detector predicts -1 or 1; {type(estimator).__name__} predicted "
                 f"{sorted(labels, key=str)[:5]}")
-        return task_metrics.anomaly_scores(estimator=estimator, features=features), NUMERIC
-    return numpy.asarray(estimator.predict(features), dtype=float), NUMERIC
+    return task_metrics.model_outputs(task=task, estimator=estimator, features=features)
 
 
 def external_model_evaluate(
@@ -168,6 +169,12 @@ def external_model_evaluate(
         outputs, output_kind = _outputs(estimator, task, features)
         metrics = task_metrics.metrics_evaluate(
             task=task, estimator=estimator, features=features[labelled], target=labels)
+        audit = fairness.fairness_report(
+            task=task,
+            protected={column: frame.loc[labelled, column].to_numpy() for column in protected},
+            y_true=labels.to_numpy(), y_pred=numpy.asarray(estimator.predict(features[labelled])),
+            positive_label=estimator.classes_[1] if task == task_metrics.BINARY else None,
+        )
     except ValidationError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever the estimator raises, the data does not fit
@@ -176,7 +183,7 @@ def external_model_evaluate(
     profile = reference_profile_build(frame=frame, schema=schema, outputs=outputs,
                                       seed=PROFILE_SEED, output_kind=output_kind)
     return EvaluatedModel(schema=schema, metrics=metrics, reference_profile=profile,
-                          samples=int(labelled.sum()))
+                          samples=int(labelled.sum()), fairness_report=audit)
 
 
 def _json_safe(value: Any) -> Any:

@@ -28,6 +28,7 @@ import numpy
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
+from mlregistry.training.profile import CATEGORICAL, NUMERIC
 from pulselytics.errors import ValidationError
 
 REGRESSION = "regression"
@@ -139,3 +140,18 @@ def metrics_evaluate(*, task: str, estimator: Any, features: Any, target: Any) -
     if task == ANOMALY:
         return _anomaly(estimator, features)
     raise ValidationError(f"unknown task {task!r}; one of {', '.join(PRIMARY_METRIC)}")
+
+
+def model_outputs(*, task: str, estimator: Any, features: Any) -> tuple[numpy.ndarray, str]:
+    """The model's output as drift monitoring profiles it (SPEC §6), and its kind.
+
+    Regression: the value; binary: the positive-class probability; multiclass: the
+    predicted class (categorical); anomaly detection: the anomaly score.
+    """
+    if task == BINARY:
+        return numpy.asarray(estimator.predict_proba(features))[:, 1].astype(float), NUMERIC
+    if task == MULTICLASS:
+        return numpy.asarray(estimator.predict(features)), CATEGORICAL
+    if task == ANOMALY:
+        return anomaly_scores(estimator=estimator, features=features), NUMERIC
+    return numpy.asarray(estimator.predict(features), dtype=float), NUMERIC

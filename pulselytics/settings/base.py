@@ -173,6 +173,15 @@ ARTIFACT_KEEP_PRIOR_PRODUCTION = 2
 ARTIFACT_ORPHAN_GRACE_SECONDS = int(os.environ.get("ARTIFACT_ORPHAN_GRACE_SECONDS", "3600"))
 # Validation gate: a candidate worse than production by more than this fails (SPEC §5).
 VALIDATION_GATE_MARGIN = float(os.environ.get("VALIDATION_GATE_MARGIN", "0.02"))
+# Fairness gate (SPEC §6): every protected attribute's parity ratio must reach this.
+FAIRNESS_GATE_MIN_RATIO = float(os.environ.get("FAIRNESS_GATE_MIN_RATIO", "0.8"))
+# Groups with fewer rows are reported but left out of the parity figures and the gate.
+FAIRNESS_MIN_GROUP_SIZE = int(os.environ.get("FAIRNESS_MIN_GROUP_SIZE", "20"))
+
+# Seed of every training run unless one is given (SPEC §5: deterministic).
+TRAINING_SEED = int(os.environ.get("TRAINING_SEED", "42"))
+# The account scheduled work (retraining) acts as.
+SYSTEM_USERNAME = "pulselytics-system"
 
 # Training recipes (mlregistry.training.recipes): a team adds its own by dotted path.
 PULSELYTICS_RECIPES = [

@@ -4,10 +4,12 @@ from io import StringIO
 
 import joblib
 import numpy
+import pandas
 import pytest
 from django.core.management import CommandError, call_command
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from mlregistry import artifacts, services
@@ -198,3 +200,104 @@ def test_register_model_refuses_a_user_without_register_permission(
         register(breast_cancer, user="olly")
 
     assert registry_is_empty(artifact_dir)
+
+
+# --- fairness -----------------------------------------------------------------------------
+
+
+def test_register_model_with_protected_column_stores_fairness_report_and_gate(
+    breast_cancer, data_scientist, tmp_path,
+):
+    frame = breast_cancer["frame"].copy()
+    frame["site"] = numpy.where(numpy.arange(len(frame)) % 2 == 0, "north", "south")  # not an input
+    data = tmp_path / "with-site.csv"
+    frame.to_csv(data, index=False)
+
+    register(breast_cancer, data=data, extra=["--protected", "site"])
+
+    version = MLModelVersion.objects.get(model__name="cancer-risk")
+    predicted = breast_cancer["estimator"].predict(breast_cancer["features"])
+    north = frame["site"] == "north"
+    groups = version.fairness_report["attributes"]["site"]["groups"]
+    assert groups["north"]["n"] == int(north.sum())
+    assert groups["north"]["selection_rate"] == pytest.approx(predicted[north].mean())
+    assert groups["south"]["selection_rate"] == pytest.approx(predicted[~north].mean())
+    assert version.fairness_report["positive_label"] == 1
+    gate = version.gate_results["fairness"]
+    assert gate["passed"] is True
+    assert gate["attributes"]["site"]["ratio"] == pytest.approx(
+        version.fairness_report["attributes"]["site"]["demographic_parity_ratio"])
+
+
+def test_register_model_without_protected_columns_records_a_passing_fairness_gate(
+    breast_cancer, data_scientist,
+):
+    register(breast_cancer)
+
+    version = MLModelVersion.objects.get(model__name="cancer-risk")
+    assert version.fairness_report["attributes"] == {}
+    assert version.gate_results["fairness"]["passed"] is True
+    assert version.gate_results["fairness"]["reason"] == "no protected attributes"
+
+
+@pytest.fixture
+def biased_model(tmp_path):
+    """A lead scorer whose positive predictions follow the protected `group` almost entirely."""
+    rng = numpy.random.default_rng(0)
+    group = numpy.repeat([0, 1], 200)
+    activity = rng.normal(size=400)
+    converted = ((group == 1) & (activity > -1.0)).astype(int)
+    frame = pandas.DataFrame({"group": group, "activity": activity, "converted": converted})
+    estimator = LogisticRegression().fit(frame[["group", "activity"]], frame["converted"])
+    data, artifact = tmp_path / "leads.csv", tmp_path / "biased.joblib"
+    frame.to_csv(data, index=False)
+    joblib.dump(estimator, artifact)
+    return {"data": data, "artifact": artifact}
+
+
+def register_biased(biased_model) -> str:
+    lines = register({}, name="lead-score", artifact=biased_model["artifact"],
+                     data=biased_model["data"], target="converted",
+                     extra=["--protected", "group"])
+    return lines[-1]
+
+
+def test_register_model_records_a_failed_fairness_gate_for_a_biased_model(
+    biased_model, data_scientist,
+):
+    version_string = register_biased(biased_model)
+
+    version = MLModelVersion.objects.get(model__name="lead-score", version=version_string)
+    attribute = version.fairness_report["attributes"]["group"]
+    assert attribute["groups"]["0"]["selection_rate"] < 0.1
+    assert attribute["demographic_parity_ratio"] < 0.8
+    assert version.gate_results["validation"]["passed"] is True
+    assert version.gate_results["fairness"]["passed"] is False
+    assert services.failed_gates(version) == ["fairness"]
+
+
+def test_approve_of_a_version_failing_the_fairness_gate_needs_a_justification(
+    biased_model, data_scientist, reviewer,
+):
+    version_string = register_biased(biased_model)
+
+    with pytest.raises(CommandError, match="^gate_failed: .*fairness"):
+        call_command("approve", "lead-score", version_string, "--user", "rita",
+                     "--notes", "looks fine", stdout=StringIO())
+
+    version = MLModelVersion.objects.get(model__name="lead-score", version=version_string)
+    assert version.status == Status.TESTING
+
+
+def test_approve_with_a_justification_overrides_the_failed_fairness_gate(
+    biased_model, data_scientist, reviewer,
+):
+    version_string = register_biased(biased_model)
+
+    call_command("approve", "lead-score", version_string, "--user", "rita", "--notes",
+                 "reviewed", "--override-justification", "group is a sales region, by design",
+                 stdout=StringIO())
+
+    version = MLModelVersion.objects.get(model__name="lead-score", version=version_string)
+    assert version.status == Status.STAGING
+    assert version.override_justification == "group is a sales region, by design"

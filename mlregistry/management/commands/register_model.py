@@ -28,11 +28,11 @@ class Command(ApplicationCommand):
             name=name, task=task, user=self.user(user), artifact_path=artifact, data_path=data,
             target=target, protected=protected, client_id=client, description=description,
         )
-        gate = version.gate_results.get("validation", {})
         self.stdout.write(
             f"registered {version.model.name} {version.version} ({version.status}) "
             f"model_sha256={version.model_sha256}"
         )
-        self.stdout.write(f"validation gate: {'passed' if gate.get('passed') else 'FAILED'} "
-                          f"({gate.get('reason', 'not evaluated')})")
+        for name, gate in sorted(version.gate_results.items()):
+            self.stdout.write(f"{name} gate: {'passed' if gate.get('passed') else 'FAILED'} "
+                              f"({gate.get('reason', '')})")
         self.stdout.write(version.version)

@@ -76,10 +76,13 @@ class Recipe(LifecycleHooks, ABC):
 
     name: ClassVar[str]
     task: ClassVar[str]
-    target: ClassVar[str]
+    target: ClassVar[str | None]  # None for anomaly detection (no labels)
     features: ClassVar[tuple[Feature, ...]]
     description: ClassVar[str] = ""
     min_samples: ClassVar[int] = 50
+    # Below min_samples a global model may still be trained if the recipe has a fallback
+    # for small data (build_estimator gets n_samples and chooses); per-client never.
+    fallback_below_minimum: ClassVar[bool] = False
     # Column that names the client a row belongs to (per-client training filters on it).
     client_column: ClassVar[str] = "client_id"
     validation_fraction: ClassVar[float] = 0.2

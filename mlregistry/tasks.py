@@ -1,0 +1,11 @@
+"""Celery tasks: thin shells that take ids and call a service."""
+
+from celery import shared_task
+
+from mlregistry.training import services as training_services
+
+
+@shared_task(acks_late=True)
+def training_job_run_task(job_id: int) -> str:
+    # Idempotent: a redelivered message finds the job no longer queued and does nothing.
+    return training_services.training_job_run(job_id=job_id).state

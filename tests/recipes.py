@@ -1,0 +1,49 @@
+"""Small recipes for testing the training platform apart from the built-in ones."""
+
+from typing import Any
+
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from mlregistry.training.recipes.base import Feature, LifecycleHooks, Recipe, TrainingContext
+
+
+class TinyLikes(Recipe):
+    """likes ~ 3 * followers + 10 * has_link + platform effect: a linear model learns it."""
+
+    name = "tiny-likes"
+    task = "regression"
+    target = "likes"
+    description = "test recipe"
+    features = (
+        Feature("followers", "float", minimum=0),
+        Feature("has_link", "bool"),
+        Feature("platform", "category", categories=("instagram", "tiktok")),
+        Feature("region", "category", categories=("north", "south"), protected=True, input=False),
+    )
+    min_samples = 20
+
+    def build_estimator(self, *, seed: int, n_samples: int) -> Any:
+        prep = ColumnTransformer([
+            ("num", SimpleImputer(strategy="median"), ["followers", "has_link"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["platform"]),
+        ])
+        return Pipeline([("prep", prep), ("model", LinearRegression())])
+
+    def hyperparameters(self, estimator: Any) -> dict:
+        return {"model": "LinearRegression"}
+
+
+class RecordingHook(LifecycleHooks):
+    """A team's own hook, added through settings: records what it saw."""
+
+    calls: list[tuple[str, str]] = []
+
+    def before_train(self, context: TrainingContext) -> None:
+        RecordingHook.calls.append(("before_train", context.model_name))
+
+    def after_train(self, context: TrainingContext, estimator: Any) -> None:
+        RecordingHook.calls.append(("after_train", type(estimator).__name__))
