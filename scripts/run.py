@@ -53,15 +53,11 @@ def prepare_folders() -> None:
         folder.mkdir(parents=True, exist_ok=True)
 
 
-def manage(*args: str) -> None:
-    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
-
-
-def has_command(name: str) -> bool:
-    # `manage.py help NAME` exits non-zero for an unknown command; output is discarded.
-    result = subprocess.run([PYTHON, "manage.py", "help", name], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return result.returncode == 0
+def manage(*args: str) -> str:
+    """Run a management command; its stdout is returned (stderr, e.g. progress, passes)."""
+    result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True,
+                            stdout=subprocess.PIPE, text=True)
+    return result.stdout
 
 
 def _die_with_parent() -> None:
@@ -170,12 +166,8 @@ def main() -> int:
     try:
         prepare_folders()
         manage("migrate", "--no-input")
-        # seed_demo (SPEC §2) is idempotent; it is run only when the command exists, so
-        # `make run` works before and after it lands.
-        if has_command("seed_demo"):
-            manage("seed_demo")
-        else:
-            log("no seed_demo command yet: starting without demo data")
+        log("seeding the demo (trains every recipe on the first run; later runs change nothing)")
+        demo_summary = manage("seed_demo")
     except subprocess.CalledProcessError as exc:
         log(f"set-up failed: {' '.join(map(str, exc.cmd))} exited with {exc.returncode}")
         return 1
@@ -206,6 +198,9 @@ def main() -> int:
         url = f"http://{HOST}:{port}/"
         log(f"Pulselytics is running at {url}")
         log(f"Admin: {url}admin/")
+        for line in demo_summary.splitlines():
+            if not line.startswith(("deployed ", "already live")):
+                log(line)
         log("Press Ctrl-C to stop the web server, the Celery worker and beat.")
         status = supervisor.wait_until_stop()
     elif not supervisor.stopping:
