@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
+from mlregistry import selectors
 from mlregistry.models import (
     MLModel,
     MLModelVersion,
@@ -34,11 +35,16 @@ class ModelTransitionInline(admin.TabularInline):
 class MLModelVersionAdmin(admin.ModelAdmin):
     """Read-only here: every state change goes through mlregistry.services."""
 
-    list_display = ["model", "version", "status", "traffic_percentage", "is_shadow",
+    list_display = ["model", "version", "status", "traffic_percentage", "is_shadow", "gates",
                     "created_by", "approved_by", "created_at"]
     list_filter = ["status", "model", "model__client_id"]
     search_fields = ["model__name", "version", "model_sha256"]
     inlines = [ModelTransitionInline]
+
+    @admin.display(description="Gates")
+    def gates(self, obj: MLModelVersion) -> str:
+        failed = selectors.failed_gates(obj)
+        return f"FAILED: {', '.join(failed)}" if failed else "passed"
 
     def has_add_permission(self, request) -> bool:
         return False

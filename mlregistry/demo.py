@@ -18,7 +18,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from rest_framework_api_key.models import APIKey
 
-from mlregistry import services
+from mlregistry import selectors, services
 from mlregistry.models import MLModelVersion, Status
 from mlregistry.training import demo_data
 from mlregistry.training import services as training_services
@@ -97,7 +97,7 @@ def _demo_api_key(key_file: Path) -> str:
 
 
 def _put_live(model_name: str, candidate: MLModelVersion, reviewer) -> None:
-    failed = services.failed_gates(candidate)
+    failed = selectors.failed_gates(candidate)
     justification = ("demo data: the gate result is shown in the admin for illustration"
                      if failed else "")
     services.model_version_approve(version=candidate, user=reviewer,

@@ -36,6 +36,12 @@ def model_versions_list(*, name: str) -> QuerySet[MLModelVersion]:
     ).order_by("-created_at", "-pk")
 
 
+def failed_gates(version: MLModelVersion) -> list[str]:
+    """Names of the version's gates that did not pass (validation, fairness)."""
+    return sorted(name for name, gate in (version.gate_results or {}).items()
+                  if not gate.get("passed", False))
+
+
 def model_production_version(*, model: MLModel) -> MLModelVersion | None:
     return MLModelVersion.objects.filter(model=model, status=Status.PRODUCTION).first()
 

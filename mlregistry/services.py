@@ -20,7 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from mlregistry import artifacts, audit
+from mlregistry import artifacts, audit, selectors
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status, Task
 from mlregistry.schema import next_version
 from mlregistry.training import datasets, external, validation
@@ -260,11 +260,6 @@ def model_version_register_external(
 # --- review -------------------------------------------------------------------------------
 
 
-def failed_gates(version: MLModelVersion) -> list[str]:
-    return sorted(name for name, gate in (version.gate_results or {}).items()
-                  if not gate.get("passed", False))
-
-
 def model_version_approve(
     *, version: MLModelVersion, user: AbstractBaseUser, notes: str,
     override_justification: str = "",
@@ -284,7 +279,7 @@ def model_version_approve(
                 "(only testing versions can be approved)",
                 details={"from": version.status, "to": Status.STAGING},
             )
-        failed = failed_gates(version)
+        failed = selectors.failed_gates(version)
         justification = (override_justification or "").strip()
         if failed and not justification:
             raise GateFailedError(

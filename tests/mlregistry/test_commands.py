@@ -227,3 +227,10 @@ def test_manage_py_failure_exits_non_zero_with_one_line(data_scientist):
         "(needs mlregistry.approve_mlmodelversion)"
     ]
     assert MLModelVersion.objects.get().status == Status.TESTING
+
+
+def test_list_versions_shows_failed_gates(data_scientist):
+    register_version(user=data_scientist, gate_results={"validation": {"passed": True},
+                                                        "fairness": {"passed": False}})
+
+    assert run("list_versions", "engagement-likes").splitlines()[1].endswith("FAILED fairness")

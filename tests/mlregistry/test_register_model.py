@@ -12,7 +12,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from mlregistry import artifacts, services
+from mlregistry import artifacts, selectors, services
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
 from mlregistry.schema import input_feature_names
 from mlregistry.training.profile import DECILES
@@ -273,7 +273,7 @@ def test_register_model_records_a_failed_fairness_gate_for_a_biased_model(
     assert attribute["demographic_parity_ratio"] < 0.8
     assert version.gate_results["validation"]["passed"] is True
     assert version.gate_results["fairness"]["passed"] is False
-    assert services.failed_gates(version) == ["fairness"]
+    assert selectors.failed_gates(version) == ["fairness"]
 
 
 def test_approve_of_a_version_failing_the_fairness_gate_needs_a_justification(

@@ -10,12 +10,16 @@ class Command(ApplicationCommand):
 
     def run(self, *args, name, **options):
         versions = selectors.model_versions_list(name=name)
-        header = f"{'VERSION':<10} {'STATUS':<11} {'TRAFFIC':>7} {'SHADOW':<6} {'CREATED':<20} {'CREATED BY':<14} {'APPROVED BY':<14} SHA256"
-        self.stdout.write(header)
+        self.stdout.write(
+            f"{'VERSION':<10} {'STATUS':<11} {'TRAFFIC':>7} {'SHADOW':<6} {'CREATED':<20} "
+            f"{'CREATED BY':<14} {'APPROVED BY':<14} {'SHA256':<12} GATES"
+        )
         for v in versions:
+            failed = selectors.failed_gates(v)
             self.stdout.write(
                 f"{v.version:<10} {v.status:<11} {v.traffic_percentage:>6}% "
                 f"{'yes' if v.is_shadow else '':<6} {v.created_at:%Y-%m-%d %H:%M:%S} "
                 f"{v.created_by.get_username():<14} "
-                f"{v.approved_by.get_username() if v.approved_by else '':<14} {v.model_sha256[:12]}"
+                f"{v.approved_by.get_username() if v.approved_by else '':<14} "
+                f"{v.model_sha256[:12]} {'FAILED ' + ','.join(failed) if failed else 'passed'}"
             )

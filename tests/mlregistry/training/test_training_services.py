@@ -171,3 +171,30 @@ def test_training_job_run_twice_does_nothing_the_second_time(tiny_recipe, tiny_c
 
     assert again.state == TrainingJob.State.SUCCEEDED
     assert MLModelVersion.objects.count() == 1
+
+
+def test_train_model_shows_progress_on_stderr(tiny_recipe, tiny_csv, data_scientist):
+    err = StringIO()
+
+    call_command("train_model", "tiny-likes", "--data", str(tiny_csv), "--user", "dana",
+                 stdout=StringIO(), stderr=err)
+
+    assert "tiny-likes: 100%" in err.getvalue()
+    assert "registering" in err.getvalue()
+
+
+def test_imputed_and_dropped_rows_are_counted_on_the_version(tiny_recipe, tmp_path,
+                                                             data_scientist):
+    frame = tiny_frame()
+    frame.loc[:2, "followers"] = float("inf")
+    frame.loc[3:4, "followers"] = None
+    frame.loc[5:10, "likes"] = None
+    path = tmp_path / "dirty.csv"
+    frame.to_csv(path, index=False)
+
+    train("tiny-likes", "--data", str(path), "--user", "dana")
+
+    report = MLModelVersion.objects.get().training_report
+    assert report["rows_without_target"] == 6
+    assert report["imputed"] == {"followers": 5}
+    assert report["rows_used"] == 194
