@@ -166,6 +166,20 @@ class ModelTransition(models.Model):
         raise ValueError("ModelTransition rows are immutable")
 
 
+class RegistryGeneration(models.Model):
+    """One row whose counter moves with every registry change.
+
+    Serving processes poll it (one tiny query a second) to notice deploys and rollbacks
+    without querying every model on every request.
+    """
+
+    generation = models.PositiveBigIntegerField(default=0)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"registry generation {self.generation}"
+
+
 class TrainingDataset(models.Model):
     """A training file, stored once under the SHA256 of its bytes (SPEC §5)."""
 

@@ -26,7 +26,7 @@ def feature_spec(
         raise ValueError(f"unknown dtype {dtype!r} for feature {name!r}")
     return {
         "name": name, "dtype": dtype,
-        "categories": sorted(str(c) for c in categories) if dtype == "category" else None,
+        "categories": sorted(str(c) for c in categories or ()) if dtype == "category" else None,
         "min": minimum, "max": maximum, "pii": pii, "protected": protected, "input": input,
     }
 

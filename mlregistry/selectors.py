@@ -6,7 +6,13 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 
 from mlregistry import artifacts, audit
-from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
+from mlregistry.models import (
+    MLModel,
+    MLModelVersion,
+    ModelTransition,
+    RegistryGeneration,
+    Status,
+)
 from pulselytics.errors import ModelNotFoundError, VersionNotFoundError
 
 
@@ -15,6 +21,39 @@ def model_get(*, name: str) -> MLModel:
         return MLModel.objects.get(name=name)
     except MLModel.DoesNotExist:
         raise ModelNotFoundError(f"no model named {name!r}", details={"model": name}) from None
+
+
+def model_summary(*, model: MLModel) -> dict:
+    production = model_production_version(model=model)
+    return {"name": model.name, "task": model.task, "description": model.description,
+            "client_id": model.client_id,
+            "production_version": production.version if production else None}
+
+
+def model_detail(*, model: MLModel) -> dict:
+    """Schema, production version and live tests of a model, for the API."""
+    live = list(model.versions.filter(status__in=[Status.PRODUCTION, Status.STAGING])
+                .exclude(status=Status.STAGING, traffic_percentage=0, is_shadow=False))
+    production = next((v for v in live if v.status == Status.PRODUCTION), None)
+    return {
+        **model_summary(model=model),
+        "feature_schema": production.feature_schema if production else model.feature_schema,
+        "production": None if production is None else {
+            "version": production.version, "status": production.status,
+            "model_sha256": production.model_sha256,
+            "traffic_percentage": production.traffic_percentage,
+            "is_shadow": False, "created_at": production.created_at,
+            "deployed_at": production.deployed_at, "metrics": production.metrics,
+        },
+        "live_tests": [{"version": v.version, "kind": "shadow" if v.is_shadow else "challenger",
+                        "traffic_percentage": v.traffic_percentage}
+                       for v in live if v.status == Status.STAGING],
+        "client_models": list(model.client_models.order_by("name").values_list("name", flat=True)),
+    }
+
+
+def model_exists(*, name: str) -> bool:
+    return MLModel.objects.filter(name=name).exists()
 
 
 def model_version_get(*, name: str, version: str) -> MLModelVersion:
@@ -34,6 +73,55 @@ def model_versions_list(*, name: str) -> QuerySet[MLModelVersion]:
     return MLModelVersion.objects.filter(model=model).select_related(
         "model", "created_by", "approved_by"
     ).order_by("-created_at", "-pk")
+
+
+@dataclass(frozen=True)
+class LiveVersion:
+    """What serving needs of a live version (champion, challenger or shadow)."""
+
+    version_id: int
+    model_name: str
+    global_model_name: str  # the model a per-client model specialises ("" for global ones)
+    client_id: str
+    task: str
+    version: str
+    status: str
+    traffic_percentage: int
+    is_shadow: bool
+    model_sha256: str
+    artifact_manifest: dict
+    feature_schema: dict
+    recipe: str
+
+
+def live_versions_all() -> list[LiveVersion]:
+    """Every champion, challenger and shadow of every model, in one query."""
+    rows = (
+        MLModelVersion.objects.filter(
+            Q(status=Status.PRODUCTION)
+            | Q(status=Status.STAGING, traffic_percentage__gt=0)
+            | Q(status=Status.STAGING, is_shadow=True)
+        )
+        .select_related("model", "model__global_model")
+        .order_by("model__name", "pk")
+    )
+    return [
+        LiveVersion(
+            version_id=row.pk, model_name=row.model.name,
+            global_model_name=row.model.global_model.name if row.model.global_model else "",
+            client_id=row.model.client_id, task=row.model.task, version=row.version,
+            status=row.status, traffic_percentage=row.traffic_percentage,
+            is_shadow=row.is_shadow, model_sha256=row.model_sha256,
+            artifact_manifest=row.artifact_manifest, feature_schema=row.feature_schema,
+            recipe=(row.hyperparameters or {}).get("recipe", ""),
+        )
+        for row in rows
+    ]
+
+
+def registry_generation() -> int:
+    """A number that changes whenever any version changes state or traffic."""
+    return RegistryGeneration.objects.filter(pk=1).values_list("generation", flat=True).first() or 0
 
 
 def failed_gates(version: MLModelVersion) -> list[str]:

@@ -18,10 +18,18 @@ import joblib
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from mlregistry import artifacts, audit, selectors
-from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status, Task
+from mlregistry.models import (
+    MLModel,
+    MLModelVersion,
+    ModelTransition,
+    RegistryGeneration,
+    Status,
+    Task,
+)
 from mlregistry.schema import next_version
 from mlregistry.training import datasets, external, validation
 from pulselytics.errors import (
@@ -64,6 +72,12 @@ def _lock_version(version: MLModelVersion) -> tuple[MLModel, MLModelVersion]:
     return model, MLModelVersion.objects.select_for_update().get(pk=version.pk)
 
 
+def _registry_generation_bump() -> None:
+    """Serving processes notice every change through this counter (selectors)."""
+    if not RegistryGeneration.objects.filter(pk=1).update(generation=F("generation") + 1):
+        RegistryGeneration.objects.get_or_create(pk=1, defaults={"generation": 1})
+
+
 def _transition_record(
     *, version: MLModelVersion, actor: AbstractBaseUser, from_status: str, to_status: str,
     reason: str, notes: str = "", traffic_before: int = 0, traffic_after: int = 0,
@@ -82,6 +96,7 @@ def _transition_record(
         to_status=to_status, notes=notes, reason=reason, traffic_before=traffic_before,
         traffic_after=traffic_after, previous_sha256=previous_sha256,
     )
+    _registry_generation_bump()
     return ModelTransition.objects.create(
         model_id=version.model_id, version=version, sequence=sequence, actor=actor,
         created_at=now, from_status=from_status, to_status=to_status, notes=notes,

@@ -1,8 +1,36 @@
-"""Serving writes."""
+"""Serving writes: predictions (logged in the request), explanations, outcome feedback."""
 
+import hashlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
-from pulselytics.errors import ValidationError
+from mlregistry.selectors import LiveVersion
+from mlregistry.training.recipes import lifecycle_hooks, recipe_get
+from mlregistry.training.recipes.base import LifecycleHooks
+from predictions.loader import LiveModel, Outputs, ServedVersion, model_cache
+from predictions.models import PredictionLog
+from predictions.parsers import NON_FINITE
+from predictions.routing import Challenger, challenger_for, routing_key_sha256
+from predictions.validation import instances_validate
+from pulselytics import metrics
+from pulselytics.errors import (
+    ApplicationError,
+    BatchTooLargeError,
+    FeedbackExistsError,
+    PredictionNotFoundError,
+    ValidationError,
+)
+
+logger = logging.getLogger("pulselytics.predictions")
 
 
 def api_key_create(*, name: str) -> tuple[APIKey, str]:
@@ -11,3 +39,231 @@ def api_key_create(*, name: str) -> tuple[APIKey, str]:
     if not name:
         raise ValidationError("an API key needs a name")
     return APIKey.objects.create_key(name=name)
+
+
+@dataclass(frozen=True)
+class Routed:
+    live_model: LiveModel
+    scope: str
+    version: LiveVersion
+    arm: str
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    model: str
+    served_by: str
+    scope: str
+    predictions: list[dict]
+
+
+@dataclass(frozen=True)
+class ExplanationResult:
+    model: str
+    served_by: str
+    scope: str
+    explanations: list[dict]
+
+
+def _route(*, model_name: str, client_id: str, routing_key: str) -> Routed:
+    live_model, scope = model_cache.live_model(model_name=model_name, client_id=client_id)
+    challenger_id = challenger_for(
+        routing_key=routing_key, model_name=live_model.model_name,
+        challengers=[Challenger(version_id=c.version_id, traffic_percentage=c.traffic_percentage)
+                     for c in live_model.challengers],
+    )
+    if challenger_id is None:
+        return Routed(live_model, scope, live_model.champion, PredictionLog.Arm.CHAMPION)
+    version = next(c for c in live_model.challengers if c.version_id == challenger_id)
+    return Routed(live_model, scope, version, PredictionLog.Arm.CHALLENGER)
+
+
+@lru_cache(maxsize=64)
+def _hooks(recipe_name: str, hook_paths: tuple[str, ...], recipe_paths: tuple[str, ...]
+           ) -> tuple[LifecycleHooks, ...]:
+    try:
+        return tuple(lifecycle_hooks(recipe_get(recipe_name)))
+    except ApplicationError:  # an externally registered model has no recipe
+        return tuple(hook for hook in lifecycle_hooks(LifecycleHooks()))
+
+
+def _predict(served: ServedVersion, frame) -> Outputs:
+    hooks = _hooks(served.live.recipe, tuple(settings.PULSELYTICS_LIFECYCLE_HOOKS),
+                   tuple(settings.PULSELYTICS_RECIPES))
+    name, version = served.live.model_name, served.live.version
+    for hook in hooks:
+        hook.before_predict(model_name=name, version=version, features=frame)
+    outputs = served.predict(frame)
+    for hook in hooks:
+        hook.after_predict(model_name=name, version=version, features=frame, outputs=outputs)
+    return outputs
+
+
+def _instance_sha256(instance) -> str:
+    return hashlib.sha256(
+        json.dumps(instance, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
+
+
+def _log_rows(*, served: ServedVersion, arm: str, outputs: Outputs, logged: list[dict],
+              hashes: list[str], request_id: str, routing_hash: str, client_id: str,
+              latency_ms: float, now, prediction_ids: list[uuid.UUID]) -> list[PredictionLog]:
+    return [
+        PredictionLog(
+            prediction_id=prediction_ids[i], model_version_id=served.live.version_id,
+            model_name=served.live.model_name, arm=arm, request_id=request_id,
+            routing_key_sha256=routing_hash, client_id=client_id, features=logged[i],
+            features_sha256=hashes[i], value=outputs.values[i],
+            probabilities=outputs.probabilities[i] if outputs.probabilities else None,
+            anomaly_score=outputs.anomaly_scores[i] if outputs.anomaly_scores else None,
+            latency_ms=latency_ms, created_at=now,
+        )
+        for i in range(len(logged))
+    ]
+
+
+def _check_batch(instances: list, limit: int) -> None:
+    if not isinstance(instances, list):
+        raise ValidationError("instances must be a JSON array of objects",
+                              details=[{"index": None, "field": "instances", "code": "wrong_type",
+                                        "message": "expected an array"}])
+    if not instances:
+        raise ValidationError("instances must not be empty",
+                              details=[{"index": None, "field": "instances", "code": "missing",
+                                        "message": "at least one instance is required"}])
+    if len(instances) > limit:
+        raise BatchTooLargeError(f"{len(instances)} instances; at most {limit} per request",
+                                 details={"limit": limit, "received": len(instances)})
+
+
+def prediction_make(*, model_name: str, instances: list, request_id: str,
+                    routing_key: str | None = None, client_id: str = "") -> PredictionResult:
+    """Route, validate, predict, and log every answer (one insert) before returning it.
+
+    A request that fails validation logs nothing; a shadow that fails never affects the
+    answer.
+    """
+    started = time.perf_counter()
+    _check_batch(instances, settings.PREDICT_MAX_BATCH)
+    routing_key = routing_key or request_id
+    routed = _route(model_name=model_name, client_id=client_id, routing_key=routing_key)
+    served = model_cache.served(routed.version)
+    batch = instances_validate(schema=served.live.feature_schema, instances=instances)
+    outputs = _predict(served, batch.frame)
+    # Hash what is logged: an unsalted hash of a PII value could be reversed.
+    hashes = [_instance_sha256(row) for row in batch.logged]
+    routing_hash = routing_key_sha256(routing_key)
+    now = timezone.now()
+    prediction_ids = [uuid.uuid4() for _ in instances]
+    latency_ms = (time.perf_counter() - started) * 1000
+    rows = _log_rows(served=served, arm=routed.arm, outputs=outputs, logged=batch.logged,
+                     hashes=hashes, request_id=request_id, routing_hash=routing_hash,
+                     client_id=client_id, latency_ms=latency_ms, now=now,
+                     prediction_ids=prediction_ids)
+    for shadow in routed.live_model.shadows:
+        rows += _shadow_rows(shadow=shadow, instances=instances, hashes=hashes,
+                             request_id=request_id, routing_hash=routing_hash,
+                             client_id=client_id, now=now)
+    with transaction.atomic():
+        PredictionLog.objects.bulk_create(rows)
+    metrics.PREDICTIONS.labels(model=served.live.model_name, version=served.live.version,
+                               arm=routed.arm).inc(len(instances))
+    logger.info("predicted", extra={"model": served.live.model_name,
+                                    "version": served.live.version, "arm": routed.arm,
+                                    "instances": len(instances),
+                                    "latency_ms": round(latency_ms, 3)})
+    predictions = []
+    for i, prediction_id in enumerate(prediction_ids):
+        answer = {"prediction_id": str(prediction_id), "version": served.live.version,
+                  "model_sha256": served.live.model_sha256, "arm": routed.arm,
+                  "value": outputs.values[i]}
+        if outputs.probabilities:
+            answer["probabilities"] = outputs.probabilities[i]
+        if outputs.anomaly_scores:
+            answer["anomaly_score"] = outputs.anomaly_scores[i]
+        predictions.append(answer)
+    return PredictionResult(model=model_name, served_by=served.live.model_name,
+                            scope=routed.scope, predictions=predictions)
+
+
+def _shadow_rows(*, shadow: LiveVersion, instances: list, hashes: list[str], request_id: str,
+                 routing_hash: str, client_id: str, now) -> list[PredictionLog]:
+    started = time.perf_counter()
+    try:
+        served = model_cache.served(shadow)
+        batch = instances_validate(schema=shadow.feature_schema, instances=instances)
+        outputs = _predict(served, batch.frame)
+    except Exception:  # noqa: BLE001 - a shadow never affects the answer; it is logged
+        logger.warning("shadow prediction failed", exc_info=True,
+                       extra={"model": shadow.model_name, "version": shadow.version})
+        return []
+    return _log_rows(served=served, arm=PredictionLog.Arm.SHADOW, outputs=outputs,
+                     logged=batch.logged, hashes=hashes, request_id=request_id,
+                     routing_hash=routing_hash, client_id=client_id,
+                     latency_ms=(time.perf_counter() - started) * 1000, now=now,
+                     prediction_ids=[uuid.uuid4() for _ in instances])
+
+
+def explanation_make(*, model_name: str, instances: list, request_id: str,
+                     routing_key: str | None = None, client_id: str = "") -> ExplanationResult:
+    """SHAP contributions for the version that would answer these instances."""
+    _check_batch(instances, settings.EXPLAIN_MAX_INSTANCES)
+    routed = _route(model_name=model_name, client_id=client_id,
+                    routing_key=routing_key or request_id)
+    served = model_cache.served(routed.version)
+    batch = instances_validate(schema=served.live.feature_schema, instances=instances)
+    explanations = [{"version": served.live.version, **row}
+                    for row in served.explainer.explain(batch.frame)]
+    return ExplanationResult(model=model_name, served_by=served.live.model_name,
+                             scope=routed.scope, explanations=explanations)
+
+
+def _actual_for(log: PredictionLog, actual):
+    """The outcome in the model's terms, or a validation error naming what is wrong."""
+    def refuse(code: str, message: str):
+        raise ValidationError(f"invalid actual: {message}",
+                              details=[{"index": None, "field": "actual", "code": code,
+                                        "message": message}])
+
+    if actual is None:
+        refuse("missing", "actual is required")
+    if actual is NON_FINITE:
+        refuse("not_finite", "expected a finite value")
+    if log.probabilities is not None:  # a classifier: one of its classes
+        if isinstance(actual, dict | list) or str(actual) not in log.probabilities:
+            refuse("unknown_category", f"expected one of {sorted(log.probabilities)}")
+        return actual
+    if log.anomaly_score is not None:
+        if not isinstance(actual, bool):
+            refuse("wrong_type", "expected true (anomaly) or false")
+        return actual
+    if isinstance(actual, bool) or not isinstance(actual, int | float):
+        refuse("wrong_type", "expected a number")
+    if actual != actual or actual in (float("inf"), float("-inf")):
+        refuse("not_finite", "expected a finite number")
+    return float(actual)
+
+
+def feedback_record(*, prediction_id: str, actual) -> PredictionLog:
+    """Record the observed outcome of an answered prediction, once."""
+    try:
+        key = uuid.UUID(str(prediction_id))
+    except ValueError:
+        raise PredictionNotFoundError(f"no prediction {prediction_id!r}") from None
+    with transaction.atomic():
+        log = (PredictionLog.objects.select_for_update()
+               .exclude(arm=PredictionLog.Arm.SHADOW).filter(prediction_id=key).first())
+        if log is None:
+            raise PredictionNotFoundError(f"no prediction {prediction_id}",
+                                          details={"prediction_id": str(prediction_id)})
+        if log.actual_at is not None:
+            raise FeedbackExistsError(f"prediction {prediction_id} already has feedback",
+                                      details={"actual_at": log.actual_at.isoformat()})
+        log.actual, log.actual_at = _actual_for(log, actual), timezone.now()
+        log.save(update_fields=["actual", "actual_at"])
+        # The shadows of the same request saw the same input: the outcome is theirs too.
+        PredictionLog.objects.filter(
+            arm=PredictionLog.Arm.SHADOW, request_id=log.request_id,
+            features_sha256=log.features_sha256, actual_at__isnull=True,
+        ).update(actual=log.actual, actual_at=log.actual_at)
+    return log

@@ -42,6 +42,10 @@ class VersionNotFoundError(NotFoundError):
     code = "version_not_found"
 
 
+class PredictionNotFoundError(NotFoundError):
+    code = "prediction_not_found"
+
+
 class PermissionDeniedError(ApplicationError):
     code = "permission_denied"
     http_status = 403
@@ -84,3 +88,17 @@ class ModelIntegrityError(ApplicationError):
 class ModelNotReadyError(ApplicationError):
     code = "model_not_ready"
     http_status = 503
+
+
+class FeedbackExistsError(ConflictError):
+    code = "feedback_exists"
+
+
+class BatchTooLargeError(ApplicationError):
+    code = "batch_too_large"
+    http_status = 413
+
+
+class PayloadTooLargeError(ApplicationError):
+    code = "payload_too_large"
+    http_status = 413

@@ -1,6 +1,18 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from pulselytics.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("predictions.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[],
+                                                   permission_classes=[]), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[],
+                                                     permission_classes=[]), name="docs"),
+    path("metrics", metrics_view, name="metrics"),
 ]
+
+handler404 = "pulselytics.api.json_not_found"
+handler500 = "pulselytics.api.json_server_error"

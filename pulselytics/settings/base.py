@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     # local
     "mlregistry",
@@ -61,6 +62,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "pulselytics.middleware.RequestIdMiddleware",
+    "pulselytics.middleware.ApiGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -196,10 +199,54 @@ PULSELYTICS_LIFECYCLE_HOOKS = [
     "mlregistry.training.hooks.LoggingHook",
 ]
 
+# Serving (SPEC §4)
+PREDICT_MAX_BATCH = int(os.environ.get("PREDICT_MAX_BATCH", "2000"))
+EXPLAIN_MAX_INSTANCES = 100
+# Request bodies above this are refused with 413 payload_too_large before parsing.
+API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(8 * 1024 * 1024)))
+# How often a serving process looks for deploys and rollbacks (one tiny query).
+REGISTRY_POLL_SECONDS = float(os.environ.get("REGISTRY_POLL_SECONDS", "1.0"))
+# A version that failed to load is retried after this long (or at the next registry change).
+MODEL_LOAD_RETRY_SECONDS = float(os.environ.get("MODEL_LOAD_RETRY_SECONDS", "30"))
+
+REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": ["predictions.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["predictions.api.auth.APIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["predictions.api.auth.HasAPIKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["predictions.api.auth.APIKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("API_KEY_THROTTLE_RATE", "6000/min")},
+    "EXCEPTION_HANDLER": "pulselytics.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Pulselytics API",
+    "DESCRIPTION": "Predictions, explanations and outcome feedback for governed models.",
+    "VERSION": "v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Throttle counters; per process by default, shared with CACHE_URL (e.g. redis://...).
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+         "LOCATION": os.environ["CACHE_URL"]}
+        if os.environ.get("CACHE_URL")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "pulselytics.logging.RequestIdFilter"}},
+    "formatters": {"json": {"()": "pulselytics.logging.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
+                             "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 

@@ -1,0 +1,199 @@
+"""Request parsing and the documented shapes of every body (OpenAPI via drf-spectacular).
+
+Instances are checked against the model's feature schema by predictions.validation (in
+one vectorised pass); here only the envelope is parsed, so errors keep the SPEC §4 shape
+`details: [{"index", "field", "code", "message"}]`.
+"""
+
+from rest_framework import serializers
+
+from pulselytics.errors import ValidationError
+
+ENVELOPE_FIELDS = {"instances", "routing_key", "client_id"}
+KEY_LIMITS = {"routing_key": 200, "client_id": 100}
+
+
+def _refuse(field: str, code: str, message: str):
+    raise ValidationError(f"invalid request: {message}",
+                          details=[{"index": None, "field": field, "code": code,
+                                    "message": message}])
+
+
+def _optional_string(body: dict, field: str) -> str:
+    value = body.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        _refuse(field, "wrong_type", f"{field} must be a string")
+    if len(value) > KEY_LIMITS[field]:
+        _refuse(field, "out_of_bounds", f"{field} is longer than {KEY_LIMITS[field]} characters")
+    return value
+
+
+def predict_request_parse(body, *, single_field: str | None = None) -> tuple[list, str, str]:
+    """(instances, routing_key, client_id) from `{"instances": [...], ...}` or a bare array.
+
+    With `single_field` ("instance" for explain), `{"instance": {...}}` is accepted too.
+    """
+    if isinstance(body, list):
+        return body, "", ""
+    if not isinstance(body, dict):
+        _refuse("instances", "wrong_type", "the body must be an object or an array of instances")
+    allowed = ENVELOPE_FIELDS | ({single_field} if single_field else set())
+    for field in body:
+        if field not in allowed:
+            _refuse(field, "unexpected_field", f"unexpected field {field!r}")
+    if single_field and single_field in body:
+        if "instances" in body:
+            _refuse(single_field, "unexpected_field",
+                    f"give either {single_field!r} or 'instances', not both")
+        instances = [body[single_field]]
+    elif "instances" in body:
+        instances = body["instances"]
+    else:
+        _refuse("instances", "missing", "instances is required")
+    return instances, _optional_string(body, "routing_key"), _optional_string(body, "client_id")
+
+
+# --- documented shapes ----------------------------------------------------------------------
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    index = serializers.IntegerField(allow_null=True, required=False)
+    field = serializers.CharField(allow_null=True, required=False)
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="stable machine-readable code (SPEC §4)")
+    message = serializers.CharField()
+    request_id = serializers.CharField()
+    details = serializers.JSONField(help_text="a list of ErrorDetail for validation_error; "
+                                              "an object otherwise")
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    error = ErrorSerializer()
+
+
+INSTANCE_SCHEMA = {"type": "object", "additionalProperties": True,
+                   "description": "feature name -> value, per the model's feature schema"}
+# The body is an object or a bare array of instances: one OpenAPI oneOf, written out.
+PREDICT_REQUEST_SCHEMA = {"oneOf": [
+    {"type": "object", "required": ["instances"], "additionalProperties": False,
+     "properties": {
+         "instances": {"type": "array", "items": INSTANCE_SCHEMA, "minItems": 1},
+         "routing_key": {"type": "string", "maxLength": 200,
+                         "description": "sticky A/B assignment (default: the request id)"},
+         "client_id": {"type": "string", "maxLength": 100,
+                       "description": "serve this client's own model if it has one"},
+     }},
+    {"type": "array", "items": INSTANCE_SCHEMA, "minItems": 1},
+]}
+
+
+class ExplainRequestSerializer(serializers.Serializer):
+    instance = serializers.DictField(required=False, help_text="one instance, or ...")
+    instances = serializers.ListField(child=serializers.DictField(), min_length=1,
+                                      max_length=100, required=False, help_text="... up to 100")
+    routing_key = serializers.CharField(required=False, max_length=200)
+    client_id = serializers.CharField(required=False, max_length=100)
+
+
+class PredictionSerializer(serializers.Serializer):
+    prediction_id = serializers.UUIDField()
+    version = serializers.CharField()
+    model_sha256 = serializers.CharField()
+    arm = serializers.ChoiceField(choices=["champion", "challenger"])
+    value = serializers.JSONField(help_text="number (regression), class label, or true/false "
+                                            "(anomaly)")
+    probabilities = serializers.DictField(child=serializers.FloatField(), required=False)
+    anomaly_score = serializers.FloatField(required=False)
+
+
+class PredictResponseSerializer(serializers.Serializer):
+    schema_version = serializers.CharField()
+    request_id = serializers.CharField()
+    model = serializers.CharField()
+    served_by = serializers.CharField(help_text="the model that answered: the client's own "
+                                                "model, or the global one")
+    scope = serializers.ChoiceField(choices=["client", "global"])
+    predictions = PredictionSerializer(many=True)
+
+
+class ContributionSerializer(serializers.Serializer):
+    feature = serializers.CharField()
+    contribution = serializers.FloatField()
+
+
+class ExplanationSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    output_space = serializers.ChoiceField(choices=["raw", "log_odds"])
+    base_value = serializers.FloatField()
+    value = serializers.FloatField()
+    probability = serializers.FloatField(required=False)
+    contributions = serializers.DictField(child=serializers.FloatField())
+    top_positive = ContributionSerializer(many=True)
+    top_negative = ContributionSerializer(many=True)
+
+
+class ExplainResponseSerializer(serializers.Serializer):
+    schema_version = serializers.CharField()
+    request_id = serializers.CharField()
+    model = serializers.CharField()
+    served_by = serializers.CharField()
+    scope = serializers.ChoiceField(choices=["client", "global"])
+    explanations = ExplanationSerializer(many=True)
+
+
+class FeedbackRequestSerializer(serializers.Serializer):
+    actual = serializers.JSONField(help_text="the observed outcome: a number, a class label or "
+                                             "true/false")
+
+
+class FeedbackResponseSerializer(serializers.Serializer):
+    prediction_id = serializers.UUIDField()
+    actual = serializers.JSONField()
+    actual_at = serializers.DateTimeField()
+
+
+class VersionSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    status = serializers.CharField()
+    model_sha256 = serializers.CharField()
+    traffic_percentage = serializers.IntegerField()
+    is_shadow = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    deployed_at = serializers.DateTimeField(allow_null=True)
+    metrics = serializers.DictField()
+
+
+class ModelSummarySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    task = serializers.CharField()
+    description = serializers.CharField()
+    client_id = serializers.CharField()
+    production_version = serializers.CharField(allow_null=True)
+
+
+class LiveTestSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["challenger", "shadow"])
+    traffic_percentage = serializers.IntegerField()
+
+
+class ModelDetailSerializer(ModelSummarySerializer):
+    feature_schema = serializers.DictField()
+    production = VersionSerializer(allow_null=True)
+    live_tests = LiveTestSerializer(many=True)
+    client_models = serializers.ListField(child=serializers.CharField())
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.CharField()
+
+
+class ReadySerializer(serializers.Serializer):
+    status = serializers.CharField()
+    models = serializers.DictField(child=serializers.CharField())

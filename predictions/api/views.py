@@ -1,0 +1,132 @@
+"""The REST API (SPEC §4): thin views that parse, call one service and format the answer."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.exceptions import ParseError
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlregistry import selectors as registry
+from predictions import services
+from predictions.api import serializers as s
+from predictions.loader import model_cache
+from pulselytics.api import error_response
+
+SCHEMA_VERSION = "v1"
+
+
+def _errors(*statuses: int) -> dict:
+    return {status: OpenApiResponse(s.ErrorEnvelopeSerializer) for status in statuses}
+
+
+COMMON_ERRORS = (400, 401, 413, 415, 422, 429, 500)
+
+
+def json_body(request):
+    """The parsed JSON body; an empty body is malformed JSON, not an empty object."""
+    if request.META.get("CONTENT_LENGTH") in (None, "", "0") and not request.stream:
+        raise ParseError("the request body is empty; expected JSON")
+    return request.data
+
+
+def version_data(version) -> dict:
+    return {"version": version.version, "status": version.status,
+            "model_sha256": version.model_sha256,
+            "traffic_percentage": version.traffic_percentage, "is_shadow": version.is_shadow,
+            "created_at": version.created_at, "deployed_at": version.deployed_at,
+            "metrics": version.metrics}
+
+
+class HealthView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(responses={200: s.HealthSerializer}, auth=[])
+    def get(self, request):
+        return Response({"status": "ok"})
+
+
+class ReadyView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(responses={200: s.ReadySerializer, **_errors(503)}, auth=[])
+    def get(self, request):
+        report = model_cache.readiness()
+        not_ready = {name: reason for name, reason in report.items() if reason != "ready"}
+        if not_ready:
+            return error_response(code="model_not_ready", status=503,
+                                  message=f"{len(not_ready)} model(s) not ready",
+                                  details=not_ready)
+        return Response({"status": "ready", "models": report})
+
+
+class ModelListView(APIView):
+    @extend_schema(responses={200: s.ModelSummarySerializer(many=True), **_errors(401, 429)})
+    def get(self, request):
+        return Response([registry.model_summary(model=model) for model in registry.models_for(None)])
+
+
+class ModelDetailView(APIView):
+    @extend_schema(responses={200: s.ModelDetailSerializer, **_errors(401, 404, 429)})
+    def get(self, request, name: str):
+        return Response(registry.model_detail(model=registry.model_get(name=name)))
+
+
+class ModelVersionsView(APIView):
+    @extend_schema(responses={200: s.VersionSerializer(many=True), **_errors(401, 404, 429)})
+    def get(self, request, name: str):
+        return Response([version_data(v) for v in registry.model_versions_list(name=name)])
+
+
+class PredictView(APIView):
+    @extend_schema(
+        request={"application/json": s.PREDICT_REQUEST_SCHEMA},
+        responses={200: s.PredictResponseSerializer, **_errors(*COMMON_ERRORS, 404, 503)},
+    )
+    def post(self, request, name: str):
+        instances, routing_key, client_id = s.predict_request_parse(json_body(request))
+        result = services.prediction_make(
+            model_name=name, instances=instances, request_id=request.request_id,
+            routing_key=routing_key or None, client_id=client_id,
+        )
+        return Response({"schema_version": SCHEMA_VERSION, "request_id": request.request_id,
+                         "model": result.model, "served_by": result.served_by,
+                         "scope": result.scope, "predictions": result.predictions})
+
+
+class ExplainView(APIView):
+    @extend_schema(
+        request=s.ExplainRequestSerializer,
+        responses={200: s.ExplainResponseSerializer, **_errors(*COMMON_ERRORS, 404, 503)},
+    )
+    def post(self, request, name: str):
+        instances, routing_key, client_id = s.predict_request_parse(
+            json_body(request), single_field="instance")
+        result = services.explanation_make(
+            model_name=name, instances=instances, request_id=request.request_id,
+            routing_key=routing_key or None, client_id=client_id,
+        )
+        return Response({"schema_version": SCHEMA_VERSION, "request_id": request.request_id,
+                         "model": result.model, "served_by": result.served_by,
+                         "scope": result.scope, "explanations": result.explanations})
+
+
+class FeedbackView(APIView):
+    @extend_schema(request=s.FeedbackRequestSerializer,
+                   responses={200: s.FeedbackResponseSerializer,
+                              **_errors(*COMMON_ERRORS, 404, 409)})
+    def post(self, request, prediction_id: str):
+        body = json_body(request)
+        if not isinstance(body, dict) or set(body) != {"actual"}:
+            return error_response(
+                code="validation_error", status=422,
+                message="the body must be an object with exactly one field, 'actual'",
+                details=[{"index": None, "field": "actual", "code": "missing",
+                          "message": "expected {\"actual\": ...}"}],
+            )
+        log = services.feedback_record(prediction_id=prediction_id, actual=body["actual"])
+        return Response({"prediction_id": str(log.prediction_id), "actual": log.actual,
+                         "actual_at": log.actual_at})

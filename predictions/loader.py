@@ -1,0 +1,211 @@
+"""The per-process cache of verified models.
+
+Each serving process keeps:
+- the routing table: every live version of every model, refreshed when the registry's
+  generation counter moves (checked at most every REGISTRY_POLL_SECONDS, one tiny query),
+  so a deploy or rollback is noticed within seconds without a restart;
+- loaded bundles keyed by (version id, model_sha256): an artifact is verified (every hash)
+  and unpickled once per process, and a new routing table reuses what is loaded, so a
+  switch never fails a request;
+- failures: a version whose artifacts fail verification raises a critical integrity alert
+  once and answers 503 until the registry changes or MODEL_LOAD_RETRY_SECONDS pass.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy
+import pandas
+from django.conf import settings
+
+from mlregistry import artifacts, selectors
+from mlregistry.selectors import LiveVersion
+from mlregistry.training import metrics as task_metrics
+from monitoring.alerts import alert_raise
+from predictions import explain
+from pulselytics.errors import (
+    ApplicationError,
+    ModelIntegrityError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """A model's answers for a batch, as JSON-ready columns."""
+
+    values: list
+    probabilities: list[dict] | None = None
+    anomaly_scores: list[float] | None = None
+
+
+@dataclass(eq=False)
+class ServedVersion:
+    live: LiveVersion
+    estimator: Any
+    reference_profile: dict
+
+    @property
+    def task(self) -> str:
+        return self.live.task
+
+    def predict(self, frame: pandas.DataFrame) -> Outputs:
+        task = self.live.task
+        if task in (task_metrics.BINARY, task_metrics.MULTICLASS):
+            probabilities = numpy.asarray(self.estimator.predict_proba(frame))
+            classes = [label.item() if hasattr(label, "item") else label
+                       for label in self.estimator.classes_]
+            keys = [str(label) for label in classes]
+            # The estimator's own predict() is this argmax; one pass through the pipeline.
+            values = [classes[i] for i in probabilities.argmax(axis=1)]
+            return Outputs(values=values,
+                           probabilities=[dict(zip(keys, map(float, row), strict=True))
+                                          for row in probabilities])
+        if task == task_metrics.ANOMALY:
+            scores = task_metrics.anomaly_scores(estimator=self.estimator, features=frame)
+            flagged = numpy.asarray(self.estimator.predict(frame)) == -1
+            return Outputs(values=flagged.tolist(), anomaly_scores=scores.tolist())
+        return Outputs(values=numpy.asarray(self.estimator.predict(frame), dtype=float).tolist())
+
+    @cached_property
+    def explainer(self) -> explain.ModelExplainer:
+        # Built once per loaded version: building costs far more than explaining a row.
+        return explain.explainer_build(estimator=self.estimator, task=self.live.task,
+                                       schema=self.live.feature_schema,
+                                       reference_profile=self.reference_profile)
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    """One model's live versions: the champion, challengers and shadows."""
+
+    model_name: str
+    task: str
+    champion: LiveVersion | None
+    challengers: list[LiveVersion] = field(default_factory=list)
+    shadows: list[LiveVersion] = field(default_factory=list)
+
+
+def _routing_table(rows: list[LiveVersion]) -> dict[str, LiveModel]:
+    grouped: dict[str, list[LiveVersion]] = {}
+    for row in rows:
+        grouped.setdefault(row.model_name, []).append(row)
+    table = {}
+    for name, versions in grouped.items():
+        table[name] = LiveModel(
+            model_name=name, task=versions[0].task,
+            champion=next((v for v in versions if v.status == "production"), None),
+            challengers=[v for v in versions if v.status == "staging" and v.traffic_percentage > 0],
+            shadows=[v for v in versions if v.is_shadow],
+        )
+    return table
+
+
+class ModelCache:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._generation: int | None = None
+        self._checked_at = 0.0
+        self._table: dict[str, LiveModel] = {}
+        self._bundles: dict[tuple[int, str], ServedVersion] = {}
+        self._failures: dict[tuple[int, str], tuple[float, ApplicationError]] = {}
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < settings.REGISTRY_POLL_SECONDS and self._generation is not None:
+            return
+        with self._lock:
+            generation = selectors.registry_generation()
+            self._checked_at = now
+            if generation == self._generation:
+                return
+            table = _routing_table(selectors.live_versions_all())
+            live_keys = {(v.version_id, v.model_sha256) for m in table.values()
+                         for v in [m.champion, *m.challengers, *m.shadows] if v}
+            self._bundles = {key: b for key, b in self._bundles.items() if key in live_keys}
+            self._failures.clear()
+            self._table, self._generation = table, generation
+
+    def live_model(self, *, model_name: str, client_id: str = "") -> tuple[LiveModel, str]:
+        """The model that serves the request and its scope ("client" or "global")."""
+        self._refresh()
+        if client_id:
+            client_model = self._table.get(f"{model_name}--{client_id}")
+            if client_model is not None and client_model.champion is not None:
+                return client_model, "client"
+        live = self._table.get(model_name)
+        if live is None:
+            if not selectors.model_exists(name=model_name):
+                raise ModelNotFoundError(f"no model named {model_name!r}",
+                                         details={"model": model_name})
+            raise ModelNotReadyError(f"{model_name} has no production version",
+                                     details={"model": model_name})
+        if live.champion is None:
+            raise ModelNotReadyError(f"{model_name} has no production version",
+                                     details={"model": model_name})
+        return live, "global"
+
+    def served(self, live: LiveVersion) -> ServedVersion:
+        key = (live.version_id, live.model_sha256)
+        bundle = self._bundles.get(key)
+        if bundle is not None:
+            return bundle
+        failure = self._failures.get(key)
+        if failure and time.monotonic() - failure[0] < settings.MODEL_LOAD_RETRY_SECONDS:
+            raise failure[1]
+        with self._lock:
+            if key in self._bundles:
+                return self._bundles[key]
+            try:
+                loaded = artifacts.bundle_load(manifest=live.artifact_manifest,
+                                               model_sha256=live.model_sha256)
+            except (artifacts.ArtifactIntegrityError, artifacts.IncompatibleEnvironmentError) as exc:
+                error = self._refuse(live, exc)
+                self._failures[key] = (time.monotonic(), error)
+                raise error from exc
+            bundle = ServedVersion(live=live, estimator=loaded.estimator,
+                                   reference_profile=loaded.objects.get("reference_profile", {}))
+            self._bundles[key] = bundle
+            return bundle
+
+    @staticmethod
+    def _refuse(live: LiveVersion, exc: ApplicationError) -> ApplicationError:
+        alert_raise(kind="integrity", severity="critical", model_name=live.model_name,
+                    version=live.version, message=f"{live.model_name} {live.version} is not "
+                    f"served: {exc.message}", payload={"code": exc.code, **exc.details})
+        if isinstance(exc, artifacts.IncompatibleEnvironmentError):
+            return ModelNotReadyError(
+                f"{live.model_name} {live.version} cannot be loaded here: {exc.message}",
+                details={"reason": exc.code, **exc.details},
+            )
+        return ModelIntegrityError(
+            f"{live.model_name} {live.version} failed artifact verification and is not served",
+            details={"version": live.version},
+        )
+
+    def readiness(self) -> dict[str, str]:
+        """Per model with a production version: "ready" or why it is not."""
+        self._refresh()
+        report = {}
+        for name, live in sorted(self._table.items()):
+            if live.champion is None:
+                continue
+            try:
+                self.served(live.champion)
+            except ApplicationError as exc:
+                report[name] = exc.message
+            else:
+                report[name] = "ready"
+        return report
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation, self._checked_at = None, 0.0
+            self._table, self._bundles, self._failures = {}, {}, {}
+
+
+model_cache = ModelCache()

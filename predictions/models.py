@@ -1,0 +1,45 @@
+"""Serving tables. API keys are djangorestframework-api-key's `APIKey`."""
+
+import uuid
+
+from django.db import models
+
+
+class PredictionLog(models.Model):
+    """Every answered prediction (and every shadow prediction), written in the request.
+
+    Inputs are stored without PII fields; `features_sha256` identifies the full input.
+    """
+
+    class Arm(models.TextChoices):
+        CHAMPION = "champion"
+        CHALLENGER = "challenger"
+        SHADOW = "shadow"
+
+    prediction_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    model_version = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
+                                      related_name="+")
+    model_name = models.CharField(max_length=100)
+    arm = models.CharField(max_length=16, choices=Arm.choices)
+    request_id = models.CharField(max_length=64)
+    routing_key_sha256 = models.CharField(max_length=64)
+    client_id = models.CharField(max_length=100, blank=True)
+    features = models.JSONField()
+    features_sha256 = models.CharField(max_length=64)
+    value = models.JSONField()
+    probabilities = models.JSONField(null=True, blank=True)
+    anomaly_score = models.FloatField(null=True, blank=True)
+    latency_ms = models.FloatField()
+    created_at = models.DateTimeField(db_index=True)
+    actual = models.JSONField(null=True, blank=True)
+    actual_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["model_version", "created_at"]),
+            models.Index(fields=["model_name", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} {self.prediction_id}"
