@@ -16,13 +16,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
-from rest_framework_api_key.models import APIKey
 
 from mlregistry import selectors, services
 from mlregistry.models import MLModelVersion, Status
 from mlregistry.training import demo_data
 from mlregistry.training import services as training_services
 from predictions import services as prediction_services
+from predictions.models import ClientAPIKey
 from pulselytics.errors import ApplicationError
 
 DEMO_SEED = demo_data.DEFAULT_SEED
@@ -85,10 +85,10 @@ def _demo_api_key(key_file: Path) -> str:
     """The demo key from its file while it is valid; else a new one (old demo keys revoked)."""
     if key_file.exists():
         key = key_file.read_text().strip()
-        if APIKey.objects.is_valid(key):
+        if ClientAPIKey.objects.is_valid(key):
             return key
     with transaction.atomic():
-        APIKey.objects.filter(name=DEMO_API_KEY_NAME, revoked=False).update(revoked=True)
+        ClientAPIKey.objects.filter(name=DEMO_API_KEY_NAME, revoked=False).update(revoked=True)
         _, key = prediction_services.api_key_create(name=DEMO_API_KEY_NAME)
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.write_text(key + "\n")

@@ -244,7 +244,8 @@ class TreeModelExplainer(ModelExplainer):
         contributions = self.scale * (shap_values @ self.aggregation)
         base = numpy.full(len(frame), self.base_value)
         if self.task == REGRESSION:
-            return base, numpy.asarray(self.model.predict(encoded), dtype=float), contributions, None
+            values = numpy.asarray(self.model.predict(encoded), dtype=float)
+            return base, values, contributions, None
         probabilities = numpy.asarray(self.model.predict_proba(encoded), dtype=float)[:, 1]
         raw = numpy.ravel(numpy.asarray(self.tree_model.decision_function(encoded), dtype=float))
         values = self.scale * raw + self.shift

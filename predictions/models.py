@@ -1,8 +1,25 @@
-"""Serving tables. API keys are djangorestframework-api-key's `APIKey`."""
+"""Serving tables: API keys and the prediction log."""
 
 import uuid
 
 from django.db import models
+from rest_framework_api_key.models import AbstractAPIKey
+
+
+class ClientAPIKey(AbstractAPIKey):
+    """A REST client's key (hashed, revocable; djangorestframework-api-key).
+
+    A key bound to a client may only ask for that client's predictions: its requests are
+    served by the client's own model where it has one, and asking for another client is
+    refused (403 permission_denied). A key with no client may name any client.
+    """
+
+    client_id = models.CharField(max_length=100, blank=True, default="",
+                                 help_text="Empty: may act for any client.")
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
 
 
 class PredictionLog(models.Model):

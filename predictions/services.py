@@ -11,13 +11,12 @@ from functools import lru_cache
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework_api_key.models import APIKey
 
 from mlregistry.selectors import LiveVersion
 from mlregistry.training.recipes import lifecycle_hooks, recipe_get
 from mlregistry.training.recipes.base import LifecycleHooks
 from predictions.loader import LiveModel, Outputs, ServedVersion, model_cache
-from predictions.models import PredictionLog
+from predictions.models import ClientAPIKey, PredictionLog
 from predictions.parsers import NON_FINITE
 from predictions.routing import Challenger, challenger_for, routing_key_sha256
 from predictions.validation import instances_validate
@@ -33,12 +32,12 @@ from pulselytics.errors import (
 logger = logging.getLogger("pulselytics.predictions")
 
 
-def api_key_create(*, name: str) -> tuple[APIKey, str]:
+def api_key_create(*, name: str, client_id: str = "") -> tuple[ClientAPIKey, str]:
     """Create a revocable API key; the plain key is returned once and only its hash is kept."""
     name = (name or "").strip()
     if not name:
         raise ValidationError("an API key needs a name")
-    return APIKey.objects.create_key(name=name)
+    return ClientAPIKey.objects.create_key(name=name, client_id=client_id.strip())
 
 
 @dataclass(frozen=True)

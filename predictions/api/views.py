@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from mlregistry import selectors as registry
 from predictions import services
 from predictions.api import serializers as s
+from predictions.api.auth import client_for
 from predictions.loader import model_cache
 from pulselytics.api import error_response
 
@@ -84,13 +85,13 @@ class ModelVersionsView(APIView):
 class PredictView(APIView):
     @extend_schema(
         request={"application/json": s.PREDICT_REQUEST_SCHEMA},
-        responses={200: s.PredictResponseSerializer, **_errors(*COMMON_ERRORS, 404, 503)},
+        responses={200: s.PredictResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404, 503)},
     )
     def post(self, request, name: str):
         instances, routing_key, client_id = s.predict_request_parse(json_body(request))
         result = services.prediction_make(
             model_name=name, instances=instances, request_id=request.request_id,
-            routing_key=routing_key or None, client_id=client_id,
+            routing_key=routing_key or None, client_id=client_for(request, client_id),
         )
         return Response({"schema_version": SCHEMA_VERSION, "request_id": request.request_id,
                          "model": result.model, "served_by": result.served_by,
@@ -100,14 +101,14 @@ class PredictView(APIView):
 class ExplainView(APIView):
     @extend_schema(
         request=s.ExplainRequestSerializer,
-        responses={200: s.ExplainResponseSerializer, **_errors(*COMMON_ERRORS, 404, 503)},
+        responses={200: s.ExplainResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404, 503)},
     )
     def post(self, request, name: str):
         instances, routing_key, client_id = s.predict_request_parse(
             json_body(request), single_field="instance")
         result = services.explanation_make(
             model_name=name, instances=instances, request_id=request.request_id,
-            routing_key=routing_key or None, client_id=client_id,
+            routing_key=routing_key or None, client_id=client_for(request, client_id),
         )
         return Response({"schema_version": SCHEMA_VERSION, "request_id": request.request_id,
                          "model": result.model, "served_by": result.served_by,
@@ -117,7 +118,7 @@ class ExplainView(APIView):
 class FeedbackView(APIView):
     @extend_schema(request=s.FeedbackRequestSerializer,
                    responses={200: s.FeedbackResponseSerializer,
-                              **_errors(*COMMON_ERRORS, 404, 409)})
+                              **_errors(*COMMON_ERRORS, 403, 404, 409)})
     def post(self, request, prediction_id: str):
         body = json_body(request)
         if not isinstance(body, dict) or set(body) != {"actual"}:

@@ -11,10 +11,10 @@ from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
-from rest_framework_api_key.models import APIKey
 
 from mlregistry import services
 from mlregistry.models import MLModelVersion, ModelTransition, Status
+from predictions.models import ClientAPIKey
 from tests.factories import register_version
 
 
@@ -202,8 +202,8 @@ def test_create_api_key_prints_a_valid_key_alone(db):
 
     key = output.strip()
     assert output.count("\n") == 1
-    assert APIKey.objects.is_valid(key)
-    assert APIKey.objects.get_from_key(key).name == "crm-sync"
+    assert ClientAPIKey.objects.is_valid(key)
+    assert ClientAPIKey.objects.get_from_key(key).name == "crm-sync"
 
 
 @pytest.mark.postgres

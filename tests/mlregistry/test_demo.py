@@ -5,9 +5,9 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from rest_framework_api_key.models import APIKey
 
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status, TrainingDataset
+from predictions.models import ClientAPIKey
 
 MODELS = ["engagement-likes", "engagement-comments", "engagement-anomaly", "lead-conversion"]
 
@@ -27,7 +27,7 @@ def seed() -> str:
 def counts() -> tuple:
     return (MLModel.objects.count(), MLModelVersion.objects.count(),
             ModelTransition.objects.count(), TrainingDataset.objects.count(),
-            get_user_model().objects.count(), APIKey.objects.count())
+            get_user_model().objects.count(), ClientAPIKey.objects.count())
 
 
 def production(name: str) -> MLModelVersion:
@@ -55,7 +55,7 @@ def test_seed_demo_puts_every_recipe_live_globally_and_for_the_demo_client(demo_
             assert version.approved_by.username == "rita"
             assert version.traffic_percentage == 100
     key = output.splitlines()[-1].removeprefix("Demo API key: ")
-    assert APIKey.objects.is_valid(key)
+    assert ClientAPIKey.objects.is_valid(key)
     assert (demo_dir / "api-key").read_text().strip() == key
 
 

@@ -7,7 +7,9 @@ class Command(ApplicationCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name", help="who the key is for")
+        parser.add_argument("--client", default="",
+                            help="bind the key to one client: it may only act for that client")
 
-    def run(self, *args, name, **options):
-        _, key = services.api_key_create(name=name)
+    def run(self, *args, name, client, **options):
+        _, key = services.api_key_create(name=name, client_id=client)
         self.stdout.write(key)
