@@ -14,7 +14,6 @@ Each serving process keeps:
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy
@@ -71,12 +70,22 @@ class ServedVersion:
             return Outputs(values=flagged.tolist(), anomaly_scores=scores.tolist())
         return Outputs(values=numpy.asarray(self.estimator.predict(frame), dtype=float).tolist())
 
-    @cached_property
+    explainer_or_error: explain.ModelExplainer | ApplicationError | None = None
+
+    def warm_up(self) -> None:
+        """Build the SHAP explainer once, at load: it costs far more than explaining a row."""
+        try:
+            self.explainer_or_error = explain.explainer_build(
+                estimator=self.estimator, task=self.live.task, schema=self.live.feature_schema,
+                reference_profile=self.reference_profile)
+        except ApplicationError as exc:  # e.g. a multiclass model: predict works, explain won't
+            self.explainer_or_error = exc
+
+    @property
     def explainer(self) -> explain.ModelExplainer:
-        # Built once per loaded version: building costs far more than explaining a row.
-        return explain.explainer_build(estimator=self.estimator, task=self.live.task,
-                                       schema=self.live.feature_schema,
-                                       reference_profile=self.reference_profile)
+        if isinstance(self.explainer_or_error, ApplicationError):
+            raise self.explainer_or_error
+        return self.explainer_or_error
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,7 @@ class ModelCache:
                 raise error from exc
             bundle = ServedVersion(live=live, estimator=loaded.estimator,
                                    reference_profile=loaded.objects.get("reference_profile", {}))
+            bundle.warm_up()
             self._bundles[key] = bundle
             return bundle
 
