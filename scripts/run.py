@@ -13,6 +13,7 @@ Environment: PORT (default 8000) and everything pulselytics/settings/base.py rea
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,6 +52,11 @@ def prepare_folders() -> None:
         folders.append(Path(database["NAME"]).parent)
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
+    # Prometheus figures of every gunicorn worker, aggregated by /metrics; fresh each run.
+    metrics_dir = Path(settings.VAR_DIR) / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
 
 
 def manage(*args: str) -> str:
@@ -198,6 +204,7 @@ def main() -> int:
         url = f"http://{HOST}:{port}/"
         log(f"Pulselytics is running at {url}")
         log(f"Admin: {url}admin/")
+        log(f"API docs: {url}api/docs/  (predict: POST {url}api/v1/models/NAME/predict)")
         for line in demo_summary.splitlines():
             if not line.startswith(("deployed ", "already live")):
                 log(line)
