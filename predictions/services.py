@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mlregistry.selectors import LiveVersion
-from mlregistry.training.recipes import lifecycle_hooks, recipe_get
+from mlregistry.training.recipes import lifecycle_hooks, recipes_all
 from mlregistry.training.recipes.base import LifecycleHooks
 from predictions.loader import LiveModel, Outputs, ServedVersion, model_cache
 from predictions.models import ClientAPIKey, PredictionLog
@@ -22,7 +22,6 @@ from predictions.routing import Challenger, challenger_for, routing_key_sha256
 from predictions.validation import instances_validate
 from pulselytics import metrics
 from pulselytics.errors import (
-    ApplicationError,
     BatchTooLargeError,
     FeedbackExistsError,
     PredictionNotFoundError,
@@ -80,10 +79,8 @@ def _route(*, model_name: str, client_id: str, routing_key: str) -> Routed:
 @lru_cache(maxsize=64)
 def _hooks(recipe_name: str, hook_paths: tuple[str, ...], recipe_paths: tuple[str, ...]
            ) -> tuple[LifecycleHooks, ...]:
-    try:
-        return tuple(lifecycle_hooks(recipe_get(recipe_name)))
-    except ApplicationError:  # an externally registered model has no recipe
-        return tuple(hook for hook in lifecycle_hooks(LifecycleHooks()))
+    """Hooks around a version's predictions, cached per recipe and settings."""
+    return tuple(lifecycle_hooks(recipes_all().get(recipe_name)))
 
 
 def _predict(served: ServedVersion, frame) -> Outputs:

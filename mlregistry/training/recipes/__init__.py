@@ -33,7 +33,10 @@ def recipe_get(name: str) -> Recipe:
         ) from None
 
 
-def lifecycle_hooks(recipe: Recipe) -> list[LifecycleHooks]:
-    """The platform's hooks (settings.PULSELYTICS_LIFECYCLE_HOOKS), then the recipe's own."""
+def lifecycle_hooks(recipe: Recipe | None) -> list[LifecycleHooks]:
+    """The platform's hooks (settings.PULSELYTICS_LIFECYCLE_HOOKS), then the recipe's own.
+
+    A model registered from outside (register_model) has no recipe: platform hooks only.
+    """
     platform = [import_string(path)() for path in settings.PULSELYTICS_LIFECYCLE_HOOKS]
-    return [*platform, recipe]
+    return [*platform, recipe] if recipe is not None else platform
