@@ -70,7 +70,7 @@ class ServedVersion:
             return Outputs(values=flagged.tolist(), anomaly_scores=scores.tolist())
         return Outputs(values=numpy.asarray(self.estimator.predict(frame), dtype=float).tolist())
 
-    explainer_or_error: explain.ModelExplainer | ApplicationError | None = None
+    explainer_or_error: explain.ModelExplainer | Exception | None = None
 
     def warm_up(self) -> None:
         """Build the SHAP explainer once, at load: it costs far more than explaining a row."""
@@ -78,12 +78,13 @@ class ServedVersion:
             self.explainer_or_error = explain.explainer_build(
                 estimator=self.estimator, task=self.live.task, schema=self.live.feature_schema,
                 reference_profile=self.reference_profile)
-        except ApplicationError as exc:  # e.g. a multiclass model: predict works, explain won't
+        except Exception as exc:  # noqa: BLE001 - e.g. a multiclass model, or a background
+            # the pipeline cannot take: predict works, explain won't (and reports why).
             self.explainer_or_error = exc
 
     @property
     def explainer(self) -> explain.ModelExplainer:
-        if isinstance(self.explainer_or_error, ApplicationError):
+        if isinstance(self.explainer_or_error, Exception):
             raise self.explainer_or_error
         return self.explainer_or_error
 

@@ -214,6 +214,18 @@ def explanation_make(*, model_name: str, instances: list, request_id: str,
                              scope=routed.scope, explanations=explanations)
 
 
+def _as_label_of(predicted, label: str):
+    """A class label (given as its string) in the type of the model's own labels, so that
+    `actual` compares equal to `value` ("1" and 1 are the same class)."""
+    if isinstance(predicted, bool):
+        return label == "True"
+    if isinstance(predicted, int):
+        return int(label)
+    if isinstance(predicted, float):
+        return float(label)
+    return label
+
+
 def _actual_for(log: PredictionLog, actual):
     """The outcome in the model's terms, or a validation error naming what is wrong."""
     def refuse(code: str, message: str):
@@ -228,7 +240,7 @@ def _actual_for(log: PredictionLog, actual):
     if log.probabilities is not None:  # a classifier: one of its classes
         if isinstance(actual, dict | list) or str(actual) not in log.probabilities:
             refuse("unknown_category", f"expected one of {sorted(log.probabilities)}")
-        return actual
+        return _as_label_of(log.value, str(actual))
     if log.anomaly_score is not None:
         if not isinstance(actual, bool):
             refuse("wrong_type", "expected true (anomaly) or false")

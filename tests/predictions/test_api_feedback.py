@@ -1,0 +1,151 @@
+"""POST /api/v1/predictions/{prediction_id}/feedback (SPEC §4): the observed outcome, recorded
+once, in the model's terms, and given to the shadows of the same request too."""
+
+import pytest
+
+from mlregistry import services as registry
+from predictions.models import PredictionLog
+
+LIKES, LEADS, ANOMALY = "engagement-likes", "lead-conversion", "engagement-anomaly"
+
+
+def feedback_url(prediction_id) -> str:
+    return f"/api/v1/predictions/{prediction_id}/feedback"
+
+
+def answered(api_client, demo_models, name: str, n: int = 1) -> list[str]:
+    response = api_client.post_json(f"/api/v1/models/{name}/predict",
+                                    {"instances": demo_models.instances(name, n=n)})
+    assert response.status_code == 200, response.json()
+    return [p["prediction_id"] for p in response.json()["predictions"]]
+
+
+@pytest.mark.parametrize(("name", "actual", "stored"), [
+    (LIKES, 42, 42.0), (LIKES, 17.5, 17.5), (LEADS, 1, 1), (LEADS, 0, 0),
+    (ANOMALY, True, True), (ANOMALY, False, False),
+])
+def test_feedback_records_the_actual_outcome(demo_models, api_client, name, actual, stored):
+    (prediction_id,) = answered(api_client, demo_models, name)
+
+    response = api_client.post_json(feedback_url(prediction_id), {"actual": actual})
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["prediction_id"], body["actual"]) == (prediction_id, stored)
+    log = PredictionLog.objects.get(prediction_id=prediction_id)
+    assert log.actual == stored
+    assert log.actual_at is not None
+    assert body["actual_at"].replace("Z", "+00:00") == log.actual_at.isoformat()
+
+
+def test_feedback_is_recorded_once(demo_models, api_client):
+    (prediction_id,) = answered(api_client, demo_models, LIKES)
+    first = api_client.post_json(feedback_url(prediction_id), {"actual": 10})
+    recorded_at = PredictionLog.objects.get().actual_at
+
+    second = api_client.post_json(feedback_url(prediction_id), {"actual": 20})
+
+    assert first.status_code == 200
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "feedback_exists"
+    log = PredictionLog.objects.get()
+    assert (log.actual, log.actual_at) == (10.0, recorded_at)
+
+
+def test_feedback_touches_only_its_own_prediction(demo_models, api_client):
+    first, second = answered(api_client, demo_models, LIKES, n=2)
+
+    api_client.post_json(feedback_url(first), {"actual": 5})
+
+    assert PredictionLog.objects.get(prediction_id=second).actual_at is None
+
+
+# (model, an actual it cannot take, expected code)
+WRONG_ACTUALS = [
+    pytest.param(LIKES, "many", "wrong_type", id="regression-string"),
+    pytest.param(LIKES, True, "wrong_type", id="regression-bool"),
+    pytest.param(LIKES, [1], "wrong_type", id="regression-list"),
+    pytest.param(LIKES, None, "missing", id="regression-null"),
+    pytest.param(LEADS, 7, "unknown_category", id="classifier-unknown-class"),
+    pytest.param(LEADS, {"label": 1}, "unknown_category", id="classifier-object"),
+    pytest.param(ANOMALY, 1, "wrong_type", id="anomaly-number"),
+    pytest.param(ANOMALY, "true", "wrong_type", id="anomaly-string"),
+]
+
+
+@pytest.mark.parametrize(("name", "actual", "code"), WRONG_ACTUALS)
+def test_actual_of_the_wrong_kind_is_a_validation_error(demo_models, api_client, name, actual,
+                                                        code):
+    (prediction_id,) = answered(api_client, demo_models, name)
+
+    response = api_client.post_json(feedback_url(prediction_id), {"actual": actual})
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert [(d["field"], d["code"]) for d in error["details"]] == [("actual", code)]
+    assert PredictionLog.objects.get().actual_at is None
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "1e400"])
+def test_non_finite_actual_is_not_finite(demo_models, api_client, literal):
+    (prediction_id,) = answered(api_client, demo_models, LIKES)
+
+    response = api_client.post_json(feedback_url(prediction_id), raw='{"actual": %s}' % literal)
+
+    assert response.status_code == 422
+    assert [d["code"] for d in response.json()["error"]["details"]] == ["not_finite"]
+    assert PredictionLog.objects.get().actual_at is None
+
+
+@pytest.mark.parametrize("body", [{}, {"actual": 1, "note": "x"}, [1]])
+def test_body_must_be_exactly_actual(demo_models, api_client, body):
+    (prediction_id,) = answered(api_client, demo_models, LIKES)
+
+    response = api_client.post_json(feedback_url(prediction_id), body)
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
+    assert PredictionLog.objects.get().actual_at is None
+
+
+@pytest.fixture
+def shadow(demo_models, version_copy):
+    version = version_copy(of=demo_models.version(LIKES), people=demo_models.people)
+    return registry.model_version_deploy(version=version, user=demo_models.people["deployer"],
+                                         shadow=True, notes="shadow test")
+
+
+def test_shadow_rows_of_the_request_receive_the_actual_too(demo_models, api_client, shadow):
+    first, second = answered(api_client, demo_models, LIKES, n=2)
+    shadows = PredictionLog.objects.filter(arm="shadow")
+    assert shadows.count() == 2
+    first_hash = PredictionLog.objects.get(prediction_id=first).features_sha256
+
+    response = api_client.post_json(feedback_url(first), {"actual": 33})
+
+    assert response.status_code == 200
+    assert list(shadows.filter(features_sha256=first_hash).values_list("actual", flat=True)) \
+        == [33.0]
+    assert shadows.exclude(features_sha256=first_hash).get().actual_at is None
+    assert PredictionLog.objects.get(prediction_id=second).actual_at is None
+
+
+def test_feedback_for_a_shadow_row_is_prediction_not_found(demo_models, api_client, shadow):
+    answered(api_client, demo_models, LIKES)
+    shadow_row = PredictionLog.objects.get(arm="shadow")
+
+    response = api_client.post_json(feedback_url(shadow_row.prediction_id), {"actual": 3})
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "prediction_not_found"
+    shadow_row.refresh_from_db()
+    assert shadow_row.actual_at is None
+
+
+def test_feedback_label_is_stored_in_the_type_of_the_models_labels(demo_models, api_client):
+    (prediction_id,) = answered(api_client, demo_models, LEADS)
+
+    api_client.post_json(feedback_url(prediction_id), {"actual": "1"})
+
+    assert PredictionLog.objects.get(prediction_id=prediction_id).actual == 1
