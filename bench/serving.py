@@ -270,10 +270,8 @@ class Bench:
             if server.process.poll() is None:
                 server.process.send_signal(signal.SIGTERM)
         for server in self.servers:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 server.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(server.process.pid, signal.SIGKILL)  # workers left behind, if any
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -58,6 +58,7 @@ The path chosen at build time is `ModelExplainer.method`:
 """
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,7 +165,7 @@ def explanation_row(*, output_space: str, base_value: float, value: float,
 
 
 @dataclass
-class ModelExplainer:
+class ModelExplainer(ABC):
     """Built once per loaded version by `explainer_build`; then `explain` is cheap."""
 
     task: str
@@ -199,10 +200,10 @@ class ModelExplainer:
             probability=None if probabilities is None else float(probabilities[i]),
         ) for i in range(len(frame))]
 
+    @abstractmethod
     def _explain(self, frame: pandas.DataFrame) -> tuple[numpy.ndarray, numpy.ndarray,
                                                          numpy.ndarray, numpy.ndarray | None]:
         """(base values (n,), values (n,), contributions (n, features), probabilities)."""
-        raise NotImplementedError
 
 
 # --- Tree paths ---------------------------------------------------------------------------

@@ -9,7 +9,12 @@ import pytest
 from django.db import connection
 
 from tests import servers
-from tests.factories import UserFactory, register_deployed_version, register_version
+from tests.factories import (
+    UserFactory,
+    ensure_governance_groups,
+    register_deployed_version,
+    register_version,
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -41,6 +46,21 @@ def artifact_dir(tmp_path, settings):
                       "OPTIONS": {"location": str(location)}},
     }
     return location
+
+
+@pytest.fixture(scope="module")
+def groups_restored_after_module(django_db_blocker):
+    """A transactional test's flush deletes the migrated groups: put them back afterwards."""
+    yield
+    with django_db_blocker.unblock():
+        ensure_governance_groups()
+        connection.close()
+
+
+@pytest.fixture
+def governance_groups(transactional_db):
+    """An earlier transactional test may have flushed the migrated groups."""
+    ensure_governance_groups()
 
 
 @pytest.fixture(scope="session")

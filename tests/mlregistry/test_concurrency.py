@@ -16,32 +16,19 @@ from mlregistry import selectors, services
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
 from pulselytics.errors import ApplicationError
 from tests.factories import (
-    ensure_governance_groups,
     register_approved_version,
     register_deployed_version,
     register_version,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("groups_restored_after_module", "governance_groups")]
 
 ROUNDS = 5
 THREADS = 6
 EXPECTED_REFUSALS = {"illegal_transition", "traffic_exceeded", "rollback_unavailable"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _groups_for_later_tests(django_db_blocker):
-    """A transactional test's flush deletes the migrated groups: put them back afterwards."""
-    yield
-    with django_db_blocker.unblock():
-        ensure_governance_groups()
-        connection.close()
-
-
-@pytest.fixture(autouse=True)
-def _groups(transactional_db):
-    """An earlier transactional test may have flushed the migrated groups."""
-    ensure_governance_groups()
 
 
 @pytest.fixture

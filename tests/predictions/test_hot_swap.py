@@ -27,10 +27,10 @@ from mlregistry import services as registry
 from mlregistry.training import demo_data
 from mlregistry.training import services as training
 from predictions import services as serving
-from tests.factories import ensure_governance_groups
 from tests.servers import free_port
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("groups_restored_after_module", "governance_groups")]
 
 MODEL = "engagement-likes"
 SWITCH_SECONDS = 5.0  # SPEC §4: a deploy or rollback is noticed within 5 s
@@ -40,19 +40,6 @@ CLIENT_MAX_SECONDS = 60  # the load stops by itself whatever happens to the test
 START_TIMEOUT = 30
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _groups_for_later_tests(django_db_blocker):
-    """A transactional test's flush deletes the migrated groups: put them back afterwards."""
-    yield
-    with django_db_blocker.unblock():
-        ensure_governance_groups()
-        connection.close()
-
-
-@pytest.fixture(autouse=True)
-def _groups(transactional_db):
-    """An earlier transactional test may have flushed the migrated groups."""
-    ensure_governance_groups()
 
 
 @dataclass
