@@ -204,6 +204,9 @@ PREDICT_MAX_BATCH = int(os.environ.get("PREDICT_MAX_BATCH", "2000"))
 EXPLAIN_MAX_INSTANCES = 100
 # Request bodies above this are refused with 413 payload_too_large before parsing.
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(8 * 1024 * 1024)))
+# How long a serving process trusts a verified API key before checking it again (so a
+# revoked key stops working everywhere within this many seconds).
+API_KEY_CACHE_SECONDS = float(os.environ.get("API_KEY_CACHE_SECONDS", "2"))
 # How often a serving process looks for deploys and rollbacks (one tiny query).
 REGISTRY_POLL_SECONDS = float(os.environ.get("REGISTRY_POLL_SECONDS", "1.0"))
 # A version that failed to load is retried after this long (or at the next registry change).

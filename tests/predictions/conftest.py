@@ -35,6 +35,7 @@ from mlregistry.training.demo_data import demo_leads, demo_posts
 from mlregistry.training.features import model_frame
 from mlregistry.training.services import model_train
 from predictions import services as serving
+from predictions.api import auth
 from predictions.loader import model_cache
 from predictions.models import PredictionLog
 from tests.factories import UserFactory, ensure_governance_groups
@@ -76,8 +77,10 @@ def _fresh_model_cache(settings):
     generation it watches: every test starts and ends with an empty cache."""
     settings.REGISTRY_POLL_SECONDS = 0
     model_cache.clear()
+    auth._verified.clear()
     yield
     model_cache.clear()
+    auth._verified.clear()
 
 
 def _native(value):

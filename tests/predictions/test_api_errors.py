@@ -82,6 +82,17 @@ def test_request_with_a_revoked_key_is_not_authenticated(demo_models, api_key, a
     assert PredictionLog.objects.count() == 0
 
 
+def test_revoked_key_stops_working_once_its_verification_expires(demo_models, api_key,
+                                                                  api_client, settings):
+    assert api_client.post_json(PREDICT, demo_models.instances(LIKES)).status_code == 200
+    ClientAPIKey.objects.filter(pk=api_key[0].pk).update(revoked=True)
+    settings.API_KEY_CACHE_SECONDS = 0  # the cached verification has expired
+
+    response = api_client.post_json(PREDICT, demo_models.instances(LIKES))
+
+    assert_error(response, 401, "not_authenticated")
+
+
 def test_client_bound_key_asking_for_another_client_is_permission_denied(
         demo_models, anonymous_client):
     _, key = serving.api_key_create(name="client a", client_id="a")
