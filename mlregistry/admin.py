@@ -9,6 +9,7 @@ from mlregistry.models import (
     TrainingDataset,
     TrainingJob,
 )
+from pulselytics.admin_mixins import ReadOnlyAdminMixin
 
 
 @admin.register(MLModel)
@@ -18,7 +19,7 @@ class MLModelAdmin(admin.ModelAdmin):
     search_fields = ["name", "description", "client_id"]
 
 
-class ModelTransitionInline(admin.TabularInline):
+class ModelTransitionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ModelTransition
     fields = ["sequence", "created_at", "actor", "from_status", "to_status", "reason", "notes",
               "traffic_before", "traffic_after"]
@@ -27,12 +28,9 @@ class ModelTransitionInline(admin.TabularInline):
     can_delete = False
     ordering = ["sequence"]
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(MLModelVersion)
-class MLModelVersionAdmin(admin.ModelAdmin):
+class MLModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only here: every state change goes through mlregistry.services."""
 
     list_display = ["model", "version", "status", "traffic_percentage", "is_shadow", "gates",
@@ -46,34 +44,16 @@ class MLModelVersionAdmin(admin.ModelAdmin):
         failed = selectors.failed_gates(obj)
         return f"FAILED: {', '.join(failed)}" if failed else "passed"
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(ModelTransition)
-class ModelTransitionAdmin(admin.ModelAdmin):
+class ModelTransitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["model", "sequence", "version", "from_status", "to_status", "reason",
                     "actor", "created_at"]
     list_filter = ["model", "to_status", "reason"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(TrainingDataset)
-class TrainingDatasetAdmin(admin.ModelAdmin):
+class TrainingDatasetAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["model_name", "original_name", "rows", "short_sha256", "uploaded_by", "created_at"]
     list_filter = ["model_name"]
     readonly_fields = [field.name for field in TrainingDataset._meta.fields]
@@ -82,15 +62,9 @@ class TrainingDatasetAdmin(admin.ModelAdmin):
     def short_sha256(self, obj: TrainingDataset) -> str:
         return obj.sha256[:12]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(TrainingJob)
-class TrainingJobAdmin(admin.ModelAdmin):
+class TrainingJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Training runs queued for the Celery worker, with their live progress."""
 
     list_display = ["pk", "recipe", "client_id", "state", "progress_bar", "stage", "version",
@@ -102,12 +76,3 @@ class TrainingJobAdmin(admin.ModelAdmin):
     def progress_bar(self, obj: TrainingJob) -> str:
         return format_html('<progress value="{}" max="100" title="{}%"></progress> {}%',
                            obj.progress, obj.progress, obj.progress)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

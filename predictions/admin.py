@@ -3,9 +3,11 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from predictions.models import ClientAPIKey, PredictionLog
+from pulselytics.admin_mixins import ReadOnlyAdminMixin
 
 # Keys are ClientAPIKey rows; the library's own table is not used.
 admin.site.unregister(APIKey)
+
 
 
 @admin.register(ClientAPIKey)
@@ -15,16 +17,10 @@ class ClientAPIKeyAdmin(APIKeyModelAdmin):
 
 
 @admin.register(PredictionLog)
-class PredictionLogAdmin(admin.ModelAdmin):
+class PredictionLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["model_version"]
     list_display = ["created_at", "model_name", "model_version", "arm", "value", "actual",
                     "latency_ms", "client_id"]
     list_filter = ["model_name", "arm"]
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in PredictionLog._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

@@ -1,0 +1,26 @@
+"""Records only services write are read-only in the admin, even for a superuser."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+
+@pytest.mark.parametrize("path", [
+    "/admin/mlregistry/mlmodelversion/add/",
+    "/admin/mlregistry/modeltransition/add/",
+    "/admin/mlregistry/trainingjob/add/",
+    "/admin/predictions/predictionlog/add/",
+])
+def test_admin_refuses_to_add_service_written_records(client, db, path):
+    client.force_login(get_user_model().objects.create_superuser("root", "r@example.com", "pw"))
+
+    assert client.get(path).status_code == 403
+
+
+def test_admin_shows_a_version_without_a_save_button(client, testing_version):
+    client.force_login(get_user_model().objects.create_superuser("root", "r@example.com", "pw"))
+
+    page = client.get(f"/admin/mlregistry/mlmodelversion/{testing_version.pk}/change/")
+
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert b"validated" in page.content  # the transition history inline
