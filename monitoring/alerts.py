@@ -25,3 +25,8 @@ def alert_raise(*, kind: str, severity: str, model_name: str, version: str = "",
         except IntegrityError:
             continue
     return open_alerts.get()
+
+
+def alert_delivery_send(*, delivery_id: int, task=None) -> str:
+    """PLACEHOLDER: being written (issue 5)."""
+    raise NotImplementedError

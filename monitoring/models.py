@@ -1,8 +1,154 @@
-"""Monitoring tables."""
+"""Monitoring tables: drift, live performance, SLO, fairness and A/B reports, alerts.
+
+Reports are written by the scheduled checks (one row per check and version or model) and
+never edited; the dashboard and the API read the latest ones and their history.
+"""
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+
+class DriftReport(models.Model):
+    """One drift check of a live version: its logged inputs and outputs in a window
+    against the version's reference profile (SPEC §6)."""
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        INSUFFICIENT_DATA = "insufficient_data"
+
+    model_version = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
+                                      related_name="+")
+    model_name = models.CharField(max_length=100)
+    version = models.CharField(max_length=32)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    n_reference = models.PositiveIntegerField()
+    n_current = models.PositiveIntegerField()
+    status = models.CharField(max_length=32, choices=Status.choices)
+    dataset_drift = models.BooleanField(default=False)
+    # {name: {"kind", "psi", "ks_statistic", "ks_pvalue", "chi2_statistic", "chi2_pvalue",
+    #         "js_distance", "drifted", "severity"}} (SPEC §4 drift endpoint)
+    features = models.JSONField(default=dict)
+    prediction = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["model_version", "created_at"]),
+                   models.Index(fields=["model_name", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"drift {self.model_name} {self.version} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class PerformanceReport(models.Model):
+    """Live metrics of one version and arm from logged predictions with feedback."""
+
+    model_version = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
+                                      related_name="+")
+    model_name = models.CharField(max_length=100)
+    version = models.CharField(max_length=32)
+    arm = models.CharField(max_length=16)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    n_labelled = models.PositiveIntegerField()
+    # MAE/R2 for regression, accuracy/F1/Brier for classification; empty when n_labelled = 0.
+    metrics = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["model_version", "created_at"]),
+                   models.Index(fields=["model_name", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"performance {self.model_name} {self.version} {self.arm}"
+
+
+class SLOReport(models.Model):
+    """Service level of one model over a window: p95 latency and error rate."""
+
+    model_name = models.CharField(max_length=100)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    requests = models.PositiveIntegerField()
+    errors = models.PositiveIntegerField()
+    error_rate = models.FloatField(null=True, blank=True)
+    latency_p50_ms = models.FloatField(null=True, blank=True)
+    latency_p95_ms = models.FloatField(null=True, blank=True)
+    # Which objectives were broken: a subset of ["latency", "error_rate"].
+    breaches = models.JSONField(default=list)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["model_name", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"SLO {self.model_name} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class FairnessReport(models.Model):
+    """Live fairness audit of one version on logged predictions with outcomes."""
+
+    model_version = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
+                                      related_name="+")
+    model_name = models.CharField(max_length=100)
+    version = models.CharField(max_length=32)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    n_labelled = models.PositiveIntegerField()
+    report = models.JSONField(default=dict)  # same shape as the version's fairness_report
+    passed = models.BooleanField(null=True, blank=True)  # null: nothing to judge
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["model_version", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"fairness {self.model_name} {self.version}"
+
+
+class ABEvaluation(models.Model):
+    """One evaluation of a running A/B test: per-arm figures, a significance test and a
+    verdict; `action` records what the platform did about it (an automatic stop)."""
+
+    class Verdict(models.TextChoices):
+        CHAMPION_BETTER = "champion_better"
+        CHALLENGER_BETTER = "challenger_better"
+        INCONCLUSIVE = "inconclusive"
+
+    class Action(models.TextChoices):
+        NONE = "none"
+        STOPPED = "stopped"
+
+    model_name = models.CharField(max_length=100)
+    champion = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
+                                 related_name="+")
+    challenger = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
+                                   related_name="+")
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    # {"champion": {...}, "challenger": {...}}: n, n_labelled, metric, latency_p95_ms, error_rate
+    arms = models.JSONField(default=dict)
+    metric = models.CharField(max_length=32)
+    test = models.CharField(max_length=32)  # "welch_t" or "two_proportion_z"
+    statistic = models.FloatField(null=True, blank=True)
+    p_value = models.FloatField(null=True, blank=True)
+    verdict = models.CharField(max_length=32, choices=Verdict.choices)
+    action = models.CharField(max_length=16, choices=Action.choices, default=Action.NONE)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["model_name", "created_at"])]
+        verbose_name = "A/B evaluation"
+
+    def __str__(self) -> str:
+        return f"A/B {self.model_name}: {self.verdict}"
 
 
 class Alert(models.Model):
@@ -31,9 +177,14 @@ class Alert(models.Model):
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     count = models.PositiveIntegerField(default=1)
+    # When the alert was last sent out; a repeat within ALERT_COOLDOWN_SECONDS is counted,
+    # not sent again.
+    notified_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                        on_delete=models.PROTECT)
+                                        on_delete=models.PROTECT, related_name="+")
     acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.PROTECT, related_name="+")
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -48,3 +199,32 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.severity}] {self.kind} {self.model_name} {self.version}".strip()
+
+
+class AlertDelivery(models.Model):
+    """One sending of an alert through one channel (email or webhook), with its retries."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email"
+        WEBHOOK = "webhook"
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"  # gave up after the last retry
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    target = models.CharField(max_length=500)  # the recipients or the webhook URL
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "alert deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.state} for alert {self.alert_id}"

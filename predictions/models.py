@@ -60,3 +60,24 @@ class PredictionLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name} {self.prediction_id}"
+
+
+class PredictionFailure(models.Model):
+    """A predict or explain request the service failed to answer (5xx), for the error-rate
+    SLO. Written outside the failed request's transaction; holds no input values."""
+
+    model_name = models.CharField(max_length=100)
+    version = models.CharField(max_length=32, blank=True)
+    arm = models.CharField(max_length=16, blank=True)
+    endpoint = models.CharField(max_length=16)  # "predict" or "explain"
+    request_id = models.CharField(max_length=64)
+    code = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["model_name", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} {self.code} {self.created_at:%Y-%m-%d %H:%M}"

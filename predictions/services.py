@@ -309,3 +309,8 @@ def feedback_record(*, prediction_id: str, actual) -> PredictionLog:
             features_sha256=log.features_sha256, actual_at__isnull=True,
         ).update(actual=log.actual, actual_at=log.actual_at)
     return log
+
+
+def prediction_log_purge(*, now=None) -> int:
+    """PLACEHOLDER: being written (issue 5)."""
+    raise NotImplementedError

@@ -212,6 +212,51 @@ REGISTRY_POLL_SECONDS = float(os.environ.get("REGISTRY_POLL_SECONDS", "1.0"))
 # A version that failed to load is retried after this long (or at the next registry change).
 MODEL_LOAD_RETRY_SECONDS = float(os.environ.get("MODEL_LOAD_RETRY_SECONDS", "30"))
 
+# Monitoring (SPEC §6)
+# Drift: the window of logged predictions compared with the reference profile.
+DRIFT_WINDOW_HOURS = float(os.environ.get("DRIFT_WINDOW_HOURS", "24"))
+DRIFT_MIN_SAMPLES = int(os.environ.get("DRIFT_MIN_SAMPLES", "100"))
+# Logged predictions read per query by the checks, so memory does not grow with the window.
+MONITORING_CHUNK_SIZE = int(os.environ.get("MONITORING_CHUNK_SIZE", "2000"))
+# Live performance and fairness: predictions with feedback in this window.
+PERFORMANCE_WINDOW_HOURS = float(os.environ.get("PERFORMANCE_WINDOW_HOURS", "168"))
+PERFORMANCE_MIN_LABELLED = int(os.environ.get("PERFORMANCE_MIN_LABELLED", "30"))
+# A live metric worse than the version's validation metric by more than this (relative)
+# raises a performance alert.
+PERFORMANCE_DEGRADATION_THRESHOLD = float(os.environ.get("PERFORMANCE_DEGRADATION_THRESHOLD", "0.2"))
+# Service level objectives per model over a window.
+SLO_WINDOW_MINUTES = float(os.environ.get("SLO_WINDOW_MINUTES", "60"))
+SLO_P95_LATENCY_MS = float(os.environ.get("SLO_P95_LATENCY_MS", "300"))
+SLO_MAX_ERROR_RATE = float(os.environ.get("SLO_MAX_ERROR_RATE", "0.01"))
+SLO_MIN_REQUESTS = int(os.environ.get("SLO_MIN_REQUESTS", "20"))
+# A/B tests: labelled predictions each arm needs before a verdict, the significance level,
+# and how much worse (relative) a challenger's live metric may be before it is stopped.
+AB_MIN_LABELLED = int(os.environ.get("AB_MIN_LABELLED", "30"))
+AB_SIGNIFICANCE_LEVEL = float(os.environ.get("AB_SIGNIFICANCE_LEVEL", "0.05"))
+AB_MAX_DEGRADATION = float(os.environ.get("AB_MAX_DEGRADATION", "0.1"))
+# Alerts: a repeat of an open alert within the cool-down is counted, not sent again.
+ALERT_COOLDOWN_SECONDS = int(os.environ.get("ALERT_COOLDOWN_SECONDS", "3600"))
+ALERT_EMAIL_RECIPIENTS = env_list("ALERT_EMAIL_RECIPIENTS", [])
+ALERT_EMAIL_FROM = os.environ.get("ALERT_EMAIL_FROM", "pulselytics@localhost")
+ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "")
+ALERT_WEBHOOK_SECRET = os.environ.get("ALERT_WEBHOOK_SECRET", "")
+ALERT_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("ALERT_WEBHOOK_TIMEOUT_SECONDS", "5"))
+ALERT_DELIVERY_MAX_RETRIES = int(os.environ.get("ALERT_DELIVERY_MAX_RETRIES", "5"))
+ALERT_DELIVERY_RETRY_BACKOFF_SECONDS = int(os.environ.get("ALERT_DELIVERY_RETRY_BACKOFF_SECONDS", "30"))
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+# Retraining triggers: age of the production version, new labelled predictions since
+# it was trained, or an open performance or drift alert.
+RETRAIN_MAX_AGE_DAYS = float(os.environ.get("RETRAIN_MAX_AGE_DAYS", "7"))
+RETRAIN_MIN_NEW_LABELS = int(os.environ.get("RETRAIN_MIN_NEW_LABELS", "50"))
+# Deploy a retrained candidate that passes every gate without a reviewer (off: SPEC §6).
+AUTO_DEPLOY = env_bool("AUTO_DEPLOY")
+# A running training job whose worker has not reported for this long is taken as dead.
+TRAINING_JOB_STALE_SECONDS = int(os.environ.get("TRAINING_JOB_STALE_SECONDS", "600"))
+# Prediction log retention (SPEC §4).
+PREDICTION_LOG_RETENTION_DAYS = int(os.environ.get("PREDICTION_LOG_RETENTION_DAYS", "90"))
+
 REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["predictions.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -1,0 +1,52 @@
+"""The one list of periodic tasks (SPEC §6).
+
+Installed as django-celery-beat `PeriodicTask` rows, upserted by name, by a data migration
+(and again by `seed_demo`); operators change intervals or disable a row in the admin, and
+an upsert never overrides what they changed.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    task: str
+    every_seconds: int
+    description: str
+
+
+HOUR = 3600
+SCHEDULES = [
+    Schedule("monitoring: drift check", "monitoring.tasks.drift_check_task", HOUR,
+             "Drift of every live version's last window against its reference profile."),
+    Schedule("monitoring: SLO check", "monitoring.tasks.slo_check_task", 5 * 60,
+             "p95 latency and error rate of every model over the SLO window."),
+    Schedule("monitoring: live performance and fairness", "monitoring.tasks.performance_check_task",
+             HOUR, "Live metrics and fairness of every live version from outcome feedback."),
+    Schedule("monitoring: A/B evaluation", "monitoring.tasks.ab_evaluate_task", HOUR,
+             "Verdict of every running A/B test; stops a challenger that breaks the SLO or "
+             "degrades the metric."),
+    Schedule("monitoring: retraining check", "monitoring.tasks.retraining_check_task", 24 * HOUR,
+             "Queues a retrain for models that are old, have new labels or open alerts."),
+    Schedule("predictions: log retention", "monitoring.tasks.prediction_log_purge_task",
+             24 * HOUR, "Deletes prediction log rows older than PREDICTION_LOG_RETENTION_DAYS."),
+]
+
+
+def schedules_install(*, periodic_task_model, interval_model) -> int:
+    """Create the rows that are missing; returns how many were created.
+
+    Takes the models as arguments so a migration can pass its historical ones.
+    """
+    created = 0
+    for schedule in SCHEDULES:
+        if periodic_task_model.objects.filter(name=schedule.name).exists():
+            continue  # an operator may have edited it: leave it alone
+        interval, _ = interval_model.objects.get_or_create(every=schedule.every_seconds,
+                                                           period="seconds")
+        periodic_task_model.objects.create(name=schedule.name, task=schedule.task,
+                                           interval=interval, description=schedule.description,
+                                           enabled=True)
+        created += 1
+    return created

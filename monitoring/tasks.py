@@ -1,0 +1,46 @@
+"""Celery tasks: thin shells over the monitoring services (scheduled in schedules.py).
+
+Every task is idempotent and acknowledged late: a redelivered message after a worker died
+runs the check again, which writes a new report and never a half-made one.
+"""
+
+from celery import shared_task
+
+from monitoring import ab, alerts, drift, fairness, performance, retraining, slo
+from predictions import services as prediction_services
+
+
+@shared_task(acks_late=True)
+def drift_check_task() -> int:
+    return len(drift.drift_check_all())
+
+
+@shared_task(acks_late=True)
+def slo_check_task() -> int:
+    return len(slo.slo_check_all())
+
+
+@shared_task(acks_late=True)
+def performance_check_task() -> int:
+    return len(performance.performance_evaluate_all()) + len(fairness.fairness_audit_all())
+
+
+@shared_task(acks_late=True)
+def ab_evaluate_task() -> int:
+    return len(ab.ab_evaluate_all())
+
+
+@shared_task(acks_late=True)
+def retraining_check_task() -> int:
+    return len(retraining.retraining_check_all())
+
+
+@shared_task(acks_late=True)
+def prediction_log_purge_task() -> int:
+    return prediction_services.prediction_log_purge()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def alert_delivery_send_task(self, delivery_id: int) -> str:
+    """Send one alert delivery; a failure is retried with exponential back-off."""
+    return alerts.alert_delivery_send(delivery_id=delivery_id, task=self)
