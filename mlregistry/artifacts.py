@@ -105,10 +105,19 @@ def _minor(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:2])
 
 
+def manifest_name(model_sha256: str) -> str:
+    """Where a version's manifest is stored."""
+    return f"{MANIFEST_PREFIX}/{model_sha256}.json"
+
+
+def _object_name(data: bytes) -> str:
+    digest = sha256_bytes(data)
+    return f"{OBJECT_PREFIX}/{digest[:2]}/{digest}"
+
+
 def _store(data: bytes) -> str:
     """Write bytes under their hash and return the storage name (deduplicated)."""
-    digest = sha256_bytes(data)
-    name = f"{OBJECT_PREFIX}/{digest[:2]}/{digest}"
+    name = _object_name(data)
     storage = artifact_storage()
     if not storage.exists(name):
         # A concurrent writer of the same content may win the race; storage then hands
@@ -125,12 +134,7 @@ def _serialize(value: Any, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def bundle_save(*, objects: dict[str, Any], documents: dict[str, Any] | None = None) -> tuple[dict, str]:
-    """Store a bundle; returns (manifest, model_sha256).
-
-    `objects` are pickled with joblib (estimator, preprocessing); `documents` are plain JSON
-    (reference profile, thresholds) and are never unpickled.
-    """
+def _manifest(objects: dict[str, Any], documents: dict[str, Any] | None, *, store) -> dict:
     entries = []
     items = [(name, value, "joblib") for name, value in objects.items()]
     items += [(name, value, "json") for name, value in (documents or {}).items()]
@@ -139,20 +143,39 @@ def bundle_save(*, objects: dict[str, Any], documents: dict[str, Any] | None = N
         entries.append({
             "name": name,
             "format": fmt,
-            "path": _store(data),
+            "path": store(data),
             "sha256": sha256_bytes(data),
             "size": len(data),
         })
-    manifest = {
+    return {
         "format": MANIFEST_FORMAT,
         "artifacts": entries,
         "environment": training_environment(),
     }
+
+
+def bundle_paths(*, objects: dict[str, Any], documents: dict[str, Any] | None = None) -> set[str]:
+    """The storage names `bundle_save` will write for this bundle, manifest included.
+
+    Writes nothing: a caller records them first, so that the files of a process that dies
+    between the write and the commit of its version can be found and removed.
+    """
+    manifest = _manifest(objects, documents, store=_object_name)
+    return manifest_paths(manifest) | {manifest_name(manifest_sha256(manifest))}
+
+
+def bundle_save(*, objects: dict[str, Any], documents: dict[str, Any] | None = None) -> tuple[dict, str]:
+    """Store a bundle; returns (manifest, model_sha256).
+
+    `objects` are pickled with joblib (estimator, preprocessing); `documents` are plain JSON
+    (reference profile, thresholds) and are never unpickled.
+    """
+    manifest = _manifest(objects, documents, store=_store)
     digest = manifest_sha256(manifest)
-    manifest_name = f"{MANIFEST_PREFIX}/{digest}.json"
+    name = manifest_name(digest)
     storage = artifact_storage()
-    if not storage.exists(manifest_name):
-        storage.save(manifest_name, ContentFile(canonical_json(manifest)))
+    if not storage.exists(name):
+        storage.save(name, ContentFile(canonical_json(manifest)))
     return manifest, digest
 
 

@@ -222,6 +222,16 @@ class TrainingJob(models.Model):
     stage = models.CharField(max_length=100, blank=True)
     version = models.ForeignKey(MLModelVersion, null=True, blank=True, on_delete=models.PROTECT)
     error = models.TextField(blank=True)
+    # A retrain (SPEC §5): the dataset plus the model's logged predictions with feedback.
+    include_feedback = models.BooleanField(default=False)
+    # Written by the running worker every few seconds; a running job without a recent
+    # heartbeat (TRAINING_JOB_STALE_SECONDS) lost its worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Runs of this job so far; the running worker's attempt owns the job's row.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Storage names the run was about to write, recorded before writing them, so the
+    # files of a run that died before its version was committed can be removed.
+    artifact_paths = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

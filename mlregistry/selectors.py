@@ -234,3 +234,9 @@ def artifacts_verify_model(*, model: MLModel) -> list[ArtifactCheck]:
         else:
             checks.append(ArtifactCheck(version=version))
     return checks
+
+
+def ab_test_started_at(*, version: MLModelVersion) -> datetime | None:
+    """When the version's latest A/B test started (its last `ab_test_started` audit row)."""
+    return (ModelTransition.objects.filter(version=version, reason="ab_test_started")
+            .order_by("-sequence").values_list("created_at", flat=True).first())

@@ -182,6 +182,17 @@ def _make_champion(version: MLModelVersion, model: MLModel, *, actor, reason: st
 # --- registration -------------------------------------------------------------------------
 
 
+def _bundle(estimator: Any, reference_profile: dict) -> dict:
+    return {"objects": {"estimator": estimator},
+            "documents": {"reference_profile": reference_profile}}
+
+
+def model_version_artifact_paths(*, estimator: Any, reference_profile: dict) -> set[str]:
+    """The artifact files `model_version_register` will write for this bundle (writes
+    nothing): a caller records them first to remove them if it dies before the commit."""
+    return artifacts.bundle_paths(**_bundle(estimator, reference_profile))
+
+
 def model_version_register(
     *, name: str, task: str, user: AbstractBaseUser, estimator: Any, feature_schema: dict,
     training_dataset_sha256: str, training_samples: int, training_duration_seconds: float,
@@ -207,9 +218,7 @@ def model_version_register(
         model = _lock_model(model.pk)
         if model.task != task:
             raise ValidationError(f"model {name} is a {model.task} model, not {task}")
-        manifest, model_sha256 = artifacts.bundle_save(
-            objects={"estimator": estimator}, documents={"reference_profile": reference_profile}
-        )
+        manifest, model_sha256 = artifacts.bundle_save(**_bundle(estimator, reference_profile))
         existing = list(model.versions.values("version", "feature_schema"))
         version = MLModelVersion.objects.create(
             model=model, version=next_version(existing, feature_schema), created_by=user,
@@ -328,6 +337,49 @@ def model_version_reject(*, version: MLModelVersion, user: AbstractBaseUser, not
     return version
 
 
+AUTO_DEPLOY_NOTES = "auto-deployed (AUTO_DEPLOY)"
+
+
+def model_version_auto_deploy(*, version: MLModelVersion, user: AbstractBaseUser) -> MLModelVersion:
+    """The platform's own approval and deployment of a retrained candidate (SPEC §6).
+
+    Not a path for people, who approve and deploy above: four eyes cannot apply to a
+    version no person made, so instead it demands that settings.AUTO_DEPLOY is on, that
+    `user` is the system account that trained the version, and that every gate passed.
+    testing -> staging -> production in one transaction; both audit rows say
+    "auto-deployed (AUTO_DEPLOY)".
+    """
+    if not settings.AUTO_DEPLOY:
+        raise PermissionDeniedError("automatic deployment is off (AUTO_DEPLOY)",
+                                    details={"setting": "AUTO_DEPLOY"})
+    with transaction.atomic():
+        model, version = _lock_version(version)
+        if user.get_username() != settings.SYSTEM_USERNAME or version.created_by_id != user.pk:
+            raise PermissionDeniedError(
+                f"only the system account deploys its own retrained versions automatically; "
+                f"{user.get_username()} may not auto-deploy {version}",
+                details={"user": user.get_username()},
+            )
+        if version.status != Status.TESTING:
+            raise IllegalTransitionError(
+                f"cannot auto-deploy {version}: it is {version.status}, not testing",
+                details={"from": version.status, "to": Status.PRODUCTION},
+            )
+        failed = selectors.failed_gates(version)
+        if failed:
+            raise GateFailedError(
+                f"cannot auto-deploy {version}: gate(s) {', '.join(failed)} failed",
+                details={"failed_gates": failed},
+            )
+        now = timezone.now()
+        _set_state(version, actor=user, reason="auto_approved", notes=AUTO_DEPLOY_NOTES,
+                   now=now, status=Status.STAGING, approved_by=user, approved_at=now,
+                   approval_notes=AUTO_DEPLOY_NOTES)
+        _make_champion(version, model, actor=user, reason="auto_deployed",
+                       notes=AUTO_DEPLOY_NOTES, now=now)
+    return version
+
+
 def model_version_withdraw_approval(*, version: MLModelVersion, user: AbstractBaseUser,
                                     notes: str) -> MLModelVersion:
     """staging -> testing; a live test of the version ends with it."""
@@ -418,6 +470,29 @@ def model_version_end_test(*, version: MLModelVersion, user: AbstractBaseUser,
             )
         _set_state(version, actor=user, reason="test_ended", notes=(notes or "").strip(),
                    now=timezone.now(), traffic=0, shadow=False)
+        _rebalance_champion(model)
+    return version
+
+
+def model_version_test_stop(*, version: MLModelVersion, reason: str) -> MLModelVersion:
+    """Stop a challenger's A/B test on the platform's own authority (monitoring's automatic
+    stop when it breaks the SLO or loses clearly): no permission check, the system user as
+    actor, `reason` (why, with the figures) as the audit row's notes. Its traffic returns
+    to the champion; the version stays approved."""
+    # mlregistry.training.services imports this module.
+    from mlregistry.training.services import system_user_get
+
+    notes = _require_text(reason, "reason")
+    with transaction.atomic():
+        model, version = _lock_version(version)
+        if version.status != Status.STAGING or not version.traffic_percentage:
+            raise IllegalTransitionError(
+                f"cannot stop a test of {version}: {version.status} -> staging is not allowed "
+                "(it is not a challenger in a live A/B test)",
+                details={"from": version.status, "to": Status.STAGING},
+            )
+        _set_state(version, actor=system_user_get(), reason="test_stopped_automatically",
+                   notes=notes, now=timezone.now(), traffic=0, shadow=False)
         _rebalance_champion(model)
     return version
 

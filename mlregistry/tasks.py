@@ -7,5 +7,6 @@ from mlregistry.training import services as training_services
 
 @shared_task(acks_late=True)
 def training_job_run_task(job_id: int) -> str:
-    # Idempotent: a redelivered message finds the job no longer queued and does nothing.
+    # Idempotent: a redelivered message finds the job finished, or running with a live
+    # heartbeat, and does nothing; it takes over a running job whose worker died.
     return training_services.training_job_run(job_id=job_id).state

@@ -1,14 +1,86 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.text import Truncator
 
-from monitoring.models import Alert
+from monitoring import alerts
+from monitoring.models import Alert, AlertDelivery
+from pulselytics.admin_mixins import ReadOnlyAdminMixin
+from pulselytics.errors import ApplicationError
+
+
+class AlertStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Open"), ("resolved", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("open", "resolved"):
+            return queryset.filter(resolved_at__isnull=self.value() == "open")
+        return queryset
+
+
+class AlertDeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = AlertDelivery
+    fields = ["channel", "target", "state", "attempts", "last_error", "created_at", "sent_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
-    list_display = ["severity", "kind", "model_name", "version", "message", "count",
-                    "first_seen", "last_seen", "acknowledged_by", "resolved_at"]
-    list_filter = ["severity", "kind", "resolved_at"]
-    readonly_fields = [field.name for field in Alert._meta.fields]
+class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: alerts are raised by the checks; people only acknowledge and resolve them,
+    through the actions (monitoring.alerts services)."""
 
-    def has_add_permission(self, request) -> bool:
-        return False
+    list_display = ["severity", "kind", "model_name", "version", "short_message", "count",
+                    "first_seen", "last_seen", "acknowledged_by", "resolved_at"]
+    list_filter = [AlertStateFilter, "severity", "kind"]
+    search_fields = ["model_name"]
+    list_select_related = ["acknowledged_by"]
+    readonly_fields = [field.name for field in Alert._meta.fields]
+    inlines = [AlertDeliveryInline]
+    actions = ["acknowledge", "resolve"]
+
+    @admin.display(description="Message")
+    def short_message(self, obj: Alert) -> str:
+        return Truncator(obj.message).chars(120)
+
+    def _may_handle(self, request) -> bool:
+        return request.user.has_perm(alerts.CHANGE_PERMISSION)
+
+    def has_acknowledge_permission(self, request) -> bool:
+        return self._may_handle(request)
+
+    def has_resolve_permission(self, request) -> bool:
+        return self._may_handle(request)
+
+    @admin.action(description="Acknowledge selected alerts", permissions=["acknowledge"])
+    def acknowledge(self, request, queryset):
+        self._handle(request, queryset, alerts.alert_acknowledge, "acknowledged")
+
+    @admin.action(description="Resolve selected alerts", permissions=["resolve"])
+    def resolve(self, request, queryset):
+        self._handle(request, queryset, alerts.alert_resolve, "resolved")
+
+    def _handle(self, request, queryset, service, done: str) -> None:
+        handled = 0
+        for alert_id in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                service(alert_id=alert_id, user=request.user)
+            except ApplicationError as exc:
+                self.message_user(request, f"{exc.code}: {exc.message}", messages.ERROR)
+            else:
+                handled += 1
+        if handled:
+            self.message_user(request, f"{handled} alert(s) {done}.", messages.SUCCESS)
+
+
+@admin.register(AlertDelivery)
+class AlertDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["pk", "alert", "channel", "target", "state", "attempts", "last_error",
+                    "created_at", "sent_at"]
+    list_filter = ["state", "channel"]
+    list_select_related = ["alert"]
+    search_fields = ["alert__model_name", "target"]
+    readonly_fields = [field.name for field in AlertDelivery._meta.fields]

@@ -1,5 +1,225 @@
-"""PLACEHOLDER: being written (issue 5)."""
+"""Drift checks (SPEC §6): a live version's logged inputs and outputs over a window against
+its reference profile, stored as one `DriftReport` per check.
+
+The window is [now - DRIFT_WINDOW_HOURS, now] of the version's prediction log, every arm
+(champion, challenger, shadow). Rows are streamed in chunks of MONITORING_CHUNK_SIZE
+through one accumulator per feature (monitoring.stats), so memory does not grow with the
+window. Feature values are extracted inside the database (the JSON key as text), which
+spares decoding each row's whole JSON document in Python.
+
+The output compared is the one the profile holds (mlregistry.training.metrics.
+model_outputs): the regression value, the positive-class probability of a binary
+classifier, the predicted class of a multiclass one, the anomaly score. PII features are
+never logged, so they are not checked.
+"""
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import islice
+
+import numpy
+import pandas
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Func, QuerySet, TextField
+from django.utils import timezone
+
+from mlregistry import selectors as registry
+from mlregistry.models import MLModelVersion
+from mlregistry.training import metrics as task_metrics
+from monitoring import stats
+from monitoring.alerts import alert_raise
+from monitoring.models import Alert, DriftReport
+from predictions.models import PredictionLog
+from pulselytics.errors import VersionNotFoundError
+
+logger = logging.getLogger("pulselytics.monitoring")
+
+# A bool feature comes back from the database as JSON text ('true', PostgreSQL) or as an
+# integer (SQLite); the profile keys it as str(bool). (1 and 0 hash as True and False.)
+_BOOL_TEXT = {"true": "True", "false": "False", True: "True", False: "False"}
 
 
-def drift_check_all(*, now=None) -> list:
-    raise NotImplementedError
+class JSONText(Func):
+    """A JSON column's member `key` (or, without a key, the whole value) as text on
+    PostgreSQL and as its SQL value on SQLite; NULL when absent.
+
+    Django's key transforms read a digit-only key ("0", "1": class labels) as an array
+    index; here the key is always a member name.
+    """
+
+    output_field = TextField()
+
+    def __init__(self, column: str, key: str | None = None) -> None:
+        super().__init__(F(column))
+        self.key = key
+
+    def as_sql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        if connection.vendor == "postgresql":
+            if self.key is None:
+                return f"({sql} #>> '{{}}')", params
+            return f"({sql} ->> %s::text)", [*params, self.key]
+        path = "$" if self.key is None else "$." + json.dumps(self.key)
+        return f"JSON_EXTRACT({sql}, %s)", [*params, path]
+
+
+def _as_numbers(values: tuple) -> numpy.ndarray:
+    """Numbers, from JSON text or numbers; anything unparseable becomes NaN (missing)."""
+    return pandas.to_numeric(pandas.Series(values, dtype=object), errors="coerce").to_numpy(
+        dtype=float, na_value=numpy.nan)
+
+
+def _as_bool_text(values: tuple) -> list:
+    return [None if value is None else _BOOL_TEXT.get(value, str(value)) for value in values]
+
+
+def _as_given(values: tuple) -> tuple:
+    return values
+
+
+@dataclass
+class _Column:
+    """One figure set of the report: what to select, how to decode it, where to count it."""
+
+    name: str
+    expression: object
+    decode: Callable[[tuple], object]
+    window: stats.NumericWindow | stats.CategoricalWindow
+
+
+def _feature_columns(version: MLModelVersion) -> list[_Column]:
+    profile = (version.reference_profile or {}).get("features") or {}
+    columns = []
+    for feature in version.feature_schema.get("features", []):
+        name, entry = feature["name"], profile.get(feature["name"])
+        if entry is None or not feature.get("input", True) or feature.get("pii"):
+            continue
+        window = stats.window_for(entry)
+        if window.kind == stats.NUMERIC:
+            decode = _as_numbers
+        else:
+            decode = _as_bool_text if feature["dtype"] == "bool" else _as_given
+        columns.append(_Column(name, JSONText("features", name), decode, window))
+    return columns
+
+
+def _positive_class(value, keys) -> str:
+    """The probabilities key of `classes_[1]`: the greater of the two labels, compared as
+    the labels' own type (the logged `value` is one of them), as scikit-learn sorts them."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return max(keys, key=float)
+    return max(keys)  # strings; "True" > "False" as True > False
+
+
+def _output_column(version: MLModelVersion, logs: QuerySet) -> _Column | None:
+    entry = (version.reference_profile or {}).get("output")
+    if not entry:
+        return None
+    window = stats.window_for(entry)
+    task = version.model.task
+    if task == task_metrics.BINARY:
+        first = logs.filter(probabilities__isnull=False).values_list("value", "probabilities")[:1]
+        if not first:
+            return None
+        value, probabilities = first[0]
+        expression = JSONText("probabilities", _positive_class(value, list(probabilities)))
+        return _Column("output", expression, _as_numbers, window)
+    if task == task_metrics.MULTICLASS:
+        return _Column("output", F("value"), _as_given, window)
+    if task == task_metrics.ANOMALY:
+        return _Column("output", F("anomaly_score"), _as_numbers, window)
+    return _Column("output", JSONText("value"), _as_numbers, window)
+
+
+def _chunks(queryset: QuerySet, size: int) -> Iterator[list[tuple]]:
+    rows = queryset.iterator(chunk_size=size)
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+def _stream(logs: QuerySet, columns: list[_Column]) -> int:
+    """Feed every row of `logs` to the columns' windows; returns the number of rows."""
+    rows = 0
+    if not columns:
+        return logs.count()
+    selected = logs.values_list(*[column.expression for column in columns])
+    for chunk in _chunks(selected, settings.MONITORING_CHUNK_SIZE):
+        rows += len(chunk)
+        for column, values in zip(columns, zip(*chunk, strict=True), strict=True):
+            column.window.add(column.decode(values))
+    return rows
+
+
+def _alert(report: DriftReport) -> None:
+    drifted = {name: {"severity": figures["severity"], "psi": figures["psi"]}
+               for name, figures in report.features.items() if figures["drifted"]}
+    critical = any(f["severity"] == stats.SEVERITY_CRITICAL for f in drifted.values())
+    if not (report.dataset_drift or critical):
+        return
+    what = "dataset drift" if report.dataset_drift else "critical drift"
+    alert_raise(
+        kind=Alert.Kind.DRIFT,
+        severity=Alert.Severity.CRITICAL if critical else Alert.Severity.WARNING,
+        model_name=report.model_name, version=report.version,
+        message=(f"{report.model_name} {report.version}: {what} in {len(drifted)} of "
+                 f"{len(report.features)} features ({', '.join(sorted(drifted))}) over "
+                 f"{report.n_current} predictions"),
+        payload={"report_id": report.pk, "window_start": report.window_start.isoformat(),
+                 "window_end": report.window_end.isoformat(), "n_current": report.n_current,
+                 "dataset_drift": report.dataset_drift, "drifted": drifted,
+                 "prediction": None if report.prediction is None else {
+                     key: report.prediction[key] for key in ("drifted", "severity", "psi")}},
+    )
+
+
+def drift_check(*, version_id: int, now: datetime | None = None) -> DriftReport:
+    """Check one version's window ending at `now` (default: now), store the report, and
+    raise a drift alert on dataset drift or a critical feature."""
+    try:
+        version = MLModelVersion.objects.select_related("model").get(pk=version_id)
+    except MLModelVersion.DoesNotExist:
+        raise VersionNotFoundError(f"no model version with id {version_id}",
+                                   details={"version_id": version_id}) from None
+    window_end = now or timezone.now()
+    window_start = window_end - timedelta(hours=settings.DRIFT_WINDOW_HOURS)
+    logs = PredictionLog.objects.filter(
+        model_version_id=version.pk, created_at__gte=window_start, created_at__lte=window_end,
+    ).order_by()
+    columns = _feature_columns(version)
+    output = _output_column(version, logs)
+    n_current = _stream(logs, columns + ([output] if output else []))
+    sufficient = n_current >= settings.DRIFT_MIN_SAMPLES
+    features = {column.name: column.window.result() for column in columns} if sufficient else {}
+    with transaction.atomic():
+        report = DriftReport.objects.create(
+            model_version=version, model_name=version.model.name, version=version.version,
+            window_start=window_start, window_end=window_end,
+            n_reference=int((version.reference_profile or {}).get("rows") or 0),
+            n_current=n_current,
+            status=DriftReport.Status.OK if sufficient else DriftReport.Status.INSUFFICIENT_DATA,
+            dataset_drift=stats.dataset_drift(features),
+            features=features,
+            prediction=output.window.result() if sufficient and output else None,
+            created_at=timezone.now(),
+        )
+        _alert(report)
+    logger.info("drift check", extra={"model": report.model_name, "version": report.version,
+                                      "status": report.status, "n_current": n_current,
+                                      "dataset_drift": report.dataset_drift})
+    return report
+
+
+def drift_check_all(*, now: datetime | None = None, model_name: str | None = None
+                    ) -> list[DriftReport]:
+    """Check every live version (champion, challengers, shadows), or those of one model,
+    over the same window."""
+    if model_name is not None:
+        registry.model_get(name=model_name)  # an unknown name is an error, not "nothing live"
+    now = now or timezone.now()
+    return [drift_check(version_id=live.version_id, now=now)
+            for live in registry.live_versions_all()
+            if model_name is None or live.model_name == model_name]

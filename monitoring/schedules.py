@@ -31,6 +31,10 @@ SCHEDULES = [
              "Queues a retrain for models that are old, have new labels or open alerts."),
     Schedule("predictions: log retention", "monitoring.tasks.prediction_log_purge_task",
              24 * HOUR, "Deletes prediction log rows older than PREDICTION_LOG_RETENTION_DAYS."),
+    Schedule("monitoring: resend pending alert deliveries",
+             "monitoring.tasks.alert_deliveries_resend_task", 5 * 60,
+             "Queues again alert deliveries that are still pending well after their next "
+             "attempt was due (the broker was down when they were raised, or a retry was lost)."),
 ]
 
 

@@ -40,7 +40,17 @@ def prediction_log_purge_task() -> int:
     return prediction_services.prediction_log_purge()
 
 
+# The attempt budget (ALERT_DELIVERY_MAX_RETRIES) is kept on the delivery row, not in
+# Celery's retry count, so a message queued again by the resend task cannot exceed it.
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def alert_delivery_send_task(self, delivery_id: int) -> str:
     """Send one alert delivery; a failure is retried with exponential back-off."""
-    return alerts.alert_delivery_send(delivery_id=delivery_id, task=self)
+    try:
+        return alerts.alert_delivery_send(delivery_id=delivery_id)
+    except alerts.AlertDeliveryError as exc:
+        raise self.retry(exc=exc, countdown=exc.retry_in) from exc
+
+
+@shared_task(acks_late=True)
+def alert_deliveries_resend_task() -> int:
+    return alerts.alert_deliveries_resend()

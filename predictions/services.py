@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from itertools import repeat
 
@@ -17,7 +18,7 @@ from mlregistry.selectors import LiveVersion
 from mlregistry.training.recipes import lifecycle_hooks, recipes_all
 from mlregistry.training.recipes.base import LifecycleHooks
 from predictions.loader import LiveModel, Outputs, ServedVersion, model_cache
-from predictions.models import ClientAPIKey, PredictionLog
+from predictions.models import ClientAPIKey, PredictionFailure, PredictionLog
 from predictions.parsers import NON_FINITE
 from predictions.routing import Challenger, challenger_for, routing_key_sha256
 from predictions.validation import instances_validate
@@ -312,5 +313,58 @@ def feedback_record(*, prediction_id: str, actual) -> PredictionLog:
 
 
 def prediction_log_purge(*, now=None) -> int:
-    """PLACEHOLDER: being written (issue 5)."""
-    raise NotImplementedError
+    """Delete prediction log rows (and recorded failures) older than
+    PREDICTION_LOG_RETENTION_DAYS; returns how many log rows went.
+
+    Batches of MONITORING_CHUNK_SIZE rows, each its own short transaction, so a large purge
+    never holds one long transaction or lock against the requests writing the log. Safe to
+    run concurrently: a batch another run already deleted deletes nothing here.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.PREDICTION_LOG_RETENTION_DAYS)
+    deleted = 0
+    for model in (PredictionLog, PredictionFailure):
+        expired = model.objects.filter(created_at__lt=cutoff).order_by()
+        while True:
+            count, _ = model.objects.filter(
+                pk__in=expired.values("pk")[:settings.MONITORING_CHUNK_SIZE]).delete()
+            if not count:
+                break
+            if model is PredictionLog:
+                deleted += count
+    logger.info("prediction log purged", extra={"deleted": deleted, "cutoff": cutoff.isoformat()})
+    return deleted
+
+
+def _failed_route(*, model_name: str, client_id: str, routing_key: str) -> tuple[str, str, str]:
+    """(model, version, arm) that answered the failed request, or (the requested name, "",
+    "") when it failed before a version was chosen. Routing is sticky (the same key gets
+    the same arm), so routing the request again names the version it failed on."""
+    try:
+        routed = _route(model_name=model_name, client_id=client_id, routing_key=routing_key)
+    except Exception:  # noqa: BLE001 - the failure came from routing itself
+        return model_name, "", ""
+    return routed.live_model.model_name, routed.version.version, routed.arm
+
+
+def prediction_failure_record(*, model_name: str, endpoint: str, request_id: str, code: str,
+                              status_code: int, routing_key: str | None = None,
+                              client_id: str = "") -> PredictionFailure | None:
+    """Record a predict or explain request answered with a 5xx, for the error-rate SLO.
+
+    Holds no input values. Called by the API once the failed service call has unwound, so
+    the row is not part of any transaction the request rolled back (requests are not
+    wrapped in one: ATOMIC_REQUESTS is off). Never raises: a failure to record is logged
+    and the request's own error answer goes out unchanged.
+    """
+    try:
+        model, version, arm = _failed_route(model_name=model_name, client_id=client_id,
+                                            routing_key=routing_key or request_id)
+        with transaction.atomic():
+            return PredictionFailure.objects.create(
+                model_name=model[:100], version=version, arm=arm, endpoint=endpoint,
+                request_id=request_id, code=code, status_code=status_code,
+                created_at=timezone.now())
+    except Exception:  # recording must never change the error answer
+        logger.exception("could not record a failed request",
+                         extra={"model": model_name, "code": code, "status": status_code})
+        return None

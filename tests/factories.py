@@ -104,7 +104,8 @@ def registry_state(model_id: int) -> dict:
 
 
 def ensure_governance_groups() -> None:
-    """Re-create the groups of migration 0002 (a transactional test's flush deletes them)."""
+    """Re-create the groups of mlregistry 0002/0005 and monitoring 0005 (a transactional
+    test's flush deletes them)."""
     import importlib
 
     from django.contrib.auth.models import Permission
@@ -113,8 +114,145 @@ def ensure_governance_groups() -> None:
     training = importlib.import_module("mlregistry.migrations.0005_training_permissions")
     extra = {"Data scientists": training.DATA_SCIENTIST_EXTRA,
              "Reviewers": training.VIEW_FOR_ALL, "Deployers": training.VIEW_FOR_ALL}
+    monitoring = importlib.import_module("monitoring.migrations.0005_group_permissions")
     for name, codenames in groups.items():
         group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.set(Permission.objects.filter(
-            content_type__app_label="mlregistry", codename__in=[*codenames, *extra[name]]
-        ))
+        group.permissions.set([
+            *Permission.objects.filter(content_type__app_label="mlregistry",
+                                       codename__in=[*codenames, *extra[name]]),
+            *Permission.objects.filter(content_type__app_label="monitoring",
+                                       codename__in=monitoring.GROUP_PERMISSIONS[name]),
+        ])
+
+
+# --- drift monitoring: a version profiled on its training rows, and logged predictions ----
+
+DRIFT_SCHEMA = {
+    "target": "likes",
+    "features": [
+        feature_spec(name="followers", dtype="float"),
+        feature_spec(name="hashtags", dtype="int"),
+        feature_spec(name="platform", dtype="category", categories=["instagram", "tiktok", "x"]),
+        feature_spec(name="has_link", dtype="bool"),
+    ],
+}
+
+
+def drift_frame(*, n: int, seed: int, shift: dict | None = None):
+    """Rows of the drift version's training distribution (`shift` adds to numeric columns)."""
+    import pandas
+
+    rng = numpy.random.default_rng(seed)
+    frame = pandas.DataFrame({
+        "followers": rng.normal(1000.0, 200.0, n),
+        "hashtags": rng.poisson(3.0, n),
+        "platform": rng.choice(["instagram", "tiktok", "x"], n, p=[0.5, 0.3, 0.2]),
+        "has_link": rng.random(n) < 0.4,
+    })
+    for name, delta in (shift or {}).items():
+        frame[name] = frame[name] + delta
+    return frame
+
+
+def drift_outputs(frame) -> numpy.ndarray:
+    """The drift version's "model": its regression output on `frame`."""
+    return 0.01 * frame["followers"].to_numpy(dtype=float) + 2.0 * frame["hashtags"].to_numpy(
+        dtype=float)
+
+
+def register_profiled_version(
+    *, user, reviewer, deployer, name: str = "drift-likes", rows: int = 1000, seed: int = 0,
+    traffic: int | None = None, shadow: bool = False, task: str = "regression",
+    schema: dict | None = None, frame=None, outputs=None, output_kind: str = "numeric",
+) -> MLModelVersion:
+    """A deployed version whose reference profile describes real training rows (by default
+    `drift_frame(n=rows, seed=seed)` and `drift_outputs`). Drift checks never load the
+    estimator, so a tiny one stands in."""
+    from mlregistry.training.profile import reference_profile_build
+
+    frame = drift_frame(n=rows, seed=seed) if frame is None else frame
+    outputs = drift_outputs(frame) if outputs is None else outputs
+    schema = schema or DRIFT_SCHEMA
+    profile = reference_profile_build(frame=frame, schema=schema, outputs=outputs, seed=seed,
+                                      output_kind=output_kind)
+    version = services.model_version_register(
+        name=name, task=task, user=user, estimator=tiny_estimator(), feature_schema=schema,
+        training_dataset_sha256="0" * 64, training_samples=len(frame),
+        training_duration_seconds=0.01, hyperparameters={}, metrics={},
+        reference_profile=profile,
+    )
+    version = services.model_version_approve(version=version, user=reviewer, notes="approved")
+    return services.model_version_deploy(version=version, user=deployer, traffic=traffic,
+                                         shadow=shadow, notes="deployed in test")
+
+
+def prediction_logs_create(*, version: MLModelVersion, frame, values, created_at,
+                           arm: str = "champion", probabilities=None, anomaly_scores=None) -> int:
+    """Insert logged predictions of `version` directly (the serving services are the writers
+    in production): one row per row of `frame`, with `values` as the logged outputs."""
+    from predictions.models import PredictionLog
+
+    def native(value):
+        return value.item() if isinstance(value, numpy.generic) else value
+
+    rows = [{key: native(value) for key, value in row.items()}
+            for row in frame.to_dict("records")]
+    probabilities = probabilities if probabilities is not None else [None] * len(rows)
+    scores = anomaly_scores if anomaly_scores is not None else [None] * len(rows)
+    PredictionLog.objects.bulk_create([
+        PredictionLog(model_version=version, model_name=version.model.name, arm=arm,
+                      request_id="test", routing_key_sha256="0" * 64, features=features,
+                      features_sha256="0" * 64, value=native(value), probabilities=probability,
+                      anomaly_score=None if score is None else float(score), latency_ms=1.0,
+                      created_at=created_at)
+        for features, value, probability, score in zip(rows, values, probabilities, scores,
+                                                       strict=True)
+    ], batch_size=1000)
+    return len(rows)
+
+
+# --- live performance, fairness and A/B tests: logged predictions with outcomes ------------
+
+
+def labelled_logs_create(
+    *, version: MLModelVersion, values, actuals, created_at, arm: str = "champion",
+    probabilities=None, features=None, latency_ms: float = 5.0,
+) -> list:
+    """Insert answered predictions of `version` with recorded outcomes (`actuals`; None
+    leaves a row unlabelled), one request each; returns the rows."""
+    from predictions.models import PredictionLog
+
+    n = len(values)
+    features = features if features is not None else [{"followers": 1.0, "hashtags": 1}] * n
+    probabilities = probabilities if probabilities is not None else [None] * n
+    return PredictionLog.objects.bulk_create([
+        PredictionLog(model_version=version, model_name=version.model.name, arm=arm,
+                      request_id=f"{arm}-{version.pk}-{i}-{created_at.timestamp()}",
+                      routing_key_sha256="0" * 64, features=row_features,
+                      features_sha256="0" * 64, value=value, probabilities=probability,
+                      latency_ms=latency_ms, created_at=created_at, actual=actual,
+                      actual_at=None if actual is None else created_at)
+        for i, (value, actual, probability, row_features)
+        in enumerate(zip(values, actuals, probabilities, features, strict=True))
+    ])
+
+
+def register_deployed_classifier(
+    *, user, reviewer, deployer, name: str = "lead-scoring", schema: dict | None = None,
+    metrics: dict | None = None, traffic: int | None = None,
+) -> MLModelVersion:
+    """A deployed binary classifier (classes 0 and 1) through the real services."""
+    from sklearn.linear_model import LogisticRegression
+
+    features = numpy.arange(40, dtype=float).reshape(20, 2)
+    estimator = LogisticRegression().fit(features, (features[:, 0] > 20).astype(int))
+    version = services.model_version_register(
+        name=name, task="binary_classification", user=user, estimator=estimator,
+        feature_schema=schema or SCHEMA, training_dataset_sha256="0" * 64, training_samples=20,
+        training_duration_seconds=0.01, hyperparameters={},
+        metrics=metrics or {"accuracy": 0.9, "f1": 0.9, "roc_auc": 0.9, "brier": 0.1},
+        reference_profile={"features": {}},
+    )
+    version = services.model_version_approve(version=version, user=reviewer, notes="approved")
+    return services.model_version_deploy(version=version, user=deployer, traffic=traffic,
+                                         notes="deployed in test")

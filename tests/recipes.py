@@ -1,5 +1,8 @@
 """Small recipes for testing the training platform apart from the built-in ones."""
 
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 from sklearn.compose import ColumnTransformer
@@ -47,3 +50,15 @@ class RecordingHook(LifecycleHooks):
 
     def after_train(self, context: TrainingContext, estimator: Any) -> None:
         RecordingHook.calls.append(("after_train", type(estimator).__name__))
+
+
+class BlockingHook(LifecycleHooks):
+    """Holds every training in `before_train` so a test can kill the worker mid-training:
+    touches the file named by PULSELYTICS_TEST_BLOCKED_MARKER, then waits (to be killed;
+    it gives up after BLOCK_SECONDS so a forgotten worker cannot hang forever)."""
+
+    BLOCK_SECONDS = 300
+
+    def before_train(self, context: TrainingContext) -> None:
+        Path(os.environ["PULSELYTICS_TEST_BLOCKED_MARKER"]).touch()
+        time.sleep(self.BLOCK_SECONDS)

@@ -8,7 +8,9 @@ The service (mlregistry.services.model_train) registers the result; a training f
 raises before anything is stored.
 """
 
-from collections.abc import Callable
+import hashlib
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +41,52 @@ class TrainedModel:
     fit_seconds: float
 
 
+@dataclass(frozen=True)
+class FeedbackRows:
+    """Training rows made from logged predictions with feedback."""
+
+    frame: pandas.DataFrame
+    skipped: int  # anomaly models: outcomes that were anomalies (not learnt as normal)
+    sha256: str  # of the rows as read, in order: identifies them like a dataset's hash
+
+
 def _no_progress(fraction: float, stage: str) -> None:
     return None
+
+
+def feedback_rows(*, recipe: Recipe, chunks: Iterable[list[tuple[dict, Any, str]]],
+                  client_id: str = "") -> FeedbackRows:
+    """Rows in the recipe's dataset layout from (logged features, actual, client_id).
+
+    The outcome becomes the recipe's target column. A feature the log lacks (a PII one is
+    never stored; an optional non-input one may not have been sent) is a missing value,
+    which `prepare` treats like a gap in the dataset: imputed and counted for inputs, the
+    group "(missing)" in the fairness audit. A recipe without a target (anomaly detection)
+    learns what normal looks like, so it takes only rows whose outcome is `false` (no
+    anomaly). Rows keep the order they are read in, so the same rows give the same model.
+    """
+    names = [feature.name for feature in recipe.features]
+    columns: dict[str, list] = {name: [] for name in names}
+    targets, clients, skipped = [], [], 0
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        for features, actual, row_client in chunk:
+            digest.update(json.dumps([features, actual, row_client], sort_keys=True,
+                                     default=str).encode())
+            if recipe.target is None and actual is not False:
+                skipped += 1
+                continue
+            for name in names:
+                columns[name].append(features.get(name))
+            targets.append(actual)
+            clients.append(client_id or row_client)
+    if recipe.target:
+        columns[recipe.target] = targets
+    columns[recipe.client_column] = clients
+    # Inferred dtypes: class labels must stay numbers or bools for scikit-learn.
+    frame = pandas.DataFrame({name: pandas.Series(values, dtype=None if values else object)
+                              for name, values in columns.items()})
+    return FeedbackRows(frame=frame, skipped=skipped, sha256=digest.hexdigest())
 
 
 def prepare(*, recipe: Recipe, frame: pandas.DataFrame, client_id: str = ""

@@ -82,23 +82,44 @@ class ModelVersionsView(APIView):
         return Response([version_data(v) for v in registry.model_versions_list(name=name)])
 
 
-class PredictView(APIView):
+class FailuresRecorded:
+    """A predict or explain request answered with a 5xx is recorded as a PredictionFailure
+    (the error-rate SLO, SPEC §6). `routing` is what the service was asked to route by."""
+
+    endpoint = ""
+    routing: dict | None = None
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if response.status_code >= 500:
+            services.prediction_failure_record(
+                model_name=self.kwargs.get("name", ""), endpoint=self.endpoint,
+                request_id=self.request.request_id, code=response.data["error"]["code"],
+                status_code=response.status_code, **(self.routing or {}))
+        return response
+
+
+class PredictView(FailuresRecorded, APIView):
+    endpoint = "predict"
+
     @extend_schema(
         request={"application/json": s.PREDICT_REQUEST_SCHEMA},
         responses={200: s.PredictResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404, 503)},
     )
     def post(self, request, name: str):
         instances, routing_key, client_id = s.predict_request_parse(json_body(request))
+        self.routing = {"routing_key": routing_key or None,
+                        "client_id": client_for(request, client_id)}
         result = services.prediction_make(
-            model_name=name, instances=instances, request_id=request.request_id,
-            routing_key=routing_key or None, client_id=client_for(request, client_id),
-        )
+            model_name=name, instances=instances, request_id=request.request_id, **self.routing)
         return Response({"schema_version": SCHEMA_VERSION, "request_id": request.request_id,
                          "model": result.model, "served_by": result.served_by,
                          "scope": result.scope, "predictions": result.predictions})
 
 
-class ExplainView(APIView):
+class ExplainView(FailuresRecorded, APIView):
+    endpoint = "explain"
+
     @extend_schema(
         request=s.ExplainRequestSerializer,
         responses={200: s.ExplainResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404, 503)},
@@ -106,10 +127,10 @@ class ExplainView(APIView):
     def post(self, request, name: str):
         instances, routing_key, client_id = s.predict_request_parse(
             json_body(request), single_field="instance")
+        self.routing = {"routing_key": routing_key or None,
+                        "client_id": client_for(request, client_id)}
         result = services.explanation_make(
-            model_name=name, instances=instances, request_id=request.request_id,
-            routing_key=routing_key or None, client_id=client_for(request, client_id),
-        )
+            model_name=name, instances=instances, request_id=request.request_id, **self.routing)
         return Response({"schema_version": SCHEMA_VERSION, "request_id": request.request_id,
                          "model": result.model, "served_by": result.served_by,
                          "scope": result.scope, "explanations": result.explanations})

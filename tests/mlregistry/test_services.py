@@ -873,3 +873,39 @@ def test_rollback_to_cleaned_up_version_is_unavailable(four_production_generatio
                                 to_version=oldest.version)
 
     assert registry_state(current.model_id) == before
+
+
+def test_test_stop_returns_traffic_to_champion_as_the_system(people, champion, settings):
+    challenger = register_deployed_version(**people, slope=2.0, traffic=30)
+
+    services.model_version_test_stop(version=challenger, reason="p95 latency 900 ms > 300 ms")
+
+    stored = fresh(challenger)
+    assert (stored.status, stored.traffic_percentage) == (Status.STAGING, 0)
+    assert fresh(champion).traffic_percentage == 100
+    row = last_row(challenger)
+    assert (row.reason, row.traffic_before, row.traffic_after) == (
+        "test_stopped_automatically", 30, 0)
+    assert row.notes == "p95 latency 900 ms > 300 ms"
+    assert row.actor.username == settings.SYSTEM_USERNAME
+
+
+@pytest.mark.parametrize("test_kind", ["shadow", "champion"])
+def test_test_stop_refused_for_a_version_not_in_an_ab_test(people, champion, test_kind):
+    version = (register_deployed_version(**people, slope=2.0, shadow=True)
+               if test_kind == "shadow" else champion)
+    before = registry_state(champion.model_id)
+
+    with pytest.raises(IllegalTransitionError):
+        services.model_version_test_stop(version=version, reason="worse")
+
+    assert registry_state(champion.model_id) == before
+
+
+def test_test_stop_needs_a_reason(people, champion):
+    challenger = register_deployed_version(**people, slope=2.0, traffic=30)
+
+    with pytest.raises(ValidationError):
+        services.model_version_test_stop(version=challenger, reason="  ")
+
+    assert fresh(challenger).traffic_percentage == 30

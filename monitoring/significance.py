@@ -1,0 +1,69 @@
+"""Significance tests of an A/B test's live metric (SPEC §6). Pure scipy: no database access.
+
+Both tests compare the challenger with the champion and are two-sided:
+
+- regression: Welch's t-test (unequal variances) on the per-prediction absolute errors,
+  `scipy.stats.ttest_ind(challenger, champion, equal_var=False)`; a positive statistic
+  means the challenger's errors are larger on average;
+- classification: the pooled two-proportion z-test on accuracy,
+  z = (p_challenger - p_champion) / sqrt(p (1 - p) (1 / n_challenger + 1 / n_champion))
+  with p the pooled share of correct predictions, p-value = 2 * norm.sf(|z|); a positive
+  statistic means the challenger is more accurate.
+
+A figure that is undefined on the data (fewer than two errors in an arm, no spread at
+all, an empty arm, both arms all right or all wrong) is None rather than NaN, so the
+result stores as strict JSON and reads as "no evidence".
+"""
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy
+from scipy import stats
+
+WELCH_T = "welch_t"
+TWO_PROPORTION_Z = "two_proportion_z"
+
+
+@dataclass(frozen=True)
+class SignificanceResult:
+    test: str
+    statistic: float | None
+    p_value: float | None
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def welch_t_test(*, champion_errors: Sequence[float],
+                 challenger_errors: Sequence[float]) -> SignificanceResult:
+    """Welch's t-test on the two arms' absolute errors."""
+    champion = numpy.asarray(champion_errors, dtype=float)
+    challenger = numpy.asarray(challenger_errors, dtype=float)
+    if len(champion) < 2 or len(challenger) < 2:
+        return SignificanceResult(WELCH_T, None, None)
+    with warnings.catch_warnings():
+        # Identical errors in both arms: scipy warns and answers NaN, which we report as None.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(challenger, champion, equal_var=False)
+    statistic, p_value = _finite(result.statistic), _finite(result.pvalue)
+    if statistic is None or p_value is None:
+        return SignificanceResult(WELCH_T, None, None)
+    return SignificanceResult(WELCH_T, statistic, p_value)
+
+
+def two_proportion_z_test(*, champion_correct: int, champion_n: int, challenger_correct: int,
+                          challenger_n: int) -> SignificanceResult:
+    """Pooled two-proportion z-test on the two arms' accuracy."""
+    if champion_n <= 0 or challenger_n <= 0:
+        return SignificanceResult(TWO_PROPORTION_Z, None, None)
+    pooled = (champion_correct + challenger_correct) / (champion_n + challenger_n)
+    standard_error = math.sqrt(pooled * (1 - pooled) * (1 / champion_n + 1 / challenger_n))
+    if standard_error == 0:
+        return SignificanceResult(TWO_PROPORTION_Z, None, None)
+    z = (challenger_correct / challenger_n - champion_correct / champion_n) / standard_error
+    return SignificanceResult(TWO_PROPORTION_Z, float(z), float(2 * stats.norm.sf(abs(z))))
