@@ -2,7 +2,15 @@ from django.contrib import admin, messages
 from django.utils.text import Truncator
 
 from monitoring import alerts
-from monitoring.models import Alert, AlertDelivery
+from monitoring.models import (
+    ABEvaluation,
+    Alert,
+    AlertDelivery,
+    DriftReport,
+    FairnessReport,
+    PerformanceReport,
+    SLOReport,
+)
 from pulselytics.admin_mixins import ReadOnlyAdminMixin
 from pulselytics.errors import ApplicationError
 
@@ -84,3 +92,47 @@ class AlertDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["alert"]
     search_fields = ["alert__model_name", "target"]
     readonly_fields = [field.name for field in AlertDelivery._meta.fields]
+
+
+@admin.register(DriftReport)
+class DriftReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "model_name", "version", "status", "dataset_drift",
+                    "n_current", "n_reference"]
+    list_filter = ["status", "dataset_drift", "model_name"]
+    search_fields = ["model_name"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(PerformanceReport)
+class PerformanceReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "model_name", "version", "arm", "n_labelled", "metrics"]
+    list_filter = ["arm", "model_name"]
+    search_fields = ["model_name"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(SLOReport)
+class SLOReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "model_name", "requests", "errors", "error_rate",
+                    "latency_p95_ms", "breaches"]
+    list_filter = ["model_name"]
+    search_fields = ["model_name"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(FairnessReport)
+class FairnessReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "model_name", "version", "n_labelled", "passed"]
+    list_filter = ["passed", "model_name"]
+    search_fields = ["model_name"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(ABEvaluation)
+class ABEvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "model_name", "champion", "challenger", "metric", "test",
+                    "p_value", "verdict", "action"]
+    list_filter = ["verdict", "action", "model_name"]
+    search_fields = ["model_name"]
+    date_hierarchy = "created_at"
+    list_select_related = ["champion__model", "challenger__model"]
