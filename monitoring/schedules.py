@@ -23,7 +23,8 @@ SCHEDULES = [
     Schedule("monitoring: SLO check", "monitoring.tasks.slo_check_task", 5 * 60,
              "p95 latency and error rate of every model over the SLO window."),
     Schedule("monitoring: live performance and fairness", "monitoring.tasks.performance_check_task",
-             HOUR, "Live metrics and fairness of every live version from outcome feedback."),
+             HOUR, "Live metrics and fairness of every live version from outcome feedback; "
+             "anomaly spikes of anomaly models."),
     Schedule("monitoring: A/B evaluation", "monitoring.tasks.ab_evaluate_task", HOUR,
              "Verdict of every running A/B test; stops a challenger that breaks the SLO or "
              "degrades the metric."),

@@ -6,7 +6,7 @@ runs the check again, which writes a new report and never a half-made one.
 
 from celery import shared_task
 
-from monitoring import ab, alerts, drift, fairness, performance, retraining, slo
+from monitoring import ab, alerts, anomaly, drift, fairness, performance, retraining, slo
 from predictions import services as prediction_services
 
 
@@ -22,7 +22,9 @@ def slo_check_task() -> int:
 
 @shared_task(acks_late=True)
 def performance_check_task() -> int:
-    return len(performance.performance_evaluate_all()) + len(fairness.fairness_audit_all())
+    # An anomaly model has no labels to judge it by: its live health is its flagged share.
+    return (len(performance.performance_evaluate_all()) + len(fairness.fairness_audit_all())
+            + len(anomaly.anomaly_rate_check_all()))
 
 
 @shared_task(acks_late=True)

@@ -234,6 +234,10 @@ SLO_MIN_REQUESTS = int(os.environ.get("SLO_MIN_REQUESTS", "20"))
 AB_MIN_LABELLED = int(os.environ.get("AB_MIN_LABELLED", "30"))
 AB_SIGNIFICANCE_LEVEL = float(os.environ.get("AB_SIGNIFICANCE_LEVEL", "0.05"))
 AB_MAX_DEGRADATION = float(os.environ.get("AB_MAX_DEGRADATION", "0.1"))
+# Anomaly spike: an anomaly model flagging at least this many times its validation share,
+# significantly (one-sided binomial test at this p-value), over the drift window.
+ANOMALY_SPIKE_FACTOR = float(os.environ.get("ANOMALY_SPIKE_FACTOR", "3"))
+ANOMALY_SPIKE_P_VALUE = float(os.environ.get("ANOMALY_SPIKE_P_VALUE", "0.01"))
 # Alerts: a repeat of an open alert within the cool-down is counted, not sent again.
 ALERT_COOLDOWN_SECONDS = int(os.environ.get("ALERT_COOLDOWN_SECONDS", "3600"))
 ALERT_EMAIL_RECIPIENTS = env_list("ALERT_EMAIL_RECIPIENTS", [])
