@@ -9,8 +9,10 @@ feature) whose reference profile describes 5,000 training rows, then grows its
 prediction log to each window size in turn (COPY, rows drawn from a partly shifted
 training distribution, all inside the last 24 hours) and runs `drift_check` over it:
 once timed, once under tracemalloc for the peak of Python allocations (tracemalloc slows
-Python code down, so the two are separate runs). Everything is removed at the end, also
-on Ctrl-C and SIGTERM.
+Python code down, so the two are separate runs), and once in a fresh Python process whose
+peak resident set size (VmHWM: the whole check, C libraries and the database driver
+included) is reported beside the same process's size before the check. Everything is
+removed at the end, also on Ctrl-C and SIGTERM.
 """
 
 import argparse
@@ -20,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -101,7 +104,7 @@ class Bench:
         from django.contrib.auth.models import Group, User
         from django.core.management import call_command
 
-        from mlregistry import services
+        from mlregistry import registration, services
         from mlregistry.schema import feature_spec
         from mlregistry.training.profile import reference_profile_build
         from tests.factories import tiny_estimator
@@ -123,7 +126,7 @@ class Bench:
         frame = posts(n=REFERENCE_ROWS, seed=REFERENCE_SEED)
         profile = reference_profile_build(frame=frame, schema=schema, outputs=outputs(frame),
                                           seed=REFERENCE_SEED)
-        version = services.model_version_register(
+        version = registration.model_version_register(
             name="bench-likes", task="regression", user=people["user"],
             estimator=tiny_estimator(), feature_schema=schema, training_dataset_sha256="0" * 64,
             training_samples=REFERENCE_ROWS, training_duration_seconds=0.0, hyperparameters={},
@@ -176,6 +179,26 @@ class Bench:
         return {"rows": rows, "n_current": report.n_current, "seconds": seconds,
                 "peak_mib": peak / 2**20, "drifted": drifted}
 
+    def measure_process(self) -> tuple[float, float]:
+        """(RSS MiB after Django and the check's imports, peak RSS MiB of the whole check),
+        in a fresh process on the same database."""
+        # VmHWM (/proc/self/status) is this process image's own peak RSS; ru_maxrss would
+        # carry over the forking parent's high-water mark across exec on Linux.
+        script = (
+            "import re, django; django.setup(); "
+            "from monitoring.drift import drift_check; "
+            "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]); "
+            "before = hwm(); "
+            f"drift_check(version_id={self.version.pk}); "
+            "print(before, hwm())"
+        )
+        result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=os.environ,
+                                capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            raise RuntimeError(f"the measuring process failed:\n{result.stderr[-3000:]}")
+        before_kib, peak_kib = (int(field) for field in result.stdout.split()[-2:])
+        return before_kib / 1024, peak_kib / 1024
+
     def cleanup(self) -> None:
         from django.db import connections
         with contextlib.suppress(Exception):
@@ -208,7 +231,9 @@ def main() -> int:
             log(f"growing the prediction log to {rows:,} rows")
             bench.grow_log(rows)
             log(f"drift check over {rows:,} rows")
-            results.append(bench.measure(rows))
+            result = bench.measure(rows)
+            result["rss_before_mib"], result["rss_peak_mib"] = bench.measure_process()
+            results.append(result)
     finally:
         log("stopping PostgreSQL, removing the temp folder")
         bench.cleanup()
@@ -216,10 +241,12 @@ def main() -> int:
     out.write(f"drift check, 12 input features + output, reference {REFERENCE_ROWS:,} rows, "
               f"chunk size {chunk_size:,}, {os.cpu_count()} cores\n\n")
     out.write("| logged rows in window | check (s) | rows/s | peak Python memory (MiB) | "
-              "drifted features |\n| ---: | ---: | ---: | ---: | --- |\n")
+              "process RSS before / peak (MiB) | drifted features |\n"
+              "| ---: | ---: | ---: | ---: | ---: | --- |\n")
     for r in results:
         out.write(f"| {r['n_current']:,} | {r['seconds']:.2f} | {r['n_current'] / r['seconds']:,.0f} "
-                  f"| {r['peak_mib']:.1f} | {', '.join(r['drifted']) or 'none'} |\n")
+                  f"| {r['peak_mib']:.1f} | {r['rss_before_mib']:.0f} / {r['rss_peak_mib']:.0f} "
+                  f"| {', '.join(r['drifted']) or 'none'} |\n")
     print(out.getvalue(), end="")
     return 0
 

@@ -1,14 +1,18 @@
 from django.contrib import admin
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from mlregistry import selectors
+from mlregistry.admin_actions import VersionActionsMixin
+from mlregistry.model_card import gates_summary, model_card_build
 from mlregistry.models import (
     MLModel,
     MLModelVersion,
     ModelTransition,
+    Status,
     TrainingDataset,
     TrainingJob,
 )
+from mlregistry.training.metrics import PRIMARY_METRIC
 from pulselytics.admin_mixins import ReadOnlyAdminMixin
 
 
@@ -19,30 +23,120 @@ class MLModelAdmin(admin.ModelAdmin):
     search_fields = ["name", "description", "client_id"]
 
 
-class ModelTransitionInline(ReadOnlyAdminMixin, admin.TabularInline):
-    model = ModelTransition
-    fields = ["sequence", "created_at", "actor", "from_status", "to_status", "reason", "notes",
-              "traffic_before", "traffic_after"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ["sequence"]
+CHART_WIDTH, CHART_LABEL_WIDTH, CHART_VALUE_WIDTH = 720, 190, 150
+CHART_ROW_HEIGHT, CHART_BAR_HEIGHT, CHART_TOP = 30, 11, 26
+
+
+def importance_chart(importance: dict | None) -> dict | None:
+    """Geometry of the horizontal bar chart of mean |contribution| per feature (this
+    version's bar above production's), drawn as inline SVG by the template."""
+    if not importance or not importance["features"]:
+        return None
+    largest = max((value for row in importance["features"]
+                   for value in (row["candidate"], row["production"]) if value), default=0.0)
+    area = CHART_WIDTH - CHART_LABEL_WIDTH - CHART_VALUE_WIDTH
+
+    def bar(value: float | None, y: float) -> dict:
+        width = area * value / largest if value and largest else 0.0
+        return {"y": f"{y:.1f}", "width": f"{width:.1f}", "value": value,
+                "text_x": f"{CHART_LABEL_WIDTH + width + 4:.1f}",
+                "text_y": f"{y + CHART_BAR_HEIGHT - 1:.1f}"}
+
+    rows = []
+    for i, row in enumerate(importance["features"]):
+        top = CHART_TOP + i * CHART_ROW_HEIGHT
+        rows.append({"feature": row["feature"], "label_y": f"{top + CHART_BAR_HEIGHT + 3:.1f}",
+                     "candidate": bar(row["candidate"], top),
+                     "production": bar(row["production"], top + CHART_BAR_HEIGHT + 2)})
+    return {"width": CHART_WIDTH, "height": CHART_TOP + len(rows) * CHART_ROW_HEIGHT + 4,
+            "label_x": CHART_LABEL_WIDTH - 6, "bar_x": CHART_LABEL_WIDTH, "rows": rows,
+            "bar_height": CHART_BAR_HEIGHT}
+
+
+class ClientFilter(admin.SimpleListFilter):
+    title = "client"
+    parameter_name = "client"
+    GLOBAL = "(global)"  # parentheses never occur in a client id
+
+    def lookups(self, request, model_admin):
+        clients = (MLModel.objects.exclude(client_id="").order_by("client_id")
+                   .values_list("client_id", flat=True).distinct())
+        return [(self.GLOBAL, "global models"), *((client, client) for client in clients)]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(model__client_id="" if self.value() == self.GLOBAL else self.value())
 
 
 @admin.register(MLModelVersion)
-class MLModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Read-only here: every state change goes through mlregistry.services."""
+class MLModelVersionAdmin(VersionActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only here: every state change goes through mlregistry.services.
 
-    list_display = ["model", "version", "status", "traffic_percentage", "is_shadow", "gates",
-                    "created_by", "approved_by", "created_at"]
-    list_filter = ["status", "model", "model__client_id"]
+    The change view lays out the reviewer's evidence (the model card's data, the audit
+    chain, the manifest) from the registry alone: no artifact is loaded to show it.
+    """
+
+    list_display = ["model", "version", "status_badge", "client", "primary_metric",
+                    "gate_badges", "created_by", "approved_by", "created_at"]
+    list_filter = ["model", "status", ClientFilter]
     search_fields = ["model__name", "version", "model_sha256"]
-    inlines = [ModelTransitionInline]
+    list_select_related = ["model", "created_by", "approved_by"]
+    fieldsets = [
+        (None, {"fields": [("model", "version"), "status", ("traffic_percentage", "is_shadow"),
+                           ("created_by", "created_at")]}),
+        ("Data and artifacts", {"fields": ["training_dataset_sha256", "training_samples",
+                                           "training_duration_seconds", "model_sha256"]}),
+        ("Review and deployment", {"fields": ["approved_by", "approved_at", "approval_notes",
+                                              "override_justification", "deployed_at",
+                                              "deprecated_at", "artifacts_deleted_at"]}),
+        ("Training details", {"classes": ["collapse"],
+                              "fields": ["hyperparameters", "training_report", "feature_schema"]}),
+    ]
+
+    class Media:
+        css = {"all": ["mlregistry/admin/evidence.css"]}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("model", "created_by", "approved_by")
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: MLModelVersion) -> str:
+        label = obj.status
+        if obj.is_shadow:
+            label += " · shadow"
+        elif obj.status in (Status.PRODUCTION, Status.STAGING) and 0 < obj.traffic_percentage < 100:
+            label += f" · {obj.traffic_percentage}%"
+        return format_html('<span class="badge status-{}">{}</span>', obj.status, label)
+
+    @admin.display(description="Client", ordering="model__client_id")
+    def client(self, obj: MLModelVersion) -> str:
+        return obj.model.client_id or "global"
+
+    @admin.display(description="Primary metric")
+    def primary_metric(self, obj: MLModelVersion) -> str:
+        primary = PRIMARY_METRIC.get(obj.model.task)
+        if primary is None:
+            return "n/a"
+        value = (obj.metrics or {}).get(primary[0])
+        return f"{primary[0]} {value:.4f}" if isinstance(value, int | float) else f"{primary[0]} –"
 
     @admin.display(description="Gates")
-    def gates(self, obj: MLModelVersion) -> str:
-        failed = selectors.failed_gates(obj)
-        return f"FAILED: {', '.join(failed)}" if failed else "passed"
+    def gate_badges(self, obj: MLModelVersion) -> str:
+        gates = gates_summary(obj.gate_results, override_justification=obj.override_justification)
+        if not gates:
+            return "–"
+        return format_html_join(" ", '<span class="badge gate-{}" title="{}">{}: {}</span>',
+                                ((g["state"], g["reason"], g["name"], g["state"]) for g in gates))
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="",
+                           obj=None):
+        if obj is not None:
+            card = model_card_build(version=obj)
+            context.update(card=card, evidence=selectors.model_version_evidence(version=obj),
+                           importance_chart=importance_chart(card["importance"]))
+        return super().render_change_form(request, context, add=add, change=change,
+                                          form_url=form_url, obj=obj)
 
 
 @admin.register(ModelTransition)

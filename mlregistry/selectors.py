@@ -240,3 +240,48 @@ def ab_test_started_at(*, version: MLModelVersion) -> datetime | None:
     """When the version's latest A/B test started (its last `ab_test_started` audit row)."""
     return (ModelTransition.objects.filter(version=version, reason="ab_test_started")
             .order_by("-sequence").values_list("created_at", flat=True).first())
+
+
+# --- evidence for the version admin and the model card ------------------------------------
+
+
+def version_production_counterpart(*, version: MLModelVersion) -> MLModelVersion | None:
+    """The production version a candidate is compared with (None: none, or it is itself)."""
+    return (MLModelVersion.objects.filter(model_id=version.model_id, status=Status.PRODUCTION)
+            .exclude(pk=version.pk).first())
+
+
+def version_transitions(*, version: MLModelVersion) -> list[ModelTransition]:
+    """The version's audit rows, oldest first, with their actors."""
+    return list(ModelTransition.objects.filter(version=version).select_related("actor")
+                .order_by("sequence"))
+
+
+@dataclass(frozen=True)
+class VersionEvidence:
+    """What the version's change view shows beside its model card."""
+
+    transitions: list[ModelTransition]
+    audit: AuditResult
+    broken_version: str  # version string of the first broken row ("" if none or unknown)
+    artifacts: list[dict]
+
+
+def model_version_evidence(*, version: MLModelVersion) -> VersionEvidence:
+    """The version's audit rows, its model's chain status and its manifest's artifacts.
+
+    Reads only the registry: nothing is loaded from artifact storage.
+    """
+    audit_result = audit_verify_model(model=version.model)
+    broken_version = ""
+    if audit_result.broken_row_id is not None:
+        broken_version = (ModelTransition.objects.filter(pk=audit_result.broken_row_id)
+                          .values_list("version__version", flat=True).first() or "")
+    manifest = version.artifact_manifest or {}
+    return VersionEvidence(
+        transitions=version_transitions(version=version), audit=audit_result,
+        broken_version=broken_version,
+        artifacts=[{"name": entry.get("name", ""), "format": entry.get("format", ""),
+                    "path": entry.get("path", ""), "sha256": entry.get("sha256", ""),
+                    "size": entry.get("size")} for entry in manifest.get("artifacts", [])],
+    )

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from pulselytics.metrics import metrics_view
 
 urlpatterns = [
+    path("admin/monitoring/dashboard/", include("monitoring.dashboard.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("predictions.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[],

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from sklearn.linear_model import LinearRegression
 
-from mlregistry import services
+from mlregistry import registration, services
 from mlregistry.models import MLModelVersion
 from mlregistry.schema import feature_spec
 
@@ -47,7 +47,7 @@ def register_version(
     gate_results: dict | None = None, metrics: dict | None = None,
 ) -> MLModelVersion:
     """Register a version through the real service (artifacts, audit rows and all)."""
-    return services.model_version_register(
+    return registration.model_version_register(
         name=name, task="regression", user=user, estimator=tiny_estimator(slope),
         feature_schema=schema or SCHEMA, training_dataset_sha256="0" * 64, training_samples=10,
         training_duration_seconds=0.01, hyperparameters={"slope": slope},
@@ -175,7 +175,7 @@ def register_profiled_version(
     schema = schema or DRIFT_SCHEMA
     profile = reference_profile_build(frame=frame, schema=schema, outputs=outputs, seed=seed,
                                       output_kind=output_kind)
-    version = services.model_version_register(
+    version = registration.model_version_register(
         name=name, task=task, user=user, estimator=tiny_estimator(), feature_schema=schema,
         training_dataset_sha256="0" * 64, training_samples=len(frame),
         training_duration_seconds=0.01, hyperparameters={}, metrics={},
@@ -246,7 +246,7 @@ def register_deployed_classifier(
 
     features = numpy.arange(40, dtype=float).reshape(20, 2)
     estimator = LogisticRegression().fit(features, (features[:, 0] > 20).astype(int))
-    version = services.model_version_register(
+    version = registration.model_version_register(
         name=name, task="binary_classification", user=user, estimator=estimator,
         feature_schema=schema or SCHEMA, training_dataset_sha256="0" * 64, training_samples=20,
         training_duration_seconds=0.01, hyperparameters={},

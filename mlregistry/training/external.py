@@ -16,6 +16,9 @@ profile and the number of labelled rows.
   metrics: groups from the protected columns of the data (inputs of the model or not),
   the model's `predict` output, and for a binary classifier `classes_[1]` as the positive
   class. Without protected columns it has no attributes.
+- Global importance (`importance.global_importance_compute`): mean |SHAP contribution|
+  per input feature on a sample of the data's rows in the canonical form serving gives
+  the model; None when the model cannot be explained (never a reason to refuse it).
 - Anything that makes the estimator unfit for the task or the data raises
   `ValidationError` with a one-line message, before anything is stored.
 """
@@ -31,7 +34,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from mlregistry.schema import schema_from_frame
-from mlregistry.training import fairness
+from mlregistry.training import fairness, importance
 from mlregistry.training import metrics as task_metrics
 from mlregistry.training.profile import reference_profile_build
 from pulselytics.errors import ValidationError
@@ -46,6 +49,7 @@ class EvaluatedModel:
     reference_profile: dict
     samples: int
     fairness_report: dict = field(default_factory=dict)
+    global_importance: dict | None = None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -182,8 +186,13 @@ def external_model_evaluate(
     metrics["rows_without_target"] = int((~labelled).sum())
     profile = reference_profile_build(frame=frame, schema=schema, outputs=outputs,
                                       seed=PROFILE_SEED, output_kind=output_kind)
+    global_importance = importance.global_importance_compute(
+        estimator=estimator, task=task, schema=schema,
+        frame=frame,
+        reference_profile=profile)
     return EvaluatedModel(schema=schema, metrics=metrics, reference_profile=profile,
-                          samples=int(labelled.sum()), fairness_report=audit)
+                          samples=int(labelled.sum()), fairness_report=audit,
+                          global_importance=global_importance)
 
 
 def _json_safe(value: Any) -> Any:

@@ -35,7 +35,8 @@ class CoercionReport:
                 "invalid": self.invalid, "unknown_categories": self.unknown_categories}
 
 
-def _bool_column(series: pandas.Series) -> pandas.Series:
+def bool_column(series: pandas.Series) -> pandas.Series:
+    """Bools as 1.0/0.0 from bools, 0/1 numbers or true/false-like strings; else NaN."""
     if pandas.api.types.is_bool_dtype(series):
         return series.astype(float)
     if pandas.api.types.is_numeric_dtype(series):
@@ -59,7 +60,7 @@ def model_frame(frame: pandas.DataFrame, schema: dict, *, inputs_only: bool = Tr
         raw = frame[name]
         was_missing = raw.isna()
         if dtype in NUMERIC_DTYPES or dtype == "bool":
-            values = _bool_column(raw) if dtype == "bool" else pandas.to_numeric(raw, errors="coerce").astype(float)
+            values = bool_column(raw) if dtype == "bool" else pandas.to_numeric(raw, errors="coerce").astype(float)
             infinite = numpy.isinf(values.to_numpy())
             invalid = values.isna() & ~was_missing
             values = values.mask(infinite)

@@ -48,6 +48,8 @@ from typing import Any
 import numpy
 import pandas
 
+from mlregistry.training.features import bool_column
+
 PROFILE_FORMAT = 1
 DECILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 SAMPLE_SIZE = 5000
@@ -102,6 +104,15 @@ def categorical_entry(*, values: Any) -> dict:
     }
 
 
+def bool_labels(values: Any) -> pandas.Series:
+    """"True"/"False" (None when missing) from bools, 0/1 numbers (the canonical training
+    frame holds bools as 0.0/1.0) or true/false-like strings: the keys a bool feature's
+    counts use, and the form the drift check reads logged JSON booleans in."""
+    flags = bool_column(pandas.Series(values))
+    return pandas.Series([None if pandas.isna(flag) else str(bool(flag)) for flag in flags],
+                         index=flags.index, dtype=object)
+
+
 def reference_profile_build(
     *, frame: pandas.DataFrame, schema: dict, outputs: Any, seed: int,
     output_kind: str = NUMERIC,
@@ -121,10 +132,12 @@ def reference_profile_build(
         if not feature.get("input", True):
             continue
         values = frame[feature["name"]]
-        features[feature["name"]] = (
-            numeric_entry(values=values, seed=seed) if feature["dtype"] in NUMERIC_DTYPES
-            else categorical_entry(values=values)
-        )
+        if feature["dtype"] in NUMERIC_DTYPES:
+            features[feature["name"]] = numeric_entry(values=values, seed=seed)
+        elif feature["dtype"] == "bool":
+            features[feature["name"]] = categorical_entry(values=bool_labels(values))
+        else:
+            features[feature["name"]] = categorical_entry(values=values)
     output = (numeric_entry(values=outputs, seed=seed) if output_kind == NUMERIC
               else categorical_entry(values=outputs))
     return {

@@ -1,6 +1,6 @@
 """Training writes: datasets, training runs and training jobs.
 
-Each training ends in `mlregistry.services.model_version_register`, so a trained version
+Each training ends in `mlregistry.registration.model_version_register`, so a trained version
 enters the registry like any other: artifacts, then one transaction with its audit rows.
 A training job records the artifact files it is about to write before writing them; a
 job that fails, or whose worker dies (no heartbeat for TRAINING_JOB_STALE_SECONDS), has
@@ -22,7 +22,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mlregistry import artifacts, services
+from mlregistry import artifacts, registration, services
 from mlregistry.models import MLModel, MLModelVersion, Status, TrainingDataset, TrainingJob
 from mlregistry.training import datasets, trainer, validation
 from mlregistry.training.recipes import recipe_get
@@ -96,7 +96,7 @@ def model_train(
     The gates compare the candidate with the model's current production version. Any
     failure leaves the registry and the dataset list as they were.
     """
-    services.require_permission(user, services.REGISTER_PERMISSION, "train models")
+    services.require_permission(user, registration.REGISTER_PERMISSION, "train models")
     recipe = recipe_get(recipe_name)
     progress = progress or (lambda fraction, stage: None)
     seed = settings.TRAINING_SEED if seed is None else seed
@@ -134,18 +134,19 @@ def model_train(
     gates.update(validation.fairness_gate(trained.fairness_report))
     progress(0.95, "registering")
     if before_store is not None:
-        before_store(services.model_version_artifact_paths(
+        before_store(registration.model_version_artifact_paths(
             estimator=trained.estimator, reference_profile=trained.reference_profile))
     with transaction.atomic():
         if loaded is not None:
             dataset_register(model_name=recipe.name, path=data_path, user=user, loaded=loaded)
-        version = services.model_version_register(
+        version = registration.model_version_register(
             name=model_name, task=recipe.task, user=user, estimator=trained.estimator,
             feature_schema=trained.schema, training_dataset_sha256=dataset_sha256,
             training_samples=trained.samples, training_duration_seconds=trained.fit_seconds,
             hyperparameters={"recipe": recipe.name, **trained.hyperparameters},
             metrics=trained.metrics, reference_profile=trained.reference_profile,
             fairness_report=trained.fairness_report, gate_results=gates,
+            global_importance=trained.global_importance,
             training_report={**trained.training_report, **report},
             description=recipe.description, client_id=client_id,
             global_model=_global_model(recipe) if client_id else None,
@@ -179,7 +180,7 @@ def training_job_create(*, recipe_name: str, user: AbstractBaseUser, client_id: 
     """
     from mlregistry.tasks import training_job_run_task  # tasks import services, not back
 
-    services.require_permission(user, services.REGISTER_PERMISSION, "train models")
+    services.require_permission(user, registration.REGISTER_PERMISSION, "train models")
     recipe_get(recipe_name)
     training_job_recover_stale(recipe_name=recipe_name, client_id=client_id)
     try:

@@ -2,7 +2,8 @@
 
     prepare (declared columns, client rows, canonical dtypes, rows without target dropped)
     -> split (held-out validation, stratified for classifiers, fixed seed)
-    -> fit (lifecycle hooks around it) -> validation metrics, reference profile, fairness
+    -> fit (lifecycle hooks around it) -> validation metrics, reference profile, fairness,
+       global feature importance on the validation rows
 
 The service (mlregistry.services.model_train) registers the result; a training failure
 raises before anything is stored.
@@ -18,7 +19,7 @@ import numpy
 import pandas
 from sklearn.model_selection import train_test_split
 
-from mlregistry.training import fairness, metrics
+from mlregistry.training import fairness, importance, metrics
 from mlregistry.training.features import model_frame
 from mlregistry.training.profile import reference_profile_build
 from mlregistry.training.recipes import lifecycle_hooks
@@ -39,6 +40,7 @@ class TrainedModel:
     training_report: dict
     samples: int
     fit_seconds: float
+    global_importance: dict | None = None  # importance.global_importance_compute
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,10 @@ def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_i
         y_true=y_validation,
         y_pred=estimator.predict(x_validation),
     )
+    progress(0.93, "feature importance")
+    global_importance = importance.global_importance_compute(
+        estimator=estimator, task=recipe.task, schema=schema, frame=x_validation,
+        reference_profile=profile)
     report["notes"] = context.notes
     return TrainedModel(
         estimator=estimator, schema=schema, metrics=validation_metrics,
@@ -192,4 +198,5 @@ def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_i
         hyperparameters={**recipe.hyperparameters(estimator), "seed": seed},
         training_report=report, samples=n_rows,
         fit_seconds=float(context.timings.get("fit_seconds", 0.0)),
+        global_importance=global_importance,
     )

@@ -79,7 +79,7 @@ WSGI_APPLICATION = "pulselytics.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "pulselytics" / "templates"],  # project-wide admin overrides
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

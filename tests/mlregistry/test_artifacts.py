@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from sklearn.ensemble import GradientBoostingRegressor
 
-from mlregistry import artifacts, services
+from mlregistry import artifacts, registration
 from mlregistry.artifacts import ArtifactIntegrityError, IncompatibleEnvironmentError
 from mlregistry.models import MLModelVersion
 from tests.factories import SCHEMA
@@ -32,7 +32,7 @@ class Tripwire:
 
 
 def register(*, user, estimator, name="engagement-likes") -> MLModelVersion:
-    return services.model_version_register(
+    return registration.model_version_register(
         name=name, task="regression", user=user, estimator=estimator, feature_schema=SCHEMA,
         training_dataset_sha256="0" * 64, training_samples=10, training_duration_seconds=0.01,
         hyperparameters={}, metrics={"r2": 0.9}, reference_profile={"features": {"x": [1, 2]}},

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mlregistry import artifacts, services
+from mlregistry import artifacts, registration, services
 from mlregistry.models import MLModelVersion, ModelTransition, Status
 from pulselytics.errors import (
     FourEyesError,
@@ -772,7 +772,7 @@ def test_artifact_cleanup_keeps_two_prior_production_versions(four_production_ge
                                                               artifact_dir):
     oldest, prior2, prior1, current = four_production_generations
 
-    deleted = services.artifact_cleanup()
+    deleted = registration.artifact_cleanup()
 
     assert deleted == {estimator_path(artifact_dir, oldest).relative_to(artifact_dir).as_posix()}
     assert not estimator_path(artifact_dir, oldest).exists()
@@ -789,7 +789,7 @@ def test_artifact_cleanup_keeps_files_shared_with_kept_versions(four_production_
     profile = next(e for e in oldest.artifact_manifest["artifacts"]
                    if e["name"] == "reference_profile")
 
-    services.artifact_cleanup()
+    registration.artifact_cleanup()
 
     assert (artifact_dir / profile["path"]).exists()
 
@@ -798,7 +798,7 @@ def test_artifact_cleanup_keeps_testing_and_staging_versions(people, artifact_di
     testing = register_version(user=people["user"], slope=1.0)
     staging = register_approved_version(**people, slope=2.0)
 
-    services.artifact_cleanup()
+    registration.artifact_cleanup()
 
     assert estimator_path(artifact_dir, testing).exists()
     assert estimator_path(artifact_dir, staging).exists()
@@ -809,7 +809,7 @@ def test_artifact_cleanup_keeps_testing_and_staging_versions(people, artifact_di
 def test_artifact_cleanup_dry_run_deletes_nothing(four_production_generations, artifact_dir):
     oldest, *_ = four_production_generations
 
-    deleted = services.artifact_cleanup(dry_run=True)
+    deleted = registration.artifact_cleanup(dry_run=True)
 
     assert estimator_path(artifact_dir, oldest).relative_to(artifact_dir).as_posix() in deleted
     assert estimator_path(artifact_dir, oldest).exists()
@@ -831,7 +831,7 @@ def test_artifact_cleanup_deletes_orphan_files_past_grace_period(champion, artif
     settings.ARTIFACT_ORPHAN_GRACE_SECONDS = 0
     orphan = _orphan(artifact_dir, "ff" + "0" * 62)
 
-    deleted = services.artifact_cleanup()
+    deleted = registration.artifact_cleanup()
 
     assert orphan.relative_to(artifact_dir).as_posix() in deleted
     assert not orphan.exists()
@@ -845,7 +845,7 @@ def test_artifact_cleanup_keeps_orphan_files_within_grace_period(champion, artif
     young = _orphan(artifact_dir, "ff" + "1" * 62)
     old = _orphan(artifact_dir, "ff" + "2" * 62, age_seconds=7200)
 
-    deleted = services.artifact_cleanup()
+    deleted = registration.artifact_cleanup()
 
     assert young.exists()
     assert not old.exists()
@@ -854,7 +854,7 @@ def test_artifact_cleanup_keeps_orphan_files_within_grace_period(champion, artif
 
 def test_artifact_cleanup_never_removes_rollback_target(people, four_production_generations):
     oldest, prior2, prior1, current = four_production_generations
-    services.artifact_cleanup()
+    registration.artifact_cleanup()
 
     services.model_rollback(model=current.model, user=people["deployer"], reason="bad")
 
@@ -865,7 +865,7 @@ def test_artifact_cleanup_never_removes_rollback_target(people, four_production_
 
 def test_rollback_to_cleaned_up_version_is_unavailable(four_production_generations, people):
     oldest, *_, current = four_production_generations
-    services.artifact_cleanup()
+    registration.artifact_cleanup()
     before = registry_state(current.model_id)
 
     with pytest.raises(RollbackUnavailableError, match="removed by clean-up"):

@@ -275,6 +275,22 @@ def test_profile_counts_categories_and_treats_bools_as_categories():
     assert "region" not in profile["features"]  # not a model input
 
 
+@pytest.mark.parametrize("flags", [
+    [1.0, 0.0, 1.0, numpy.nan],          # the canonical training frame (model_frame)
+    ["true", "false", "yes", None],       # a raw file
+])
+def test_profile_counts_bools_as_true_and_false_whatever_their_form(flags):
+    schema = {"target": "y", "features": [feature_spec(name="verified", dtype="bool")]}
+    frame = pandas.DataFrame({"verified": flags})
+
+    profile = reference_profile_build(frame=frame, schema=schema,
+                                      outputs=numpy.zeros(4), seed=0)
+
+    # The drift check reads logged JSON booleans as "True"/"False": the keys must match.
+    assert profile["features"]["verified"] == {"kind": "categorical", "n": 3, "missing": 1,
+                                               "counts": {"False": 1, "True": 2}}
+
+
 def test_profile_output_is_categorical_for_predicted_classes():
     frame = pandas.DataFrame({"x": [1.0, 2.0, 3.0]})
 

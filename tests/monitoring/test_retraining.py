@@ -12,7 +12,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from mlregistry import artifacts, selectors
+from mlregistry import artifacts, registration, selectors
 from mlregistry import services as registry
 from mlregistry.models import MLModelVersion, ModelTransition, Status, TrainingJob
 from mlregistry.training import services as training
@@ -56,7 +56,7 @@ def trained_production(folder: Path, people: dict, *, n: int = 400) -> MLModelVe
 def recipe_production(people: dict, *, name: str = RECIPE, client_id: str = "",
                       recipe: str | None = RECIPE) -> MLModelVersion:
     """A deployed version that says a recipe trained it, without training (triggers only)."""
-    version = registry.model_version_register(
+    version = registration.model_version_register(
         name=name, task="regression", user=people["user"], estimator=tiny_estimator(),
         feature_schema={"target": "likes", "features": []}, training_dataset_sha256="0" * 64,
         training_samples=10, training_duration_seconds=0.0,
@@ -323,7 +323,7 @@ def _fail_registration(monkeypatch, error: BaseException) -> None:
     """Make registration fail after the artifacts are written, before the version commits."""
     def boom(*args, **kwargs):
         raise error
-    monkeypatch.setattr(registry, "next_version", boom)
+    monkeypatch.setattr(registration, "next_version", boom)
 
 
 def test_registration_failing_after_the_artifacts_leaves_no_version_and_no_files(

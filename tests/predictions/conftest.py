@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from mlregistry import artifacts, selectors
+from mlregistry import artifacts, registration, selectors
 from mlregistry import services as registry
 from mlregistry.models import (
     MLModel,
@@ -193,7 +193,7 @@ def version_copy(db):
                  client_id: str = "") -> MLModelVersion:
         estimator = artifacts.bundle_load(manifest=of.artifact_manifest,
                                           model_sha256=of.model_sha256).estimator
-        version = registry.model_version_register(
+        version = registration.model_version_register(
             name=name or of.model.name, task=of.model.task, user=people["user"],
             estimator=estimator, feature_schema=of.feature_schema,
             training_dataset_sha256=of.training_dataset_sha256,

@@ -1,4 +1,4 @@
-from mlregistry import services
+from mlregistry import registration
 from mlregistry.models import Task
 from pulselytics.commands import ApplicationCommand
 
@@ -24,7 +24,7 @@ class Command(ApplicationCommand):
 
     def run(self, *args, name, artifact, data, target, task, user, protected, client,
             description, **options):
-        version = services.model_version_register_external(
+        version = registration.model_version_register_external(
             name=name, task=task, user=self.user(user), artifact_path=artifact, data_path=data,
             target=target, protected=protected, client_id=client, description=description,
         )

@@ -1,0 +1,79 @@
+"""Forms of the version admin's confirmation pages (mlregistry.admin_actions).
+
+They only collect and clean what the registry services take; the rules (four eyes, gates,
+allowed transitions, traffic limits) are the services' to enforce.
+"""
+
+from django import forms
+
+from mlregistry import selectors
+from mlregistry.models import MLModelVersion
+
+
+class ActionForm(forms.Form):
+    """Base: the admin's look (bold labels on required fields); knows the version."""
+
+    required_css_class = "required"
+    # Fields the service requires in some cases though the form lets them through blank.
+    service_required: tuple[str, ...] = ()
+
+    def __init__(self, *args, version: MLModelVersion, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.version = version
+
+
+def _notes(*, label: str, help_text: str, required: bool) -> forms.CharField:
+    return forms.CharField(label=label, help_text=help_text, required=required,
+                           widget=forms.Textarea(attrs={"rows": 4, "cols": 60}))
+
+
+class ApproveForm(ActionForm):
+    notes = _notes(
+        label="Approval notes", required=True,
+        help_text="Why this version may go to staging: what you checked (metrics against "
+                  "production, gates, fairness, drift). Kept in the audit trail.")
+    override_justification = _notes(
+        label="Override justification", required=False,
+        help_text="Required because a gate failed: explain why the version may be approved "
+                  "anyway. Kept in the audit trail next to the failed gates.")
+
+    def __init__(self, *args, version: MLModelVersion, **kwargs) -> None:
+        super().__init__(*args, version=version, **kwargs)
+        if selectors.failed_gates(version):
+            # The service refuses a blank justification; it stays the one place of that rule.
+            self.service_required = ("override_justification",)
+        else:
+            del self.fields["override_justification"]
+
+
+class RejectForm(ActionForm):
+    notes = _notes(
+        label="Rejection notes", required=True,
+        help_text="Why the version is rejected. It is archived with these notes.")
+
+
+class NotesForm(ActionForm):
+    """Deploy, shadow test, end test: optional notes for the audit trail."""
+
+    notes = _notes(label="Notes", required=False,
+                   help_text="Optional; recorded in the audit trail with this step.")
+
+
+class ABTestForm(NotesForm):
+    traffic = forms.IntegerField(
+        label="Challenger traffic (%)", min_value=1, max_value=99,
+        help_text="Share of requests (1–99) routed to this version; the champion keeps the "
+                  "rest (minus other challengers).")
+
+    field_order = ("traffic", "notes")
+
+
+class RollbackForm(ActionForm):
+    reason = _notes(
+        label="Reason", required=True,
+        help_text="Why the model is rolled back (incident, alert, ticket). Kept in the audit "
+                  "trail.")
+
+
+class ConfirmForm(ActionForm):
+    """Actions with nothing to enter (promote winner): the confirmation alone."""

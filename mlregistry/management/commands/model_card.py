@@ -1,0 +1,16 @@
+from mlregistry import selectors
+from mlregistry.model_card import model_card_build, model_card_markdown
+from pulselytics.commands import ApplicationCommand
+
+
+class Command(ApplicationCommand):
+    help = ("Print the model card of NAME VERSION as Markdown: purpose, data and its hash, "
+            "metrics against production, fairness table, gates, approvals, environment.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("version")
+
+    def run(self, *args, name, version, **options):
+        found = selectors.model_version_get(name=name, version=version)
+        self.stdout.write(model_card_markdown(model_card_build(version=found)))

@@ -1,0 +1,328 @@
+"""The model card of a version (SPEC §3 `model_card`): the evidence a reviewer signs off on.
+
+`model_card_build` gathers it as data: purpose, data and its hash, metrics against the
+production version, the fairness table, the gates, approvals, environment and global
+feature importance. Only plain JSON values (str, int, float, bool, None, lists, dicts),
+so the same data renders as Markdown here (`model_card_markdown`, printed by `manage.py
+model_card`) and as HTML in the version's admin page. Reads the registry only: no
+artifact is loaded.
+"""
+
+from datetime import datetime
+
+from mlregistry import selectors
+from mlregistry.models import MLModelVersion, Status
+from mlregistry.training.metrics import PRIMARY_METRIC
+
+# Whether a larger value of a metric is better; metrics not listed (anomaly contamination
+# and score quantiles, counts) describe the data and have no better direction.
+HIGHER_IS_BETTER = {"r2": True, "mae": False, "rmse": False, "accuracy": True,
+                    "precision": True, "recall": True, "f1": True, "roc_auc": True,
+                    "brier": False}
+METRIC_ORDER = ["r2", "mae", "rmse", "roc_auc", "accuracy", "precision", "recall", "f1", "brier",
+                "contamination", "q01", "q05", "q50", "q95", "q99"]
+TOLERANCE = 1e-12
+# Group columns of the fairness table per task (see mlregistry.training.fairness).
+FAIRNESS_COLUMNS = {
+    "binary_classification": [("n", "Rows"), ("selection_rate", "Selection rate"),
+                              ("positives", "Positives"),
+                              ("true_positive_rate", "True-positive rate")],
+    "anomaly_detection": [("n", "Rows"), ("selection_rate", "Flagged rate")],
+    "regression": [("n", "Rows"), ("mean_prediction", "Mean prediction"),
+                   ("mean_actual", "Mean actual")],
+    "multiclass_classification": [("n", "Rows"), ("labelled", "Labelled"),
+                                  ("accuracy", "Accuracy")],
+}
+# The manifest's environment in reading order (a jsonb column does not keep key order).
+ENVIRONMENT_ORDER = ["python", "scikit-learn", "numpy", "pandas", "joblib", "code_commit"]
+# Audit reasons that are decisions about the version (not its registration).
+DECISIONS = {"approved", "auto_approved", "rejected", "approval_withdrawn", "deployed",
+             "auto_deployed", "ab_test_started", "shadow_started", "test_ended",
+             "test_stopped_automatically", "archived", "rollback"}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def _username(user) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+def _environment(manifest: dict | None) -> dict:
+    recorded = (manifest or {}).get("environment") or {}
+    rank = {name: i for i, name in enumerate(ENVIRONMENT_ORDER)}
+    return {name: recorded[name]
+            for name in sorted(recorded, key=lambda name: (rank.get(name, len(rank)), name))}
+
+
+def metrics_comparison(*, task: str, metrics: dict, production_metrics: dict | None) -> list[dict]:
+    """One row per metric: candidate, production, difference and which side is better."""
+    primary = (PRIMARY_METRIC.get(task) or (None,))[0]
+    production_metrics = production_metrics or {}
+    names = list(dict.fromkeys([*metrics, *production_metrics]))
+    rank = {name: i for i, name in enumerate(METRIC_ORDER)}
+    names.sort(key=lambda name: (name != primary, rank.get(name, len(rank)), name))
+    rows = []
+    for name in names:
+        candidate, production = metrics.get(name), production_metrics.get(name)
+        higher = HIGHER_IS_BETTER.get(name)
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool)
+                      for v in (candidate, production))
+        difference = candidate - production if numeric else None
+        better = None
+        if difference is not None and higher is not None:
+            if abs(difference) <= TOLERANCE:
+                better = "equal"
+            else:
+                better = "candidate" if (difference > 0) == higher else "production"
+        rows.append({"metric": name, "primary": name == primary, "candidate": candidate,
+                     "production": production, "difference": difference,
+                     "higher_is_better": higher, "better": better})
+    return rows
+
+
+def gates_summary(gate_results: dict, *, override_justification: str = "") -> list[dict]:
+    """Each gate: state (passed, failed, or overridden by an approval), threshold, figures."""
+    gates = []
+    for name in sorted(gate_results or {}):
+        gate = gate_results[name] or {}
+        passed = bool(gate.get("passed"))
+        state = "passed" if passed else "overridden" if override_justification else "failed"
+        if name == "validation":
+            metric = gate.get("metric")
+            direction = {True: "higher is better", False: "lower is better"}.get(
+                gate.get("higher_is_better"), "")
+            threshold = (f"no worse than production by more than {gate.get('margin')}"
+                         f" ({metric}, {direction})" if metric else "not applicable")
+            figures = [{"label": f"{side} {metric}", "value": gate.get(side), "passed": None}
+                       for side in ("candidate", "production") if metric]
+        elif name == "fairness":
+            threshold = f"parity ratio at least {gate.get('min_ratio')} per protected attribute"
+            figures = [{"label": f"{attribute} parity ratio", "value": result.get("ratio"),
+                        "passed": result.get("passed")}
+                       for attribute, result in sorted((gate.get("attributes") or {}).items())]
+        else:
+            threshold = ""
+            figures = [{"label": key, "value": value, "passed": None}
+                       for key, value in sorted(gate.items())
+                       if key not in ("passed", "reason") and not isinstance(value, dict | list)]
+        gates.append({"name": name, "passed": passed, "state": state,
+                      "reason": gate.get("reason", ""), "threshold": threshold,
+                      "figures": figures,
+                      "override_justification": "" if passed else override_justification})
+    return gates
+
+
+def fairness_table(report: dict | None) -> dict | None:
+    """The fairness report as rows per protected attribute and group (None: no report)."""
+    if not report:
+        return None
+    keys = FAIRNESS_COLUMNS.get(report.get("task"), FAIRNESS_COLUMNS["binary_classification"])
+    attributes = []
+    for name, attribute in sorted((report.get("attributes") or {}).items()):
+        groups = [{"group": group, "small": bool(figures.get("small")),
+                   "values": [figures.get(key) for key, _ in keys]}
+                  for group, figures in sorted((attribute.get("groups") or {}).items())]
+        attributes.append({
+            "name": name, "groups": groups,
+            "groups_compared": attribute.get("groups_compared"),
+            "parity_ratio": attribute.get("demographic_parity_ratio"),
+            "parity_difference": attribute.get("demographic_parity_difference"),
+            "equal_opportunity_difference": attribute.get("equal_opportunity_difference"),
+            "accuracy_difference": attribute.get("accuracy_difference"),
+            "note": attribute.get("note") or "",
+        })
+    return {"task": report.get("task"), "parity_basis": report.get("parity_basis"),
+            "positive_label": report.get("positive_label"),
+            "min_group_size": report.get("min_group_size"), "rows": report.get("rows"),
+            "columns": [label for _, label in keys], "attributes": attributes}
+
+
+def importance_comparison(importance: dict | None, production: dict | None) -> dict | None:
+    """Candidate's and production's mean |contribution| per feature, largest first."""
+    if not importance:
+        return None
+    mine = importance.get("features") or {}
+    theirs = (production or {}).get("features") or {}
+    names = sorted(set(mine) | set(theirs), key=lambda name: (-(mine.get(name) or 0.0), name))
+    return {"method": importance.get("method"), "output_space": importance.get("output_space"),
+            "rows": importance.get("rows"), "production_available": bool(theirs),
+            "features": [{"feature": name, "candidate": mine.get(name),
+                          "production": theirs.get(name)} for name in names]}
+
+
+def model_card_build(*, version: MLModelVersion) -> dict:
+    """The card of one version as data (see the module docstring)."""
+    model = version.model
+    production = selectors.version_production_counterpart(version=version)
+    schema = version.feature_schema or {}
+    report = version.training_report or {}
+    decisions = [
+        {"at": _iso(row.created_at), "actor": _username(row.actor), "reason": row.reason,
+         "from_status": row.from_status, "to_status": row.to_status, "notes": row.notes}
+        for row in selectors.version_transitions(version=version) if row.reason in DECISIONS
+    ]
+    return {
+        "model": model.name, "version": version.version, "task": model.task,
+        "status": version.status, "client_id": model.client_id,
+        "purpose": model.description,
+        "created_by": _username(version.created_by), "created_at": _iso(version.created_at),
+        "model_sha256": version.model_sha256,
+        "production_version": production.version if production else None,
+        "is_production": version.status == Status.PRODUCTION,
+        "data": {
+            "training_dataset_sha256": version.training_dataset_sha256,
+            "dataset": report.get("dataset"), "training_samples": version.training_samples,
+            "rows_read": report.get("rows_read"), "train_rows": report.get("train_rows"),
+            "validation_rows": report.get("validation_rows"),
+            "training_duration_seconds": version.training_duration_seconds,
+            "target": schema.get("target"),
+            "features": [{"name": f.get("name"), "dtype": f.get("dtype"),
+                          "input": f.get("input", True), "protected": f.get("protected", False),
+                          "pii": f.get("pii", False)} for f in schema.get("features", [])],
+        },
+        "metrics": metrics_comparison(
+            task=model.task, metrics=version.metrics or {},
+            production_metrics=production.metrics if production else None),
+        "fairness": fairness_table(version.fairness_report),
+        "gates": gates_summary(version.gate_results,
+                               override_justification=version.override_justification),
+        "approvals": {
+            "approved_by": _username(version.approved_by), "approved_at": _iso(version.approved_at),
+            "approval_notes": version.approval_notes,
+            "override_justification": version.override_justification,
+            "decisions": decisions,
+        },
+        "environment": _environment(version.artifact_manifest),
+        "importance": importance_comparison(version.global_importance,
+                                            production.global_importance if production else None),
+    }
+
+
+# --- Markdown -----------------------------------------------------------------------------
+
+
+def _number(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _cell(value) -> str:
+    text = value if isinstance(value, str) else _number(value)
+    return " ".join(text.split()).replace("|", "\\|") or " "
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return lines
+
+
+def _signed(value) -> str:
+    if value is None:
+        return "–"
+    return "0.0000" if abs(value) <= TOLERANCE else f"{value:+.4f}"
+
+
+def model_card_markdown(card: dict) -> str:
+    """The card as Markdown, one section per SPEC §3 heading."""
+    title = f"{card['model']} {card['version']}"
+    lines = [f"# Model card: {title}", "",
+             f"- Task: {card['task']}", f"- Status: {card['status']}",
+             f"- Client: {card['client_id'] or 'global model'}",
+             f"- Created by {card['created_by']} at {card['created_at']}",
+             f"- model_sha256: `{card['model_sha256']}`", "",
+             "## Purpose", "", card["purpose"] or "No description recorded.", ""]
+
+    data = card["data"]
+    lines += ["## Data", "",
+              f"- Training dataset SHA256: `{data['training_dataset_sha256']}`"]
+    if data["dataset"]:
+        lines.append(f"- Dataset file: {data['dataset']}")
+    lines += [f"- Training samples: {data['training_samples']}"
+              + (f" (train {data['train_rows']}, validation {data['validation_rows']})"
+                 if data["train_rows"] is not None else ""),
+              f"- Training duration: {data['training_duration_seconds']:.2f} s",
+              f"- Target: {data['target'] or 'none (unsupervised)'}", ""]
+    lines += _table(["Feature", "Type", "Input", "Protected", "PII"],
+                    [[f["name"], f["dtype"], f["input"], f["protected"], f["pii"]]
+                     for f in data["features"]]) + [""]
+
+    production = card["production_version"]
+    lines += ["## Metrics against production", ""]
+    if production:
+        lines += [f"Compared with production version {production} (validation data).", ""]
+    else:
+        lines += [("This version is the production version." if card["is_production"]
+                   else "There is no production version to compare with."), ""]
+    lines += _table(
+        ["Metric", "Candidate", "Production", "Difference", "Better"],
+        [[m["metric"] + (" (primary)" if m["primary"] else ""), m["candidate"], m["production"],
+          _signed(m["difference"]), m["better"] or "–"] for m in card["metrics"]]) + [""]
+
+    fairness = card["fairness"]
+    lines += ["## Fairness", ""]
+    if not fairness or not fairness["attributes"]:
+        lines += ["No protected attributes were audited.", ""]
+    else:
+        lines += [(f"Minimum group size {fairness['min_group_size']}; groups below it are "
+                   "marked small and left out of the parity figures."), ""]
+        for attribute in fairness["attributes"]:
+            figures = [f"parity ratio {_number(attribute['parity_ratio'])}",
+                       f"parity difference {_number(attribute['parity_difference'])}"]
+            figures += [f"{label} {_number(attribute[key])}" for key, label in (
+                ("equal_opportunity_difference", "equal opportunity difference"),
+                ("accuracy_difference", "accuracy difference")) if attribute[key] is not None]
+            lines += [f"### {attribute['name']}", "",
+                      "P" + ", ".join(figures)[1:] + "."
+                      + (f" {attribute['note']}" if attribute["note"] else ""), ""]
+            lines += _table(["Group", *fairness["columns"], "Small"],
+                            [[g["group"], *g["values"], g["small"]]
+                             for g in attribute["groups"]]) + [""]
+
+    lines += ["## Gates", ""]
+    if not card["gates"]:
+        lines += ["No gate results recorded.", ""]
+    for gate in card["gates"]:
+        lines.append(f"- **{gate['name']}**: {gate['state']} ({gate['reason']})")
+        if gate["threshold"]:
+            lines.append(f"  - threshold: {gate['threshold']}")
+        lines += [f"  - {f['label']}: {_number(f['value'])}" for f in gate["figures"]]
+        if gate["override_justification"]:
+            lines.append(f"  - Override justification: {gate['override_justification']}")
+    lines.append("")
+
+    approvals = card["approvals"]
+    lines += ["## Approvals", ""]
+    if approvals["approved_by"]:
+        lines += [(f"Approved by {approvals['approved_by']} at {approvals['approved_at']}: "
+                   f"{' '.join(approvals['approval_notes'].split())}"), ""]
+    else:
+        lines += ["Not approved.", ""]
+    if approvals["decisions"]:
+        lines += _table(["When", "Who", "Decision", "From", "To", "Notes"],
+                        [[d["at"], d["actor"], d["reason"], d["from_status"] or "–",
+                          d["to_status"], d["notes"]] for d in approvals["decisions"]]) + [""]
+
+    lines += ["## Environment", ""]
+    lines += [f"- {name}: {value if value is not None else 'unknown'}"
+              for name, value in card["environment"].items()] or ["Not recorded."]
+    lines.append("")
+
+    importance = card["importance"]
+    lines += ["## Feature importance", ""]
+    if importance is None:
+        lines += ["Not computed for this version.", ""]
+    else:
+        lines += [(f"Mean |SHAP contribution| ({importance['output_space']}, "
+                   f"{importance['method']}) on {importance['rows']} held-out rows."), ""]
+        lines += _table(["Feature", "This version", "Production"],
+                        [[f["feature"], f["candidate"], f["production"]]
+                         for f in importance["features"]]) + [""]
+    return "\n".join(lines)

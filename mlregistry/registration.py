@@ -1,0 +1,175 @@
+"""Writes that bring versions and their artifacts in and out of storage.
+
+Registration stores a bundle and creates its version (training -> testing) under the
+model's row lock; artifact clean-up deletes the files no kept version needs. The review
+and deployment that follow live in services.py.
+"""
+
+import time
+from pathlib import Path
+from typing import Any
+
+import joblib
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from mlregistry import artifacts, transitions
+from mlregistry.models import MLModel, MLModelVersion, Status, Task
+from mlregistry.schema import next_version
+from mlregistry.services import require_permission
+from mlregistry.training import datasets, external, validation
+from pulselytics.errors import ValidationError
+
+REGISTER_PERMISSION = "mlregistry.add_mlmodelversion"
+
+
+def _bundle(estimator: Any, reference_profile: dict) -> dict:
+    return {"objects": {"estimator": estimator},
+            "documents": {"reference_profile": reference_profile}}
+
+
+def model_version_artifact_paths(*, estimator: Any, reference_profile: dict) -> set[str]:
+    """The artifact files `model_version_register` will write for this bundle (writes
+    nothing): a caller records them first to remove them if it dies before the commit."""
+    return artifacts.bundle_paths(**_bundle(estimator, reference_profile))
+
+
+def model_version_register(
+    *, name: str, task: str, user: AbstractBaseUser, estimator: Any, feature_schema: dict,
+    training_dataset_sha256: str, training_samples: int, training_duration_seconds: float,
+    hyperparameters: dict, metrics: dict, reference_profile: dict,
+    fairness_report: dict | None = None, gate_results: dict | None = None,
+    training_report: dict | None = None, description: str = "", client_id: str = "",
+    global_model: MLModel | None = None, notes: str = "", global_importance: dict | None = None,
+) -> MLModelVersion:
+    """Store the bundle and create the version (training -> testing) in one transaction.
+
+    The files are written while the model's row is locked, so artifact clean-up (which
+    locks every model) never deletes a shared content-addressed file in between. Files of
+    a transaction that fails stay unreferenced until clean-up removes them.
+    """
+    require_permission(user, REGISTER_PERMISSION, "register model versions")
+    if task not in Task.values:
+        raise ValidationError(f"unknown task {task!r}; one of {', '.join(Task.values)}")
+    with transaction.atomic():
+        model, _ = MLModel.objects.get_or_create(
+            name=name, defaults={"task": task, "description": description, "client_id": client_id,
+                                 "global_model": global_model}
+        )
+        model = transitions.lock_model(model.pk)
+        if model.task != task:
+            raise ValidationError(f"model {name} is a {model.task} model, not {task}")
+        manifest, model_sha256 = artifacts.bundle_save(**_bundle(estimator, reference_profile))
+        existing = list(model.versions.values("version", "feature_schema"))
+        version = MLModelVersion.objects.create(
+            model=model, version=next_version(existing, feature_schema), created_by=user,
+            feature_schema=feature_schema, artifact_manifest=manifest, model_sha256=model_sha256,
+            training_dataset_sha256=training_dataset_sha256, training_samples=training_samples,
+            training_duration_seconds=training_duration_seconds,
+            hyperparameters=hyperparameters, metrics=metrics, reference_profile=reference_profile,
+            fairness_report=fairness_report or {}, gate_results=gate_results or {},
+            training_report=training_report or {}, global_importance=global_importance,
+            status=Status.TRAINING,
+        )
+        model.feature_schema = feature_schema
+        model.save(update_fields=["feature_schema"])
+        now = timezone.now()
+        transitions.transition_record(
+            version=version, actor=user, from_status="", to_status=Status.TRAINING,
+            reason="registered", notes=notes, now=now,
+        )
+        transitions.set_state(version, actor=user, reason="validated",
+                              notes="validation metrics recorded", now=now, status=Status.TESTING)
+    return version
+
+
+def model_version_register_external(
+    *, name: str, task: str, user: AbstractBaseUser, artifact_path: str, data_path: str,
+    target: str, protected: list[str] | None = None, client_id: str = "", description: str = "",
+) -> MLModelVersion:
+    """Register an estimator or Pipeline trained outside the project (saved with joblib).
+
+    Schema, dataset hash, reference profile and validation metrics come from the given
+    data; the validation gate compares it with the current production version, the
+    fairness gate audits the protected columns. Lands in `testing`.
+    """
+    require_permission(user, REGISTER_PERMISSION, "register model versions")
+    dataset = datasets.dataset_load(data_path)
+    try:
+        # The operator's own file: loading it is the point of the command.
+        estimator = joblib.load(artifact_path)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same user error
+        raise ValidationError(f"cannot load {artifact_path} with joblib: {exc}") from exc
+    started = time.monotonic()
+    evaluated = external.external_model_evaluate(
+        estimator=estimator, frame=dataset.frame, target=target, task=task,
+        protected=protected or [],
+    )
+    production = MLModelVersion.objects.filter(model__name=name, status=Status.PRODUCTION).first()
+    gates = validation.gates_evaluate(
+        task=task, metrics=evaluated.metrics,
+        production_metrics=production.metrics if production else None,
+    )
+    gates.update(validation.fairness_gate(evaluated.fairness_report))
+    return model_version_register(
+        name=name, task=task, user=user, estimator=estimator, feature_schema=evaluated.schema,
+        training_dataset_sha256=dataset.sha256, training_samples=evaluated.samples,
+        training_duration_seconds=round(time.monotonic() - started, 3),
+        hyperparameters={"external": True, "estimator": type(estimator).__name__,
+                         "params": external.estimator_params(estimator)},
+        metrics=evaluated.metrics, reference_profile=evaluated.reference_profile,
+        fairness_report=evaluated.fairness_report, global_importance=evaluated.global_importance,
+        gate_results=gates, description=description, client_id=client_id,
+        notes=f"registered from {Path(artifact_path).name} and {Path(data_path).name}",
+    )
+
+
+# --- artifact clean-up --------------------------------------------------------------------
+
+
+def artifact_cleanup(*, dry_run: bool = False) -> set[str]:
+    """Delete artifact files that no kept version needs; returns the paths (to be) deleted.
+
+    Kept: every version that is not archived, and the ARTIFACT_KEEP_PRIOR_PRODUCTION most
+    recent prior production versions of each model, so a rollback always has something to
+    restore. Versions whose files go are marked with `artifacts_deleted_at`.
+    """
+    with transaction.atomic():
+        # Every model's lock, in a fixed order: no registration writes or reuses a file and
+        # no rollback picks a target while files are chosen and deleted.
+        list(MLModel.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
+        to_delete, retired_pks = _artifact_cleanup_plan()
+        if not dry_run:
+            MLModelVersion.objects.filter(pk__in=retired_pks).update(
+                artifacts_deleted_at=timezone.now()
+            )
+            artifacts.artifact_files_delete(paths=to_delete)
+    return to_delete
+
+
+def _artifact_cleanup_plan() -> tuple[set[str], list[int]]:
+    keep_prior = settings.ARTIFACT_KEEP_PRIOR_PRODUCTION
+    kept_paths, retired_paths, retired_pks = set(), set(), []
+    versions = MLModelVersion.objects.filter(artifacts_deleted_at__isnull=True).only(
+        "pk", "model_id", "status", "deployed_at", "deprecated_at", "artifact_manifest"
+    ).order_by("model_id", "-deprecated_at", "-pk")
+    prior_seen: dict[int, int] = {}
+    for version in versions:
+        paths = artifacts.manifest_paths(version.artifact_manifest)
+        keep = version.status != Status.ARCHIVED
+        if version.status == Status.ARCHIVED and version.deployed_at is not None:
+            prior_seen[version.model_id] = prior_seen.get(version.model_id, 0) + 1
+            keep = prior_seen[version.model_id] <= keep_prior
+        if keep:
+            kept_paths |= paths
+        else:
+            retired_paths |= paths
+            retired_pks.append(version.pk)
+    # Files nothing references are orphans of failed registrations; the grace period spares
+    # those of a first registration of a new model, whose row no lock covered yet.
+    orphans = artifacts.artifact_files_older_than(
+        seconds=settings.ARTIFACT_ORPHAN_GRACE_SECONDS
+    ) - kept_paths - retired_paths
+    return (retired_paths - kept_paths) | orphans, retired_pks

@@ -1,0 +1,133 @@
+"""The registry's internal building blocks: row locks, audit rows, traffic rebalancing.
+
+To be called only from mlregistry's service modules (services.py, registration.py), inside
+their transactions and after `lock_model` or `lock_version` has locked the model's row:
+that lock serialises every change to one model, its versions' traffic and its audit chain.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import F
+
+from mlregistry import audit
+from mlregistry.models import MLModel, MLModelVersion, ModelTransition, RegistryGeneration, Status
+from pulselytics.errors import TrafficLimitError
+
+
+def lock_model(model_id: int) -> MLModel:
+    return MLModel.objects.select_for_update().get(pk=model_id)
+
+
+def lock_version(version: MLModelVersion) -> tuple[MLModel, MLModelVersion]:
+    """Lock the model row, then re-read the version inside the transaction."""
+    model = lock_model(version.model_id)
+    return model, MLModelVersion.objects.select_for_update().get(pk=version.pk)
+
+
+def _registry_generation_bump() -> None:
+    """Serving processes notice every change through this counter (selectors)."""
+    if not RegistryGeneration.objects.filter(pk=1).update(generation=F("generation") + 1):
+        RegistryGeneration.objects.get_or_create(pk=1, defaults={"generation": 1})
+
+
+def transition_record(
+    *, version: MLModelVersion, actor: AbstractBaseUser, from_status: str, to_status: str,
+    reason: str, notes: str = "", traffic_before: int = 0, traffic_after: int = 0,
+    now: datetime,
+) -> ModelTransition:
+    """Append one row to the model's hash chain. The caller holds the model's row lock."""
+    previous = (
+        ModelTransition.objects.filter(model_id=version.model_id)
+        .order_by("-sequence").values("sequence", "row_sha256").first()
+    )
+    sequence = previous["sequence"] + 1 if previous else 1
+    previous_sha256 = previous["row_sha256"] if previous else ""
+    content = audit.transition_content(
+        model_id=version.model_id, version_id=version.pk, version=version.version,
+        sequence=sequence, actor_id=actor.pk, created_at=now, from_status=from_status,
+        to_status=to_status, notes=notes, reason=reason, traffic_before=traffic_before,
+        traffic_after=traffic_after, previous_sha256=previous_sha256,
+    )
+    _registry_generation_bump()
+    return ModelTransition.objects.create(
+        model_id=version.model_id, version=version, sequence=sequence, actor=actor,
+        created_at=now, from_status=from_status, to_status=to_status, notes=notes,
+        reason=reason, traffic_before=traffic_before, traffic_after=traffic_after,
+        previous_sha256=previous_sha256, row_sha256=audit.content_sha256(content),
+    )
+
+
+def set_state(
+    version: MLModelVersion, *, actor: AbstractBaseUser, reason: str, notes: str, now: datetime,
+    status: str | None = None, traffic: int | None = None, shadow: bool | None = None,
+    **fields: Any,
+) -> ModelTransition:
+    """Change a locked version's status/traffic/shadow flag and record it."""
+    from_status, traffic_before = version.status, version.traffic_percentage
+    version.status = status or version.status
+    version.traffic_percentage = traffic_before if traffic is None else traffic
+    version.is_shadow = version.is_shadow if shadow is None else shadow
+    for name, value in fields.items():
+        setattr(version, name, value)
+    version.save()
+    return transition_record(
+        version=version, actor=actor, from_status=from_status, to_status=version.status,
+        reason=reason, notes=notes, traffic_before=traffic_before,
+        traffic_after=version.traffic_percentage, now=now,
+    )
+
+
+def live_tests(model: MLModel, *, exclude_pk: int | None = None):
+    tests = MLModelVersion.objects.select_for_update().filter(
+        model=model, status=Status.STAGING
+    ).exclude(traffic_percentage=0, is_shadow=False)
+    return tests.exclude(pk=exclude_pk) if exclude_pk else tests
+
+
+def champion(model: MLModel) -> MLModelVersion | None:
+    return MLModelVersion.objects.select_for_update().filter(
+        model=model, status=Status.PRODUCTION
+    ).first()
+
+
+def rebalance_champion(model: MLModel) -> None:
+    """The champion carries whatever traffic the challengers leave (SPEC §3)."""
+    current = champion(model)
+    if current is None:
+        return
+    challenger_total = sum(
+        MLModelVersion.objects.filter(model=model, status=Status.STAGING)
+        .values_list("traffic_percentage", flat=True)
+    )
+    if challenger_total > 100:
+        raise TrafficLimitError(
+            f"live traffic of {model.name} would be {challenger_total}% before the champion",
+            details={"challenger_traffic": challenger_total},
+        )
+    current.traffic_percentage = 100 - challenger_total
+    current.save(update_fields=["traffic_percentage"])
+
+
+def end_tests(model: MLModel, *, actor, reason: str, notes: str, now: datetime,
+              exclude_pk: int | None = None) -> list[MLModelVersion]:
+    ended = list(live_tests(model, exclude_pk=exclude_pk))
+    for test in ended:
+        set_state(test, actor=actor, reason=reason, notes=notes, now=now, traffic=0, shadow=False)
+    return ended
+
+
+def make_champion(version: MLModelVersion, model: MLModel, *, actor, reason: str, notes: str,
+                  now: datetime) -> MLModelVersion | None:
+    """Archive the current champion (if any), end live tests, make `version` the champion."""
+    end_tests(model, actor=actor, reason="test_ended", notes=f"ended by {reason}", now=now,
+              exclude_pk=version.pk)
+    previous = champion(model)
+    if previous is not None and previous.pk != version.pk:
+        set_state(previous, actor=actor, reason=reason, notes=notes, now=now,
+                  status=Status.ARCHIVED, traffic=0, deprecated_at=now)
+    set_state(version, actor=actor, reason=reason, notes=notes, now=now,
+              status=Status.PRODUCTION, traffic=100, shadow=False, deployed_at=now,
+              deprecated_at=None)
+    return previous

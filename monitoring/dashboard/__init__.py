@@ -1,0 +1,1 @@
+"""The operator's monitoring dashboard in the admin: reads, SVG charts, views."""

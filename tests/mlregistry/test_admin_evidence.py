@@ -1,0 +1,312 @@
+"""The reviewer's evidence in the version admin: the list with status, primary metric and
+gate badges, and the change view's sections (metrics beside production, gates, fairness,
+importance, manifest, audit history with chain status, model card)."""
+
+from html.parser import HTMLParser
+
+import numpy
+import pytest
+from django.contrib.auth import get_user_model
+
+from mlregistry import artifacts, registration, services
+from mlregistry.models import ModelTransition
+from mlregistry.schema import feature_spec
+from mlregistry.training import fairness, validation
+from tests.factories import tiny_estimator
+
+CHANGELIST = "/admin/mlregistry/mlmodelversion/"
+SCHEMA = {"target": "likes", "features": [
+    feature_spec(name="followers", dtype="float"),
+    feature_spec(name="hashtags", dtype="int"),
+    feature_spec(name="region", dtype="category", protected=True, input=False),
+]}
+PRODUCTION_METRICS = {"r2": 0.9, "mae": 1.0, "rmse": 1.5}
+DATASET_SHA256 = "d" * 64
+
+
+def region_report() -> dict:
+    """Regression fairness over three regions; "islands" has too few rows to compare."""
+    groups = numpy.array(["north"] * 30 + ["south"] * 30 + ["islands"] * 5)
+    predicted = numpy.where(groups == "north", 10.0, numpy.where(groups == "south", 5.0, 7.0))
+    return fairness.fairness_report(task="regression", protected={"region": groups},
+                                    y_true=predicted + 1.0, y_pred=predicted, min_group_size=20)
+
+
+def register(user, *, slope: float, metrics: dict, production_metrics: dict | None,
+             importance: dict | None = None, report: dict | None = None,
+             name: str = "engagement-likes", client_id: str = ""):
+    gates = validation.gates_evaluate(task="regression", metrics=metrics,
+                                      production_metrics=production_metrics)
+    gates.update(validation.fairness_gate(report))
+    return registration.model_version_register(
+        name=name, task="regression", user=user, estimator=tiny_estimator(slope),
+        feature_schema=SCHEMA, training_dataset_sha256=DATASET_SHA256, training_samples=65,
+        training_duration_seconds=0.5, hyperparameters={"slope": slope}, metrics=metrics,
+        reference_profile={"features": {}}, fairness_report=report, gate_results=gates,
+        training_report={"dataset": "posts.csv", "rows_read": 80, "train_rows": 52,
+                         "validation_rows": 13},
+        description="Likes a post will get.", global_importance=importance, client_id=client_id,
+    )
+
+
+@pytest.fixture
+def production(people):
+    version = register(people["user"], slope=1.0, metrics=PRODUCTION_METRICS,
+                       production_metrics=None,
+                       importance={"method": "tree", "output_space": "raw", "rows": 13,
+                                   "features": {"followers": 4.0, "hashtags": 1.0}})
+    version = services.model_version_approve(version=version, user=people["reviewer"],
+                                             notes="looks right")
+    return services.model_version_deploy(version=version, user=people["deployer"],
+                                         notes="ship it")
+
+
+@pytest.fixture
+def candidate(production, people):
+    """Worse than production by more than the margin: the validation gate fails; the
+    region parity ratio (5 / 10) fails the fairness gate."""
+    return register(people["user"], slope=2.0, metrics={"r2": 0.8, "mae": 0.9, "rmse": 1.5},
+                    production_metrics=PRODUCTION_METRICS, report=region_report(),
+                    importance={"method": "tree", "output_space": "raw", "rows": 13,
+                                "features": {"followers": 2.0, "hashtags": 3.0}})
+
+
+@pytest.fixture
+def superuser_client(client, db):
+    client.force_login(get_user_model().objects.create_superuser("root", "r@example.com", "pw"))
+    return client
+
+
+@pytest.fixture
+def reviewer_client(client, reviewer):
+    client.force_login(reviewer)
+    return client
+
+
+class _Section(HTMLParser):
+    """Text of the element with a given id (whitespace collapsed)."""
+
+    def __init__(self, element_id: str):
+        super().__init__()
+        self.element_id, self.depth, self.text, self.found = element_id, 0, [], False
+
+    def handle_starttag(self, tag, attrs):
+        if self.depth:
+            self.depth += tag not in ("br", "img", "input", "meta", "link")
+            if tag in ("td", "th", "li", "br", "tr", "p"):
+                self.text.append(" ")  # cells and lines read apart
+        elif dict(attrs).get("id") == self.element_id:
+            self.depth, self.found = 1, True
+
+    def handle_endtag(self, tag):
+        if self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if self.depth:
+            self.text.append(data)
+
+
+def section(response, element_id: str) -> str:
+    parser = _Section(element_id)
+    parser.feed(response.content.decode())
+    assert parser.found, f"no element with id {element_id!r}"
+    return " ".join("".join(parser.text).split())
+
+
+def change_page(client, version):
+    response = client.get(f"{CHANGELIST}{version.pk}/change/")
+    assert response.status_code == 200
+    return response
+
+
+# --- list view ----------------------------------------------------------------------------
+
+
+def test_list_shows_columns_and_failed_gate_badge(superuser_client, candidate, production):
+    response = superuser_client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    for header in ("Model", "Version", "Status", "Client", "Primary metric", "Gates",
+                   "Created by", "Approved by", "Created at"):
+        assert f">{header}<" in html
+    assert '<span class="badge status-production">production</span>' in html
+    assert '<span class="badge status-testing">testing</span>' in html
+    assert "r2 0.8000" in html and "r2 0.9000" in html
+    assert "validation: failed</span>" in html
+    assert "fairness: failed</span>" in html
+    assert "validation: passed</span>" in html
+
+
+def test_list_shows_overridden_gate_after_approval_with_justification(
+        superuser_client, candidate, reviewer):
+    services.model_version_approve(version=candidate, user=reviewer, notes="accepted",
+                                   override_justification="new data source")
+
+    html = superuser_client.get(CHANGELIST).content.decode()
+
+    assert "validation: overridden</span>" in html
+
+
+def test_list_filters_by_client(superuser_client, candidate, production, people):
+    acme = register(people["user"], slope=3.0, metrics=PRODUCTION_METRICS,
+                    production_metrics=None, name="engagement-likes--acme", client_id="acme")
+
+    only_acme = superuser_client.get(CHANGELIST, {"client": "acme"})
+    only_global = superuser_client.get(CHANGELIST, {"client": "(global)"})
+
+    assert list(only_acme.context["cl"].result_list) == [acme]
+    assert set(only_global.context["cl"].result_list) == {candidate, production}
+    assert '<td class="field-client">acme</td>' in only_acme.content.decode()
+
+
+def test_list_searches_by_sha256(superuser_client, candidate, production):
+    response = superuser_client.get(CHANGELIST, {"q": candidate.model_sha256})
+
+    assert list(response.context["cl"].result_list) == [candidate]
+
+
+def test_list_query_count_does_not_grow_with_versions(superuser_client, production, people,
+                                                      django_assert_max_num_queries):
+    for slope in range(3, 15):
+        register(people["user"], slope=float(slope), metrics=PRODUCTION_METRICS,
+                 production_metrics=PRODUCTION_METRICS)
+
+    # 13 rows: one query per row for any related object would blow the bound.
+    with django_assert_max_num_queries(10):
+        response = superuser_client.get(CHANGELIST)
+
+    assert response.context["cl"].result_count == 13
+
+
+# --- change view --------------------------------------------------------------------------
+
+
+def test_change_view_shows_metrics_beside_production(reviewer_client, candidate):
+    text = section(change_page(reviewer_client, candidate), "metrics-comparison")
+
+    assert "production version 1.0.0" in text
+    assert "r2 (primary) ↑ 0.8000 0.9000 -0.1000 production" in text
+    assert "mae ↓ 0.9000 1.0000 -0.1000 this version" in text
+    assert "rmse ↓ 1.5000 1.5000 0.0000 equal" in text
+
+
+def test_change_view_shows_gate_results(reviewer_client, candidate):
+    text = section(change_page(reviewer_client, candidate), "gate-results")
+
+    assert "validation failed" in text
+    assert "margin 0.02" in text
+    assert "candidate r2: 0.8000" in text and "production r2: 0.9000" in text
+    assert "fairness failed" in text
+    assert "region parity ratio: 0.5000 below" in text
+
+
+def test_change_view_shows_override_justification(reviewer_client, candidate, reviewer):
+    services.model_version_approve(version=candidate, user=reviewer, notes="accepted",
+                                   override_justification="seasonal data, see ticket 42")
+
+    text = section(change_page(reviewer_client, candidate), "gate-results")
+
+    assert "validation overridden" in text
+    assert "Override justification: seasonal data, see ticket 42" in text
+
+
+def test_change_view_shows_fairness_table_with_small_group(reviewer_client, candidate):
+    response = change_page(reviewer_client, candidate)
+    text = section(response, "fairness-table")
+
+    assert "Groups with fewer than 20 rows are marked small" in text
+    assert "Parity ratio 0.5000, parity difference 5.0000" in text
+    assert "north 30 10 11" in text
+    assert "south 30 5 6" in text
+    assert "islands 5 7 8 small" in text
+    assert 'class="fairness-group small-group" data-group="islands"' in response.content.decode()
+
+
+def test_change_view_shows_manifest_hashes_and_environment(reviewer_client, candidate):
+    text = section(change_page(reviewer_client, candidate), "artifact-manifest")
+
+    assert candidate.model_sha256 in text
+    for entry in candidate.artifact_manifest["artifacts"]:
+        assert entry["sha256"] in text
+        assert entry["path"] in text
+    assert f"scikit-learn {candidate.artifact_manifest['environment']['scikit-learn']}" in text
+
+
+def test_change_view_shows_history_with_intact_chain(reviewer_client, production):
+    response = change_page(reviewer_client, production)
+    text = section(response, "transition-history")
+
+    assert "Audit chain intact: 4 rows of engagement-likes verified" in text
+    for reason in ("registered", "validated", "approved", "deployed"):
+        assert f'data-reason="{reason}"' in response.content.decode()
+    assert "looks right" in text and "ship it" in text
+
+
+def test_change_view_names_broken_row_after_tampering(reviewer_client, candidate, production):
+    tampered = ModelTransition.objects.get(version=production, reason="approved")
+    ModelTransition.objects.filter(pk=tampered.pk).update(notes="approved without looking")
+
+    response = change_page(reviewer_client, candidate)
+    text = section(response, "transition-history")
+
+    assert "Audit chain broken" in text
+    assert (f"at row id={tampered.pk} (sequence {tampered.sequence}, version 1.0.0): content "
+            "does not match its row_sha256") in text
+    assert section(response, "chain-status").startswith("Audit chain broken")
+
+
+def test_change_view_marks_broken_row_of_this_version(reviewer_client, production):
+    tampered = ModelTransition.objects.get(version=production, reason="deployed")
+    ModelTransition.objects.filter(pk=tampered.pk).update(traffic_after=42)
+
+    html = change_page(reviewer_client, production).content.decode()
+
+    assert (f'class="transition-row broken-row" data-sequence="{tampered.sequence}"') in html
+
+
+def test_change_view_renders_model_card(reviewer_client, candidate):
+    text = section(change_page(reviewer_client, candidate), "model-card")
+
+    for heading in ("Purpose", "Data", "Metrics against production", "Fairness", "Gates",
+                    "Approvals", "Environment", "Feature importance"):
+        assert heading in text
+    assert "Likes a post will get." in text
+    assert f"Training dataset SHA256: {DATASET_SHA256}" in text
+    assert "Training samples: 65 (train 52, validation 13)" in text
+    assert "Not approved." in text
+
+
+def test_change_view_draws_importance_beside_production(reviewer_client, candidate):
+    response = change_page(reviewer_client, candidate)
+    text = section(response, "global-importance")
+    html = response.content.decode()
+
+    assert "beside production version 1.0.0's" in text
+    assert html.count('<g class="importance-row"') == 2
+    # Largest first (hashtags 3.0), bars scaled to the largest value of both versions.
+    assert html.index('data-feature="hashtags"') < html.index('data-feature="followers"')
+    assert 'class="bar-candidate" x="190" y="26.0" width="285.0"' in html  # 3.0 of 4.0: 285 of 380
+    assert "hashtags, production: 1.0000" in html
+
+
+def test_change_view_without_importance_says_so(reviewer_client, production, people):
+    version = register(people["user"], slope=5.0, metrics=PRODUCTION_METRICS,
+                       production_metrics=PRODUCTION_METRICS)
+
+    text = section(change_page(reviewer_client, version), "global-importance")
+
+    assert "Not computed for this version" in text
+
+
+def test_change_view_loads_no_artifact(reviewer_client, candidate, monkeypatch):
+    def refuse(**kwargs):
+        raise AssertionError("the evidence page must not read artifacts")
+
+    monkeypatch.setattr(artifacts, "bundle_load", refuse)
+    monkeypatch.setattr(artifacts, "bundle_verify", refuse)
+
+    response = change_page(reviewer_client, candidate)
+
+    assert b'id="model-card"' in response.content
