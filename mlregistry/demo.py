@@ -36,6 +36,9 @@ DEMO_USERS = [
     ("dana", ["Data scientists"], "data scientist: trains and registers"),
     ("rita", ["Reviewers", "Deployers"], "reviewer: approves, deploys, rolls back"),
 ]
+# A newer engagement-likes, trained on a later batch of posts and left in `testing` so a
+# reviewer can try the approval workflow in the admin.
+DEMO_CANDIDATE = ("engagement-likes", "posts-recent.csv")
 # recipe -> dataset file it trains on
 DEMO_RECIPES = {
     "engagement-likes": "posts.csv",
@@ -57,6 +60,7 @@ class DemoSummary:
     api_key: str = ""
     deployed: list[str] = field(default_factory=list)
     already_live: list[str] = field(default_factory=list)
+    candidate: str = ""
 
 
 def _demo_user(username: str, groups: list[str]):
@@ -73,7 +77,8 @@ def _demo_user(username: str, groups: list[str]):
 def _write_datasets(data_dir: Path) -> dict[str, Path]:
     data_dir.mkdir(parents=True, exist_ok=True)
     frames = {"posts.csv": demo_data.demo_posts(seed=DEMO_SEED),
-              "leads.csv": demo_data.demo_leads(seed=DEMO_SEED)}
+              "leads.csv": demo_data.demo_leads(seed=DEMO_SEED),
+              DEMO_CANDIDATE[1]: demo_data.demo_posts(seed=DEMO_SEED + 1)}
     paths = {}
     for name, frame in frames.items():
         paths[name] = data_dir / name
@@ -131,5 +136,20 @@ def demo_seed(*, data_dir: Path | None = None, progress=None) -> DemoSummary:
             )
             _put_live(model_name, candidate, reviewer)
             summary.deployed.append(f"{model_name} {candidate.version}")
+    summary.candidate = _demo_candidate(scientist, files[DEMO_CANDIDATE[1]], progress)
     summary.api_key = _demo_api_key(data_dir / "api-key")
     return summary
+
+
+def _demo_candidate(scientist, data_path: Path, progress) -> str:
+    """The candidate awaiting review: trained once, while its model has only the version
+    the demo deployed (once someone reviews it, later runs leave the model alone)."""
+    model_name = DEMO_CANDIDATE[0]
+    versions = MLModelVersion.objects.filter(model__name=model_name)
+    waiting = versions.filter(status=Status.TESTING).order_by("-created_at").first()
+    if waiting is None and versions.count() == 1:
+        waiting = training_services.model_train(
+            recipe_name=model_name, user=scientist, data_path=data_path,
+            seed=DEMO_TRAINING_SEED, progress=progress,
+        )
+    return f"{model_name} {waiting.version}" if waiting else ""

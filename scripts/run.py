@@ -204,7 +204,10 @@ def main() -> int:
         url = f"http://{HOST}:{port}/"
         log(f"Pulselytics is running at {url}")
         log(f"Admin: {url}admin/")
+        log(f"Monitoring dashboard: {url}admin/monitoring/dashboard/")
         log(f"API docs: {url}api/docs/  (predict: POST {url}api/v1/models/NAME/predict)")
+        log("Some traffic for the dashboard (in another terminal): "
+            ".venv/bin/python manage.py simulate_traffic --drift --check")
         for line in demo_summary.splitlines():
             if not line.startswith(("deployed ", "already live")):
                 log(line)

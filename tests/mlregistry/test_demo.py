@@ -74,3 +74,28 @@ def test_demo_models_learn_the_signal_and_pass_their_gates(demo_dir):
     for version in (likes, comments, leads, anomaly):
         assert all(gate["passed"] for gate in version.gate_results.values()), version
         assert version.override_justification == ""
+
+
+def test_seed_demo_leaves_one_candidate_awaiting_review(demo_dir):
+    output = seed()
+
+    candidate = MLModelVersion.objects.get(model__name="engagement-likes", status=Status.TESTING)
+    assert candidate.created_by.username == "dana"
+    assert candidate.version != production("engagement-likes").version
+    assert f"awaiting review: engagement-likes {candidate.version}" in output
+
+
+def test_seed_demo_does_not_retrain_the_candidate_once_it_was_reviewed(demo_dir):
+    from mlregistry import services
+
+    seed()
+    candidate = MLModelVersion.objects.get(model__name="engagement-likes", status=Status.TESTING)
+    services.model_version_reject(version=candidate,
+                                  user=get_user_model().objects.get(username="rita"),
+                                  notes="not now")
+
+    output = seed()
+
+    assert not MLModelVersion.objects.filter(model__name="engagement-likes",
+                                             status=Status.TESTING).exists()
+    assert "awaiting review" not in output

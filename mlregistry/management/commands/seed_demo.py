@@ -12,6 +12,8 @@ class Command(ApplicationCommand):
             self.stdout.write(f"deployed {line}")
         if summary.already_live:
             self.stdout.write(f"already live: {', '.join(summary.already_live)}")
+        if summary.candidate:
+            self.stdout.write(f"awaiting review: {summary.candidate}")
         self.stdout.write("Demo logins (password for each: %s):" % summary.password)
         for username, role in summary.users:
             self.stdout.write(f"  {username:<6} {role}")
