@@ -208,3 +208,14 @@ def test_run_supervisor_stops_a_well_behaved_service_with_sigterm():
 def test_models_and_migrations_agree():
     # Exits non-zero (SystemExit) when a model change has no migration.
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_every_project_command_prints_its_help():
+    from django.core.management import get_commands, load_command_class
+
+    ours = {name: app for name, app in get_commands().items()
+            if app in ("mlregistry", "monitoring", "predictions")}
+    assert {"check_drift", "retrain_if_needed", "simulate_traffic", "model_card"} <= set(ours)
+    for name, app in ours.items():
+        help_text = load_command_class(app, name).create_parser("manage.py", name).format_help()
+        assert f"manage.py {name}" in help_text

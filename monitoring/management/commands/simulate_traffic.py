@@ -31,7 +31,7 @@ class Command(ApplicationCommand):
                             help=f"most predict requests per second (default 20, at most "
                                  f"{traffic.MAX_RATE:g})")
         parser.add_argument("--drift", action="store_true",
-                            help=f"shift two numeric features of {traffic.DRIFT_SHARE:.0%} of "
+                            help=f"shift two numeric features of {traffic.DRIFT_SHARE:.0%}% of "
                                  "the requests by one standard deviation")
         parser.add_argument("--feedback", type=float, default=0.5, metavar="FRACTION",
                             help="share of answered predictions whose true outcome is posted "
