@@ -5,6 +5,8 @@ Chromium are session fixtures here. A test that needs a missing server skips wit
 reason; under REQUIRE_SERVICES=1 (CI) every skip is turned into a failure.
 """
 
+import os
+
 import pytest
 from django.db import connection
 
@@ -108,3 +110,31 @@ def champion(people):
 def testing_version(data_scientist):
     """A freshly registered version, in `testing`."""
     return register_version(user=data_scientist)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """One headless Chromium for the whole run, driven through Debian's chromedriver (never
+    Selenium Manager, which would try to download a driver)."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
+    if missing:
+        pytest.skip(f"needs {' and '.join(missing)} (apt-get install chromium chromium-driver; "
+                    "see `make ci-deps`)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--disable-background-networking",
+                     "--disable-component-update", "--no-first-run", "--disable-extensions",
+                     f"--user-data-dir={profile}", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()

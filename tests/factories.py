@@ -122,6 +122,8 @@ def ensure_governance_groups() -> None:
                                        codename__in=[*codenames, *extra[name]]),
             *Permission.objects.filter(content_type__app_label="monitoring",
                                        codename__in=monitoring.GROUP_PERMISSIONS[name]),
+            *Permission.objects.filter(content_type__app_label="django_celery_beat",
+                                       codename__in=monitoring.SCHEDULE_PERMISSIONS[name]),
         ])
 
 

@@ -1,0 +1,75 @@
+"""Browser tests: the admin in headless Chromium (the session's `browser`) against
+pytest-django's live server.
+
+Each test gets `admin_browser`: that browser with no cookies (nobody logged in) and the few
+steps the tests share: log in through the admin's login form, follow a link or a submit
+button to the next page, read the admin's messages.
+"""
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+# The longest a page may take to appear: a ceiling for a slow machine, not a speed test.
+WAIT_SECONDS = 20
+
+
+class AdminBrowser:
+    def __init__(self, driver: WebDriver, base_url: str) -> None:
+        self.driver, self.base_url = driver, base_url
+
+    def wait(self, condition):
+        return WebDriverWait(self.driver, WAIT_SECONDS).until(condition)
+
+    def open(self, path: str) -> None:
+        """Load a page of the live server (get() returns once the page has loaded)."""
+        self.driver.get(f"{self.base_url}{path}")
+
+    def find(self, css: str) -> WebElement:
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def find_all(self, css: str) -> list[WebElement]:
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def follow(self, element: WebElement) -> None:
+        """Click a link or a submit button and wait until the page it leads to has loaded."""
+        page = self.find("html")
+        element.click()
+        self.wait(expected_conditions.staleness_of(page))
+        self.wait(lambda driver: driver.execute_script("return document.readyState")
+                  == "complete")
+
+    def log_in(self, user, password: str = "pw") -> None:
+        """Log in through the admin's login form (UserFactory's password is "pw")."""
+        self.driver.execute_cdp_cmd("Network.clearBrowserCookies", {})  # whoever was in
+        self.open("/admin/login/")
+        self.find("#id_username").send_keys(user.get_username())
+        self.find("#id_password").send_keys(password)
+        self.follow(self.find('#login-form [type="submit"]'))
+        refusals = [note.text for note in self.find_all(".errornote")]
+        assert self.find_all("#user-tools"), f"login of {user} failed: {refusals}"
+
+    def screenshot(self, path) -> None:
+        """Save the whole page as PNG: the window grows to the page's height for the shot."""
+        size = self.driver.get_window_size()
+        width, height = size["width"], size["height"]
+        page_height, viewport_height = self.driver.execute_script(
+            "return [document.documentElement.scrollHeight, window.innerHeight]")
+        self.driver.set_window_size(width, max(height, page_height + height - viewport_height))
+        try:
+            assert self.driver.save_screenshot(str(path)), f"no screenshot saved to {path}"
+        finally:
+            self.driver.set_window_size(width, height)
+
+    def messages(self, level: str) -> list[str]:
+        """The texts of the admin's messages of one level ("success", "error", ...)."""
+        return [item.text for item in self.find_all(f"ul.messagelist li.{level}")]
+
+
+@pytest.fixture
+def admin_browser(browser, live_server) -> AdminBrowser:
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    return AdminBrowser(browser, live_server.url)
