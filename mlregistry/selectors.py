@@ -30,8 +30,12 @@ def model_summary(*, model: MLModel) -> dict:
             "production_version": production.version if production else None}
 
 
-def model_detail(*, model: MLModel) -> dict:
-    """Schema, production version and live tests of a model, for the API."""
+def model_detail(*, model: MLModel, client_id: str = "") -> dict:
+    """Schema, production version and live tests of a model, for the API; with `client_id`
+    (a client-bound API key) only that client's own model is listed among client_models."""
+    client_models = model.client_models.order_by("name")
+    if client_id:
+        client_models = client_models.filter(client_id=client_id)
     live = list(model.versions.filter(status__in=[Status.PRODUCTION, Status.STAGING])
                 .exclude(status=Status.STAGING, traffic_percentage=0, is_shadow=False))
     production = next((v for v in live if v.status == Status.PRODUCTION), None)
@@ -48,7 +52,7 @@ def model_detail(*, model: MLModel) -> dict:
         "live_tests": [{"version": v.version, "kind": "shadow" if v.is_shadow else "challenger",
                         "traffic_percentage": v.traffic_percentage}
                        for v in live if v.status == Status.STAGING],
-        "client_models": list(model.client_models.order_by("name").values_list("name", flat=True)),
+        "client_models": list(client_models.values_list("name", flat=True)),
     }
 
 

@@ -31,6 +31,7 @@ from pulselytics.errors import (
     ModelIntegrityError,
     ModelNotFoundError,
     ModelNotReadyError,
+    PermissionDeniedError,
 )
 
 
@@ -99,6 +100,7 @@ class LiveModel:
     champion: LiveVersion | None
     challengers: list[LiveVersion] = field(default_factory=list)
     shadows: list[LiveVersion] = field(default_factory=list)
+    client_id: str = ""  # the client a per-client model belongs to ("" for global models)
 
 
 def _routing_table(rows: list[LiveVersion]) -> dict[str, LiveModel]:
@@ -108,7 +110,7 @@ def _routing_table(rows: list[LiveVersion]) -> dict[str, LiveModel]:
     table = {}
     for name, versions in grouped.items():
         table[name] = LiveModel(
-            model_name=name, task=versions[0].task,
+            model_name=name, task=versions[0].task, client_id=versions[0].client_id,
             champion=next((v for v in versions if v.status == "production"), None),
             challengers=[v for v in versions if v.status == "staging" and v.traffic_percentage > 0],
             shadows=[v for v in versions if v.is_shadow],
@@ -172,6 +174,10 @@ class ModelCache:
                                          details={"model": model_name})
             raise ModelNotReadyError(f"{model_name} has no production version",
                                      details={"model": model_name})
+        if live.client_id and client_id and live.client_id != client_id:
+            # Named directly: a request acting for one client never gets another's model.
+            raise PermissionDeniedError(f"model {model_name!r} belongs to another client",
+                                        details={"model": model_name})
         if live.champion is None:
             raise ModelNotReadyError(f"{model_name} has no production version",
                                      details={"model": model_name})

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,10 +26,12 @@ from predictions.validation import instances_validate
 from pulselytics import metrics
 from pulselytics.errors import (
     BatchTooLargeError,
+    DatabaseUnavailableError,
     FeedbackExistsError,
     PredictionNotFoundError,
     ValidationError,
 )
+from pulselytics.logging import exception_outline
 
 logger = logging.getLogger("pulselytics.predictions")
 
@@ -145,7 +148,11 @@ def _log_insert(rows: list[tuple]) -> None:
            f"({', '.join(quote(field.column) for field in fields)}) FROM STDIN")
     json_at = [i for i, name in enumerate(LOG_COLUMNS) if name in _JSON_COLUMNS]
     dumps = json.dumps
-    with connection.cursor() as cursor, cursor.copy(sql) as copy:
+    # psycopg's copy() is not behind Django's error translation: wrapped, a lost connection
+    # is a django.db.OperationalError (503 database_unavailable) and the connection is
+    # marked for replacement, as with any other query.
+    with (connection.cursor() as cursor, connection.wrap_database_errors,
+          cursor.copy(sql) as copy):
         for row in rows:
             values = list(row)
             for i in json_at:
@@ -224,9 +231,10 @@ def _shadow_rows(*, shadow: LiveVersion, instances: list, hashes: list[str], req
         served = model_cache.served(shadow)
         batch = instances_validate(schema=shadow.feature_schema, instances=instances)
         outputs = _predict(served, batch.frame)
-    except Exception:  # noqa: BLE001 - a shadow never affects the answer; it is logged
-        logger.warning("shadow prediction failed", exc_info=True,
-                       extra={"model": shadow.model_name, "version": shadow.version})
+    except Exception as exc:  # noqa: BLE001 - a shadow never affects the answer; it is logged
+        logger.warning("shadow prediction failed",
+                       extra={"model": shadow.model_name, "version": shadow.version,
+                              "exception": exception_outline(exc)})
         return []
     return _log_rows(served=served, arm=PredictionLog.Arm.SHADOW, outputs=outputs,
                      logged=batch.logged, hashes=hashes, request_id=request_id,
@@ -282,13 +290,21 @@ def _actual_for(log: PredictionLog, actual):
         return actual
     if isinstance(actual, bool) or not isinstance(actual, int | float):
         refuse("wrong_type", "expected a number")
-    if actual != actual or actual in (float("inf"), float("-inf")):
+    try:
+        number = float(actual)
+    except OverflowError:  # an integer literal beyond the float range (10**400)
+        number = math.inf
+    if not math.isfinite(number):
         refuse("not_finite", "expected a finite number")
-    return float(actual)
+    return number
 
 
-def feedback_record(*, prediction_id: str, actual) -> PredictionLog:
-    """Record the observed outcome of an answered prediction, once."""
+def feedback_record(*, prediction_id: str, actual, client_id: str = "") -> PredictionLog:
+    """Record the observed outcome of an answered prediction, once.
+
+    With `client_id` (a client-bound API key) only that client's predictions are found:
+    another client's prediction id is as unknown as a made-up one.
+    """
     try:
         key = uuid.UUID(str(prediction_id))
     except ValueError:
@@ -296,7 +312,7 @@ def feedback_record(*, prediction_id: str, actual) -> PredictionLog:
     with transaction.atomic():
         log = (PredictionLog.objects.select_for_update()
                .exclude(arm=PredictionLog.Arm.SHADOW).filter(prediction_id=key).first())
-        if log is None:
+        if log is None or (client_id and log.client_id != client_id):
             raise PredictionNotFoundError(f"no prediction {prediction_id}",
                                           details={"prediction_id": str(prediction_id)})
         if log.actual_at is not None:
@@ -356,6 +372,9 @@ def prediction_failure_record(*, model_name: str, endpoint: str, request_id: str
     wrapped in one: ATOMIC_REQUESTS is off). Never raises: a failure to record is logged
     and the request's own error answer goes out unchanged.
     """
+    if code == DatabaseUnavailableError.code:
+        # The row could not be written either; the outage is in the web server's warnings.
+        return None
     try:
         model, version, arm = _failed_route(model_name=model_name, client_id=client_id,
                                             routing_key=routing_key or request_id)

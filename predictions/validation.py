@@ -106,7 +106,7 @@ def _number_text(value) -> str:
     return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
 
 
-def _field_echo(key) -> str:
+def field_echo(key) -> str:
     text = key if isinstance(key, str) else repr(key)
     if len(text) > FIELD_ECHO_LIMIT:
         text = text[:FIELD_ECHO_LIMIT] + "…"
@@ -247,7 +247,7 @@ class _CategoryChecker(_Checker):
             if self.declared:
                 if not self.declared.issuperset(values):
                     self._unknown(values)
-            elif not _storable("".join(values)):
+            elif not storable("".join(values)):
                 self._unstorable(values)
             return values
         for index, value in enumerate(values):
@@ -258,7 +258,7 @@ class _CategoryChecker(_Checker):
             elif self.declared:
                 if value not in self.declared:
                     self.error(index, "unknown_category", self.unknown_message)
-            elif not _storable(value):
+            elif not storable(value):
                 self.error(index, "wrong_type", "must be text without NUL or lone surrogates")
         return values
 
@@ -269,11 +269,11 @@ class _CategoryChecker(_Checker):
 
     def _unstorable(self, values: list) -> None:
         for index, value in enumerate(values):
-            if not _storable(value):
+            if not storable(value):
                 self.error(index, "wrong_type", "must be text without NUL or lone surrogates")
 
 
-def _storable(text: str) -> bool:
+def storable(text: str) -> bool:
     """Whether JSON/PostgreSQL can store the string (no lone surrogate, no NUL)."""
     if "\x00" in text:
         return False
@@ -340,7 +340,7 @@ def _unexpected(objects: list, allowed: frozenset, n_features: int, errors: list
             continue
         for position, key in enumerate(instance):
             if key not in allowed:
-                errors.append((index, n_features + position, _field_echo(key),
+                errors.append((index, n_features + position, field_echo(key),
                                "unexpected_field", "is not a feature of this model"))
 
 

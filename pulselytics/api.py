@@ -3,22 +3,27 @@
     {"error": {"code": "...", "message": "...", "request_id": "...", "details": ...}}
 
 Typed ApplicationErrors carry their own code and status; DRF's own exceptions are mapped
-to the SPEC codes; anything else is a 500 `internal_error` whose stack trace goes to the
-log, never to the client.
+to the SPEC codes; a lost database connection is a 503 `database_unavailable` (Django
+reconnects by itself once the database is back); anything else is a 500 `internal_error`
+whose stack trace goes to the log, never to the client.
 """
 
 import logging
 
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views.defaults import page_not_found
 from rest_framework import exceptions
 from rest_framework.response import Response
 
 from pulselytics import metrics
-from pulselytics.errors import ApplicationError
-from pulselytics.logging import request_id_var
+from pulselytics.errors import ApplicationError, DatabaseUnavailableError
+from pulselytics.logging import exception_outline, request_id_var
 
 logger = logging.getLogger("pulselytics.api")
+
+# Seconds a client is asked to wait (Retry-After) when the database is unavailable.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 DRF_CODES = [
     (exceptions.ParseError, "malformed_json"),
@@ -47,6 +52,14 @@ def error_response(*, code: str, message: str, status: int, details=None, header
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, OperationalError | InterfaceError):
+        # Only the first line: a server message's CONTEXT may quote the row being written.
+        summary = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        logger.warning("database unavailable in %s: %s",
+                       context.get("view").__class__.__name__, summary)
+        error = DatabaseUnavailableError("the database is unavailable; retry shortly")
+        return error_response(code=error.code, message=error.message, status=error.http_status,
+                              headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
     if isinstance(exc, ApplicationError):
         return error_response(code=exc.code, message=exc.message, status=exc.http_status,
                               details=exc.details)
@@ -63,7 +76,9 @@ def exception_handler(exc, context):
         return error_response(code=code, message=message, status=status,
                               details=detail if not isinstance(detail, str) else {},
                               headers=headers)
-    logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
+    # The traceback without the exception's message, which may quote the request's values.
+    logger.error("unhandled error in %s", context.get("view").__class__.__name__,
+                 extra={"exception": exception_outline(exc)})
     return error_response(code="internal_error", message="internal error", status=500)
 
 

@@ -90,6 +90,13 @@ class ModelNotReadyError(ApplicationError):
     http_status = 503
 
 
+class DatabaseUnavailableError(ApplicationError):
+    """The database cannot be reached (down, restarting): temporary, worth a retry."""
+
+    code = "database_unavailable"
+    http_status = 503
+
+
 class FeedbackExistsError(ConflictError):
     code = "feedback_exists"
 

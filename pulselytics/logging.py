@@ -7,6 +7,7 @@ feature values.
 import contextvars
 import json
 import logging
+import traceback
 from datetime import UTC, datetime
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -35,3 +36,26 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def exception_outline(exc: BaseException) -> str:
+    """The traceback of `exc` and of the exceptions it came from, without their messages.
+
+    For errors met while serving a request: a message may quote the request's values (a
+    scikit-learn or database error naming what it could not handle), and feature values
+    never go to the logs (SPEC §4). The frames and exception types still locate the fault.
+    """
+    chain = []
+    outline: traceback.TracebackException | None = traceback.TracebackException.from_exception(exc)
+    while outline is not None:
+        chain.append(outline)
+        outline = outline.__cause__ or (None if outline.__suppress_context__
+                                        else outline.__context__)
+    lines = []
+    for outline in reversed(chain):
+        kind = outline.exc_type
+        name = kind.__qualname__ if kind.__module__ == "builtins" else (
+            f"{kind.__module__}.{kind.__qualname__}")
+        lines += ["Traceback (most recent call last):\n", *outline.stack.format(),
+                  f"{name} (message not logged)\n"]
+    return "".join(lines)

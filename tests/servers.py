@@ -46,38 +46,61 @@ def _as_postgres_user(command: list[str]) -> list[str]:
     return command
 
 
-def start_postgres() -> str:
-    """Start a server and return a URL of its `postgres` database (superuser, trust auth)."""
-    bindir = postgres_bindir()
-    if bindir is None:
-        raise ServiceUnavailable("PostgreSQL binaries not found (apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="pulselytics-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    data = root / "data"
-    port = free_port()
-    subprocess.run(
-        _as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                           "--auth=trust", "-E", "UTF8", "--no-sync"]),
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off "
-               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-    subprocess.run(
-        _as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                           "-o", options, "-w", "-t", "60", "start"]),
-        check=True, stdout=subprocess.DEVNULL,
-    )
+class PostgresServer:
+    """A PostgreSQL cluster of its own (initdb in a temp dir, trust auth) that can be stopped
+    and started again on the same port and data directory, as a restart in production."""
 
-    def stop() -> None:
+    def __init__(self) -> None:
+        bindir = postgres_bindir()
+        if bindir is None:
+            raise ServiceUnavailable("PostgreSQL binaries not found (apt-get install postgresql)")
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="pulselytics-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.data = self.root / "data"
+        self.port = free_port()
         subprocess.run(
-            _as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            _as_postgres_user([str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
+                               "--auth=trust", "-E", "UTF8", "--no-sync"]),
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
-        shutil.rmtree(root, ignore_errors=True)
+        try:
+            self.start()
+        except BaseException:
+            self.destroy()
+            raise
 
-    atexit.register(stop)
-    return f"postgres://postgres@127.0.0.1:{port}/postgres"
+    @property
+    def url(self) -> str:
+        """The server's `postgres` database, as its superuser."""
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> None:
+        subprocess.run(_as_postgres_user([str(self.bindir / "pg_ctl"), "-D", str(self.data),
+                                          *args]),
+                       check=check, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def start(self) -> None:
+        """Start and wait until it accepts connections."""
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        self._pg_ctl("-l", str(self.root / "log"), "-o", options, "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop and wait until it is down; `fast` ends every open session, as a restart does."""
+        self._pg_ctl("-m", mode, "-w", "-t", "60", "stop")
+
+    def destroy(self) -> None:
+        self._pg_ctl("-m", "immediate", "stop", check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_postgres() -> str:
+    """Start a server for the rest of the process; return the URL of its `postgres` database."""
+    server = PostgresServer()
+    atexit.register(server.destroy)
+    return server.url
 
 
 def test_database_url() -> str | None:
@@ -99,14 +122,22 @@ def test_database_url() -> str | None:
 
 
 class RedisServer:
+    """A redis-server on a free port; `stop_serving()` and `start()` restart it on the same
+    port (its clients must reconnect), `stop()` ends it for good."""
+
     def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
             raise ServiceUnavailable("redis-server not found (apt-get install redis-server)")
         self.root = Path(tempfile.mkdtemp(prefix="pulselytics-redis-"))
         self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start (again) on the same port and wait until it accepts connections."""
         self.process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.root),
+            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.root),
              "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -118,18 +149,23 @@ class RedisServer:
             except OSError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     self.stop()
-                    raise RuntimeError("redis-server did not start")
+                    raise RuntimeError("redis-server did not start") from None
                 time.sleep(0.05)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
+    def stop_serving(self) -> None:
+        """Shut the server down (its data is lost: nothing is saved) but keep its port."""
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        self.stop_serving()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -271,7 +271,26 @@ def training_job_recover_stale(*, recipe_name: str | None = None, client_id: str
         logger.warning("training job %s lost its worker", job.pk)
         recovered.append(job)
         _job_finished(job)
+    _queued_jobs_republish(cutoff=cutoff, recipe_name=recipe_name, client_id=client_id)
     return recovered
+
+
+def _queued_jobs_republish(*, cutoff: datetime, recipe_name: str | None, client_id: str) -> None:
+    """Publish again the jobs still queued since before `cutoff`: their message may have
+    been lost with the broker's data, and a job that never runs blocks its model's
+    retraining for good. A duplicate message is harmless: the second finds the job claimed."""
+    from mlregistry.tasks import training_job_run_task  # tasks import services, not back
+
+    waiting = TrainingJob.objects.filter(state=TrainingJob.State.QUEUED, created_at__lt=cutoff)
+    if recipe_name is not None:
+        waiting = waiting.filter(recipe=recipe_name, client_id=client_id)
+    for pk in waiting.values_list("pk", flat=True):
+        try:
+            training_job_run_task.delay(pk)
+        except Exception:  # the broker is still away: the next check tries again
+            logger.warning("could not publish queued training job %s again", pk, exc_info=True)
+            return
+        logger.warning("training job %s was still queued; published it again", pk)
 
 
 def _job_start(job_id: int) -> TrainingJob | None:

@@ -1,6 +1,7 @@
 """API keys (`Authorization: Api-Key <key>`), hashed and revocable, and per-key throttling."""
 
 import hashlib
+import logging
 import time
 
 from django.conf import settings
@@ -10,6 +11,8 @@ from predictions.models import ClientAPIKey
 from pulselytics.errors import PermissionDeniedError
 
 KEYWORD = "Api-Key"
+
+logger = logging.getLogger("pulselytics.api")
 
 # Verified keys per process, by the SHA256 of the presented key: (row, checked at).
 # A revocation reaches every process within API_KEY_CACHE_SECONDS; the lookup it saves
@@ -67,6 +70,30 @@ class APIKeyRateThrottle(throttling.SimpleRateThrottle):
         if not isinstance(request.auth, ClientAPIKey):
             return None  # open endpoints (health) are not throttled per key
         return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}
+
+    def allow_request(self, request, view) -> bool:
+        # The counters live in the shared cache (CACHE_URL): when it is unreachable,
+        # answering unthrottled beats refusing every request of every client.
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # noqa: BLE001 - any cache backend's connection error
+            logger.warning("throttle cache unavailable; request not throttled",
+                           extra={"error": type(exc).__name__})
+            return True
+
+
+def model_visible(request, model) -> bool:
+    """A client-bound key sees the global models and its own client's, no other client's."""
+    bound = request.auth.client_id
+    return not (bound and model.client_id and model.client_id != bound)
+
+
+def model_for_client(request, model):
+    """`model`, or 403 when it is another client's own model (the owner is not named)."""
+    if not model_visible(request, model):
+        raise PermissionDeniedError(f"model {model.name!r} belongs to another client",
+                                    details={"model": model.name})
+    return model
 
 
 def client_for(request, requested: str) -> str:

@@ -7,6 +7,7 @@ one vectorised pass); here only the envelope is parsed, so errors keep the SPEC 
 
 from rest_framework import serializers
 
+from predictions.validation import field_echo, storable
 from pulselytics.errors import ValidationError
 
 ENVELOPE_FIELDS = {"instances", "routing_key", "client_id"}
@@ -25,6 +26,9 @@ def _optional_string(body: dict, field: str) -> str:
         return ""
     if not isinstance(value, str):
         _refuse(field, "wrong_type", f"{field} must be a string")
+    # Hashed (routing_key) and logged (client_id): UTF-8 and PostgreSQL must take it.
+    if not storable(value):
+        _refuse(field, "wrong_type", f"{field} must be text without NUL or lone surrogates")
     if len(value) > KEY_LIMITS[field]:
         _refuse(field, "out_of_bounds", f"{field} is longer than {KEY_LIMITS[field]} characters")
     return value
@@ -42,7 +46,8 @@ def predict_request_parse(body, *, single_field: str | None = None) -> tuple[lis
     allowed = ENVELOPE_FIELDS | ({single_field} if single_field else set())
     for field in body:
         if field not in allowed:
-            _refuse(field, "unexpected_field", f"unexpected field {field!r}")
+            # Echoed as the instance fields are: a lone surrogate cannot be rendered as UTF-8.
+            _refuse(field_echo(field), "unexpected_field", f"unexpected field {field!r}")
     if single_field and single_field in body:
         if "instances" in body:
             _refuse(single_field, "unexpected_field",

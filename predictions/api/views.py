@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from mlregistry import selectors as registry
 from predictions import services
 from predictions.api import serializers as s
-from predictions.api.auth import client_for
+from predictions.api.auth import client_for, model_for_client, model_visible
 from predictions.loader import model_cache
 from pulselytics.api import error_response
 
@@ -20,7 +20,8 @@ def _errors(*statuses: int) -> dict:
     return {status: OpenApiResponse(s.ErrorEnvelopeSerializer) for status in statuses}
 
 
-COMMON_ERRORS = (400, 401, 413, 415, 422, 429, 500)
+# 503 also comes from any endpoint that reads the database: `database_unavailable`.
+COMMON_ERRORS = (400, 401, 413, 415, 422, 429, 500, 503)
 
 
 def json_body(request):
@@ -65,20 +66,24 @@ class ReadyView(APIView):
 
 
 class ModelListView(APIView):
-    @extend_schema(responses={200: s.ModelSummarySerializer(many=True), **_errors(401, 429)})
+    @extend_schema(responses={200: s.ModelSummarySerializer(many=True), **_errors(401, 429, 503)})
     def get(self, request):
-        return Response([registry.model_summary(model=model) for model in registry.models_for(None)])
+        return Response([registry.model_summary(model=model) for model in registry.models_for(None)
+                         if model_visible(request, model)])
 
 
 class ModelDetailView(APIView):
-    @extend_schema(responses={200: s.ModelDetailSerializer, **_errors(401, 404, 429)})
+    @extend_schema(responses={200: s.ModelDetailSerializer, **_errors(401, 403, 404, 429, 503)})
     def get(self, request, name: str):
-        return Response(registry.model_detail(model=registry.model_get(name=name)))
+        model = model_for_client(request, registry.model_get(name=name))
+        return Response(registry.model_detail(model=model, client_id=request.auth.client_id))
 
 
 class ModelVersionsView(APIView):
-    @extend_schema(responses={200: s.VersionSerializer(many=True), **_errors(401, 404, 429)})
+    @extend_schema(responses={200: s.VersionSerializer(many=True),
+                              **_errors(401, 403, 404, 429, 503)})
     def get(self, request, name: str):
+        model_for_client(request, registry.model_get(name=name))
         return Response([version_data(v) for v in registry.model_versions_list(name=name)])
 
 
@@ -104,7 +109,7 @@ class PredictView(FailuresRecorded, APIView):
 
     @extend_schema(
         request={"application/json": s.PREDICT_REQUEST_SCHEMA},
-        responses={200: s.PredictResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404, 503)},
+        responses={200: s.PredictResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404)},
     )
     def post(self, request, name: str):
         instances, routing_key, client_id = s.predict_request_parse(json_body(request))
@@ -122,7 +127,7 @@ class ExplainView(FailuresRecorded, APIView):
 
     @extend_schema(
         request=s.ExplainRequestSerializer,
-        responses={200: s.ExplainResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404, 503)},
+        responses={200: s.ExplainResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404)},
     )
     def post(self, request, name: str):
         instances, routing_key, client_id = s.predict_request_parse(
@@ -149,6 +154,7 @@ class FeedbackView(APIView):
                 details=[{"index": None, "field": "actual", "code": "missing",
                           "message": "expected {\"actual\": ...}"}],
             )
-        log = services.feedback_record(prediction_id=prediction_id, actual=body["actual"])
+        log = services.feedback_record(prediction_id=prediction_id, actual=body["actual"],
+                                       client_id=request.auth.client_id)
         return Response({"prediction_id": str(log.prediction_id), "actual": log.actual,
                          "actual_at": log.actual_at})

@@ -93,7 +93,10 @@ TEMPLATES = [
 
 
 def database_config(url: str) -> dict:
-    config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")))
+    # Health checks: a persistent connection is tested before a request reuses it, so one
+    # that a database restart killed is replaced instead of failing the request.
+    config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
+                                   conn_health_checks=True)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN,
         # which is what serialises the registry's transactions where SELECT FOR UPDATE is a no-op.
@@ -286,7 +289,9 @@ SPECTACULAR_SETTINGS = {
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-         "LOCATION": os.environ["CACHE_URL"]}
+         "LOCATION": os.environ["CACHE_URL"],
+         # A cache that does not answer must cost a request milliseconds, not seconds.
+         "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
         if os.environ.get("CACHE_URL")
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

@@ -276,6 +276,31 @@ def test_unexpected_envelope_field_is_a_validation_error(demo_models, api_client
     assert PredictionLog.objects.count() == 0
 
 
+def test_unexpected_envelope_field_with_a_lone_surrogate_is_echoed_escaped(demo_models,
+                                                                           api_client):
+    # Found by contract fuzzing: the raw key made rendering the error body fail (500).
+    response = api_client.post_json(PREDICT, {"instances": demo_models.instances(LIKES),
+                                              "k\ud800": True})
+
+    error = assert_error(response, 422, "validation_error")
+    assert [(d["field"], d["code"]) for d in error["details"]] == [
+        ("k\\ud800", "unexpected_field")]
+    assert PredictionLog.objects.count() == 0
+
+
+@pytest.mark.parametrize(("field", "value"), [("routing_key", "\ud800"),
+                                              ("client_id", "a\x00b"), ("client_id", "\udfff")])
+def test_routing_key_or_client_id_that_cannot_be_stored_is_wrong_type(demo_models, api_client,
+                                                                      field, value):
+    # Found by contract fuzzing: UTF-8 hashing or PostgreSQL refused the text (500).
+    response = api_client.post_json(PREDICT, {"instances": demo_models.instances(LIKES),
+                                              field: value})
+
+    error = assert_error(response, 422, "validation_error")
+    assert [(d["field"], d["code"]) for d in error["details"]] == [(field, "wrong_type")]
+    assert PredictionLog.objects.count() == 0
+
+
 # --- 429 throttled -----------------------------------------------------------------------
 
 
@@ -310,6 +335,22 @@ def test_throttling_counts_each_key_apart(demo_models, api_client, anonymous_cli
 
     response = anonymous_client.post_json(PREDICT, demo_models.instances(LIKES),
                                           HTTP_AUTHORIZATION=f"Api-Key {other_key}")
+
+    assert response.status_code == 200
+    assert PredictionLog.objects.count() == 1
+
+
+def test_an_unreachable_throttle_cache_does_not_refuse_requests(demo_models, api_client,
+                                                                 settings):
+    from tests.servers import free_port
+
+    settings.CACHES = {"default": {  # CACHE_URL pointing at a Redis that is not there
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }}
+
+    response = api_client.post_json(PREDICT, demo_models.instances(LIKES))
 
     assert response.status_code == 200
     assert PredictionLog.objects.count() == 1

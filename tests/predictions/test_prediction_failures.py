@@ -179,3 +179,18 @@ def test_recorded_failure_survives_the_rollback_of_the_failed_requests_writes(
     assert PredictionLog.objects.count() == 0
     failure = PredictionFailure.objects.get()
     assert (failure.code, failure.version) == ("internal_error", champion.version)
+
+
+def test_database_outage_is_not_recorded_as_a_failure(champion, api_client, monkeypatch):
+    from django.db import OperationalError
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(serving, "_log_insert", database_down)
+    monkeypatch.setattr(PredictionFailure.objects, "create", explode)  # must not be tried
+
+    response = api_client.post_json(predict_url("failing-likes"), [INSTANCE])
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable"

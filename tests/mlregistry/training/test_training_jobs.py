@@ -76,6 +76,30 @@ def test_new_job_replaces_one_whose_worker_died(tiny_recipe, data_scientist,
     assert job.state == TrainingJob.State.QUEUED
 
 
+def test_job_queued_too_long_is_published_again_and_runs(
+        tiny_recipe, tiny_csv, data_scientist, django_capture_on_commit_callbacks, settings):
+    training_services.dataset_register(model_name="tiny-likes", path=tiny_csv, user=data_scientist)
+    job = queued_job(data_scientist, django_capture_on_commit_callbacks)  # message "lost"
+    TrainingJob.objects.filter(pk=job.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.TRAINING_JOB_STALE_SECONDS + 1))
+
+    training_services.training_job_recover_stale()  # eager Celery in tests: runs it now
+
+    job.refresh_from_db()
+    assert job.state == TrainingJob.State.SUCCEEDED
+    assert job.version is not None
+
+
+def test_recently_queued_job_is_not_published_again(tiny_recipe, data_scientist,
+                                                    django_capture_on_commit_callbacks):
+    job = queued_job(data_scientist, django_capture_on_commit_callbacks)
+
+    training_services.training_job_recover_stale()
+
+    job.refresh_from_db()
+    assert job.state == TrainingJob.State.QUEUED
+
+
 def test_recorded_artifact_paths_are_the_files_registration_writes(tiny_recipe, tiny_csv,
                                                                     data_scientist):
     recorded = []
