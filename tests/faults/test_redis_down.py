@@ -30,7 +30,9 @@ from tests.factories import register_deployed_version
 from tests.servers import RedisServer, ServiceUnavailable
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
-              pytest.mark.usefixtures("groups_restored_after_module", "governance_groups")]
+              pytest.mark.usefixtures("groups_restored_after_module", "governance_groups"),
+              # The stand-in estimator is fitted on a bare array; serving passes a frame.
+              pytest.mark.filterwarnings("ignore:X has feature names:UserWarning")]
 
 INSTANCE = {"followers": 12.5, "hashtags": 3}
 RESEND_TASK = "monitoring.tasks.alert_deliveries_resend_task"
