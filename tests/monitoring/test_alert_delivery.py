@@ -73,7 +73,7 @@ class WebhookReceiver:
                 receiver.answered += 1
 
             def log_message(self, *args):
-                pass
+                """No access log on the test's stderr."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
