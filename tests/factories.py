@@ -1,12 +1,14 @@
 """Test data, built with factory_boy for plain rows and the real services for versions."""
 
+from pathlib import Path
+
 import factory
 import numpy
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from sklearn.linear_model import LinearRegression
 
-from mlregistry import registration, services
+from mlregistry import artifacts, registration, services
 from mlregistry.models import MLModelVersion
 from mlregistry.schema import feature_spec
 
@@ -54,6 +56,18 @@ def register_version(
         metrics=metrics or {"r2": 0.9, "mae": 1.0, "rmse": 1.5},
         reference_profile={"features": {}}, gate_results=gate_results,
     )
+
+
+def artifact_tamper(version: MLModelVersion, name: str = "estimator") -> tuple[Path, bytes]:
+    """Flip one byte in the middle of one of the version's artifact files; returns the file
+    and its original bytes, so a test that shares the artifact folder can put it back."""
+    entry = next(e for e in version.artifact_manifest["artifacts"] if e["name"] == name)
+    path = Path(artifacts.artifact_storage().path(entry["path"]))
+    original = path.read_bytes()
+    tampered = bytearray(original)
+    tampered[len(tampered) // 2] ^= 0xFF
+    path.write_bytes(bytes(tampered))
+    return path, original
 
 
 def grant_permissions(user, *codenames: str):

@@ -17,7 +17,6 @@ from django.test import Client
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from mlregistry import artifacts
 from monitoring.models import Alert, AlertDelivery
 from monitoring.schedules import schedules_install
 from predictions import services as serving
@@ -26,7 +25,7 @@ from predictions.loader import model_cache
 from predictions.models import PredictionLog
 from pulselytics.celery import app as celery_app
 from tests.celery_processes import celery_beat, celery_worker, wait_for
-from tests.factories import register_deployed_version
+from tests.factories import artifact_tamper, register_deployed_version
 from tests.servers import RedisServer, ServiceUnavailable
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
@@ -79,17 +78,6 @@ def api(db, fresh_model_cache):
     return Client(HTTP_AUTHORIZATION=f"Api-Key {key}")
 
 
-def tamper(version) -> None:
-    """Flip one byte of the version's estimator: serving it raises an integrity alert."""
-    entry = next(e for e in version.artifact_manifest["artifacts"] if e["name"] == "estimator")
-    path = artifacts.artifact_storage().path(entry["path"])
-    with open(path, "rb") as handle:
-        content = bytearray(handle.read())
-    content[len(content) // 2] ^= 0xFF
-    with open(path, "wb") as handle:
-        handle.write(bytes(content))
-
-
 def post(client: Client, path: str, body):
     """POST from a thread: a request that hangs fails the test instead of stalling it."""
     answers = []
@@ -116,7 +104,7 @@ def test_predictions_and_integrity_errors_are_answered_with_redis_down(people, b
                                                                       caplog):
     healthy = register_deployed_version(**people, name="broker-down-likes", slope=2.5)
     broken = register_deployed_version(**people, name="broker-down-broken", slope=4.0)
-    tamper(broken)
+    artifact_tamper(broken)
     broker.stop_serving()
 
     answered = predict(api, healthy.model.name)
@@ -141,7 +129,7 @@ def test_predictions_and_integrity_errors_are_answered_with_redis_down(people, b
 def test_work_that_fell_due_during_the_outage_runs_when_redis_returns(people, broker, api,
                                                                       artifact_dir):
     broken = register_deployed_version(**people, name="broker-back-broken", slope=4.0)
-    tamper(broken)
+    artifact_tamper(broken)
     schedules_install(periodic_task_model=PeriodicTask, interval_model=IntervalSchedule)
     # Only the resend task is on, and it is not due yet.
     PeriodicTask.objects.exclude(task=RESEND_TASK).update(enabled=False)

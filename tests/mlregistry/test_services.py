@@ -19,6 +19,7 @@ from pulselytics.errors import (
 )
 from tests.factories import (
     UserFactory,
+    artifact_tamper,
     grant_permissions,
     register_approved_version,
     register_deployed_version,
@@ -71,14 +72,6 @@ def version_in_state(state: str, people: dict) -> MLModelVersion:
         register_deployed_version(**people, slope=6.0)
         return fresh(retired)
     raise AssertionError(state)
-
-
-def tamper_with_estimator(artifact_dir, version: MLModelVersion) -> None:
-    entry = next(e for e in version.artifact_manifest["artifacts"] if e["name"] == "estimator")
-    path = artifact_dir / entry["path"]
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 def estimator_path(artifact_dir, version: MLModelVersion):
@@ -749,7 +742,7 @@ def test_rollback_dry_run_returns_plan_and_changes_nothing(people, champion):
 
 def test_rollback_refused_when_target_artifact_tampered(people, champion, artifact_dir):
     register_deployed_version(**people, slope=2.0)
-    tamper_with_estimator(artifact_dir, champion)
+    artifact_tamper(champion)
     before = registry_state(champion.model_id)
 
     with pytest.raises(artifacts.ArtifactIntegrityError) as refused:

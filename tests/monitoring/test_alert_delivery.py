@@ -20,7 +20,6 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from mlregistry import artifacts
 from monitoring.alerts import (
     AlertDeliveryError,
     alert_deliveries_resend,
@@ -33,7 +32,7 @@ from predictions.api import auth
 from predictions.loader import model_cache
 from pulselytics.celery import app as celery_app
 from tests.celery_processes import celery_worker, wait_for
-from tests.factories import register_deployed_version
+from tests.factories import artifact_tamper, register_deployed_version
 from tests.servers import free_port
 
 SECRET = "webhook-test-secret"
@@ -283,17 +282,6 @@ def test_resend_leaves_a_delivery_waiting_for_its_retry(receiver, raise_committe
 
 # -- a real worker: a hanging webhook never holds up a prediction --------------------------
 
-def tamper(version) -> None:
-    """Flip one byte of the version's estimator: serving it raises an integrity alert."""
-    entry = next(e for e in version.artifact_manifest["artifacts"] if e["name"] == "estimator")
-    path = artifacts.artifact_storage().path(entry["path"])
-    with open(path, "rb") as handle:
-        content = bytearray(handle.read())
-    content[len(content) // 2] ^= 0xFF
-    with open(path, "wb") as handle:
-        handle.write(bytes(content))
-
-
 @pytest.fixture
 def fresh_model_cache(settings):
     settings.REGISTRY_POLL_SECONDS = 0
@@ -310,7 +298,7 @@ def fresh_model_cache(settings):
 def test_hanging_webhook_never_delays_a_prediction(people, receiver, redis_server, artifact_dir,
                                                   celery_broker):
     version = register_deployed_version(**people, name="hanging-likes", slope=3.5)
-    tamper(version)
+    artifact_tamper(version)
     _, key = serving.api_key_create(name="alert tests")
     broker = redis_server.url.rsplit("/", 1)[0] + "/7"  # a queue of this test's own
     celery_broker.point_at(broker)

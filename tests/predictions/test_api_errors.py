@@ -7,12 +7,11 @@ import uuid
 import pytest
 from django.core.cache import cache
 
-from mlregistry import artifacts
 from monitoring.models import Alert
 from predictions import services as serving
 from predictions.api.auth import APIKeyRateThrottle
 from predictions.models import ClientAPIKey, PredictionLog
-from tests.factories import register_deployed_version, register_version
+from tests.factories import artifact_tamper, register_deployed_version, register_version
 
 LIKES = "engagement-likes"
 PREDICT = f"/api/v1/models/{LIKES}/predict"
@@ -375,17 +374,9 @@ def test_model_without_a_production_version_is_model_not_ready(demo_models, api_
 def tampered_model(people, artifact_dir):
     """A live model whose estimator file was altered after registration (restored after)."""
     version = register_deployed_version(**people, name="tampered-likes", slope=7.25)
-    entry = next(e for e in version.artifact_manifest["artifacts"] if e["name"] == "estimator")
-    path = artifacts.artifact_storage().path(entry["path"])
-    with open(path, "rb") as handle:
-        original = handle.read()
-    tampered = bytearray(original)
-    tampered[len(tampered) // 2] ^= 0xFF
-    with open(path, "wb") as handle:
-        handle.write(bytes(tampered))
+    path, original = artifact_tamper(version)
     yield version
-    with open(path, "wb") as handle:
-        handle.write(original)
+    path.write_bytes(original)
 
 
 def test_tampered_artifact_is_model_integrity_error(demo_models, api_client, tampered_model):

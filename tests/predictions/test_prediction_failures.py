@@ -4,11 +4,10 @@ errors leave none; the row holds no input values; failing to record changes no a
 
 import pytest
 
-from mlregistry import artifacts
 from predictions import services as serving
 from predictions.models import PredictionFailure, PredictionLog
 from predictions.routing import Challenger, challenger_for
-from tests.factories import register_deployed_version, register_version
+from tests.factories import artifact_tamper, register_deployed_version, register_version
 
 pytestmark = pytest.mark.filterwarnings("ignore:X has feature names:UserWarning")
 
@@ -17,19 +16,6 @@ INSTANCE = {"followers": 987654.25, "hashtags": 4321}
 
 def predict_url(name: str) -> str:
     return f"/api/v1/models/{name}/predict"
-
-
-def tamper(version) -> tuple:
-    """Flip one byte of the version's estimator file; returns (path, original bytes)."""
-    entry = next(e for e in version.artifact_manifest["artifacts"] if e["name"] == "estimator")
-    path = artifacts.artifact_storage().path(entry["path"])
-    with open(path, "rb") as handle:
-        original = handle.read()
-    tampered = bytearray(original)
-    tampered[len(tampered) // 2] ^= 0xFF
-    with open(path, "wb") as handle:
-        handle.write(bytes(tampered))
-    return path, original
 
 
 @pytest.fixture
@@ -67,7 +53,7 @@ def test_model_not_ready_is_recorded_without_a_version(people, api_client):
 def test_integrity_error_is_recorded_with_the_version_that_failed(people, api_client,
                                                                  restore_artifacts):
     version = register_deployed_version(**people, name="tampered-likes", slope=7.5)
-    restore_artifacts.append(tamper(version))
+    restore_artifacts.append(artifact_tamper(version))
 
     response = api_client.post_json(predict_url("tampered-likes"), [INSTANCE])
 
@@ -82,7 +68,7 @@ def test_failing_challenger_is_recorded_with_its_arm(people, champion, api_clien
                                                     restore_artifacts):
     challenger = register_deployed_version(**people, name="failing-likes", slope=8.5,
                                            traffic=99)
-    restore_artifacts.append(tamper(challenger))
+    restore_artifacts.append(artifact_tamper(challenger))
     arms = [Challenger(version_id=challenger.pk, traffic_percentage=99)]
     routing_key = next(key for key in (f"user-{i}" for i in range(100)) if challenger_for(
         routing_key=key, model_name="failing-likes", challengers=arms) == challenger.pk)
