@@ -5,9 +5,11 @@ the test process exits. Binaries come from Debian's packages (`make ci-deps`).
 """
 
 import atexit
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -25,6 +27,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def process_group_stop(process: subprocess.Popen, *, timeout: float = 15) -> None:
+    """Stop a server started in its own process group (start_new_session): SIGTERM to it,
+    then SIGKILL to the whole group (a gunicorn master and its workers) if it lingers."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
 
 def postgres_bindir() -> Path | None:

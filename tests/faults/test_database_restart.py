@@ -11,7 +11,6 @@ import contextlib
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ import pytest
 from django.conf import settings
 
 from tests.celery_processes import wait_for
-from tests.servers import PostgresServer, ServiceUnavailable, free_port
+from tests.servers import PostgresServer, ServiceUnavailable, free_port, process_group_stop
 
 pytestmark = pytest.mark.postgres
 
@@ -85,17 +84,6 @@ def _get(port: int, path: str) -> int | None:
     return None
 
 
-def _stop(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, signal.SIGKILL)  # the master and its workers
-            server.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """The module's own PostgreSQL, migrated and seeded, served by gunicorn."""
@@ -135,7 +123,7 @@ def stack(tmp_path_factory):
         yield Stack(database=database, port=port, key=key, server=server, log=log)
     finally:
         if server is not None:
-            _stop(server)
+            process_group_stop(server)
         database.destroy()
 
 

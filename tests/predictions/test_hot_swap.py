@@ -11,7 +11,6 @@ import contextlib
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ from mlregistry import services as registry
 from mlregistry.training import demo_data
 from mlregistry.training import services as training
 from predictions import services as serving
-from tests.servers import free_port
+from tests.servers import free_port, process_group_stop
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("groups_restored_after_module", "governance_groups")]
@@ -152,17 +151,6 @@ def _wait_healthy(port: int, server: subprocess.Popen) -> None:
     pytest.fail(f"gunicorn did not answer /api/v1/health within {START_TIMEOUT} s")
 
 
-def _stop(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, signal.SIGKILL)  # the master and its workers
-            server.wait(timeout=10)
-
-
 def _assert_switched(hammer: Hammer, *, returned: float, until: float, to, away_from) -> None:
     """From `returned` + 5 s until `until`, every answer comes from `to`."""
     assert away_from.version != to.version
@@ -207,7 +195,7 @@ def test_deploy_and_rollback_switch_live_workers_without_failing_a_request(
             time.sleep(SWITCH_SECONDS + OBSERVE_AFTER_SWITCH)
         answers = list(hammer.answers)
     finally:
-        _stop(server)
+        process_group_stop(server)
 
     failed = [a for a in answers if a.status != 200]
     assert not failed, (f"{len(failed)} of {len(answers)} requests failed: {failed[:5]}\n"
