@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from predictions.models import PredictionLog
-from pulselytics.logging import JsonFormatter, RequestIdFilter
+from tests.logs import JsonLines
 
 LIKES = "engagement-likes"
 PREDICT = f"/api/v1/models/{LIKES}/predict"
@@ -97,22 +97,9 @@ def test_metrics_expose_request_counts_and_latency(demo_models, api_client, anon
     assert re.search(r'pulselytics_api_request_seconds_bucket\{[^}]*endpoint="predict"', text)
 
 
-class Lines(logging.Handler):
-    """The JSON lines the production formatter writes, as the console handler would."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.addFilter(RequestIdFilter())
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
 @pytest.fixture
 def prediction_log_lines():
-    handler = Lines()
+    handler = JsonLines()
     logger = logging.getLogger("pulselytics.predictions")
     logger.addHandler(handler)
     previous = logger.level

@@ -28,8 +28,8 @@ from mlregistry import services as registry
 from predictions import loader
 from predictions import services as serving
 from predictions.models import PredictionLog
-from pulselytics.logging import JsonFormatter, RequestIdFilter
 from tests.factories import register_approved_version, register_deployed_version
+from tests.logs import JsonLines
 
 pytestmark = pytest.mark.filterwarnings("ignore:X has feature names:UserWarning")
 
@@ -37,19 +37,6 @@ MODEL = "leaky-likes"
 MARKER = "zz-secret-marker"
 INSTANCE = {"followers": 987654.25, "hashtags": 4321}
 VALUES = ("987654.25", "4321")
-
-
-class JsonLines(logging.Handler):
-    """Every record, formatted as the production console handler formats it."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.addFilter(RequestIdFilter())
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
 
 
 @pytest.fixture
