@@ -341,14 +341,16 @@ def test_registration_failing_after_the_artifacts_leaves_no_version_and_no_files
     assert Alert.objects.filter(kind=Alert.Kind.RETRAIN_FAILED, model_name=RECIPE).exists()
 
 
-def test_worker_dying_after_the_artifacts_is_recovered_and_the_rerun_succeeds(
-        people, tmp_path, artifact_dir, monkeypatch, django_capture_on_commit_callbacks):
+def _retrain_killed_after_its_artifacts(people, tmp_path, artifact_dir, monkeypatch,
+                                        capture) -> tuple[TrainingJob, set]:
+    """A retrain whose worker "died" between storing the artifacts and the version's
+    commit, silent for an hour since; returns the job and the files there before it."""
     production = trained_production(tmp_path, people)
     labelled_posts(production, 60)
     before = artifact_files(artifact_dir)
     with monkeypatch.context() as patch:
         _fail_registration(patch, WorkerKilled())
-        with django_capture_on_commit_callbacks(execute=False):
+        with capture(execute=False):
             [dead] = retraining.retraining_check_all()
         with pytest.raises(WorkerKilled):
             training.training_job_run(job_id=dead.pk)
@@ -357,6 +359,13 @@ def test_worker_dying_after_the_artifacts_is_recovered_and_the_rerun_succeeds(
     assert artifact_files(artifact_dir) - before == set(dead.artifact_paths) != set()
     TrainingJob.objects.filter(pk=dead.pk).update(
         heartbeat_at=timezone.now() - timedelta(hours=1))
+    return dead, before
+
+
+def test_worker_dying_after_the_artifacts_is_recovered_and_the_rerun_succeeds(
+        people, tmp_path, artifact_dir, monkeypatch, django_capture_on_commit_callbacks):
+    dead, before = _retrain_killed_after_its_artifacts(
+        people, tmp_path, artifact_dir, monkeypatch, django_capture_on_commit_callbacks)
 
     [job] = run_check(django_capture_on_commit_callbacks)
 
@@ -370,17 +379,8 @@ def test_worker_dying_after_the_artifacts_is_recovered_and_the_rerun_succeeds(
 
 def test_recovery_removes_the_dead_jobs_files_before_anything_else_runs(
         people, tmp_path, artifact_dir, monkeypatch, django_capture_on_commit_callbacks):
-    production = trained_production(tmp_path, people)
-    labelled_posts(production, 60)
-    before = artifact_files(artifact_dir)
-    with monkeypatch.context() as patch:
-        _fail_registration(patch, WorkerKilled())
-        with django_capture_on_commit_callbacks(execute=False):
-            [dead] = retraining.retraining_check_all()
-        with pytest.raises(WorkerKilled):
-            training.training_job_run(job_id=dead.pk)
-    TrainingJob.objects.filter(pk=dead.pk).update(
-        heartbeat_at=timezone.now() - timedelta(hours=1))
+    dead, before = _retrain_killed_after_its_artifacts(
+        people, tmp_path, artifact_dir, monkeypatch, django_capture_on_commit_callbacks)
 
     [recovered] = training.training_job_recover_stale()
 
