@@ -9,7 +9,31 @@ from django.db import models
 from django.db.models import Q
 
 
-class DriftReport(models.Model):
+class Report(models.Model):
+    """What every report has: the model, the window it judged, and when it was made."""
+
+    model_name = models.CharField(max_length=100)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-pk"]
+
+
+class VersionReport(Report):
+    """A report on one version of the model."""
+
+    model_version = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
+                                      related_name="+")
+    version = models.CharField(max_length=32)
+
+    class Meta(Report.Meta):
+        abstract = True
+
+
+class DriftReport(VersionReport):
     """One drift check of a live version: its logged inputs and outputs in a window
     against the version's reference profile (SPEC §6)."""
 
@@ -17,12 +41,6 @@ class DriftReport(models.Model):
         OK = "ok"
         INSUFFICIENT_DATA = "insufficient_data"
 
-    model_version = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
-                                      related_name="+")
-    model_name = models.CharField(max_length=100)
-    version = models.CharField(max_length=32)
-    window_start = models.DateTimeField()
-    window_end = models.DateTimeField()
     n_reference = models.PositiveIntegerField()
     n_current = models.PositiveIntegerField()
     status = models.CharField(max_length=32, choices=Status.choices)
@@ -31,10 +49,8 @@ class DriftReport(models.Model):
     #         "js_distance", "drifted", "severity"}} (SPEC §4 drift endpoint)
     features = models.JSONField(default=dict)
     prediction = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField()
 
-    class Meta:
-        ordering = ["-created_at", "-pk"]
+    class Meta(Report.Meta):
         indexes = [models.Index(fields=["model_version", "created_at"]),
                    models.Index(fields=["model_name", "created_at"])]
 
@@ -42,23 +58,15 @@ class DriftReport(models.Model):
         return f"drift {self.model_name} {self.version} {self.created_at:%Y-%m-%d %H:%M}"
 
 
-class PerformanceReport(models.Model):
+class PerformanceReport(VersionReport):
     """Live metrics of one version and arm from logged predictions with feedback."""
 
-    model_version = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
-                                      related_name="+")
-    model_name = models.CharField(max_length=100)
-    version = models.CharField(max_length=32)
     arm = models.CharField(max_length=16)
-    window_start = models.DateTimeField()
-    window_end = models.DateTimeField()
     n_labelled = models.PositiveIntegerField()
     # MAE/R2 for regression, accuracy/F1/Brier for classification; empty when n_labelled = 0.
     metrics = models.JSONField(default=dict)
-    created_at = models.DateTimeField()
 
-    class Meta:
-        ordering = ["-created_at", "-pk"]
+    class Meta(Report.Meta):
         indexes = [models.Index(fields=["model_version", "created_at"]),
                    models.Index(fields=["model_name", "created_at"])]
 
@@ -66,12 +74,9 @@ class PerformanceReport(models.Model):
         return f"performance {self.model_name} {self.version} {self.arm}"
 
 
-class SLOReport(models.Model):
+class SLOReport(Report):
     """Service level of one model over a window: p95 latency and error rate."""
 
-    model_name = models.CharField(max_length=100)
-    window_start = models.DateTimeField()
-    window_end = models.DateTimeField()
     requests = models.PositiveIntegerField()
     errors = models.PositiveIntegerField()
     error_rate = models.FloatField(null=True, blank=True)
@@ -79,39 +84,29 @@ class SLOReport(models.Model):
     latency_p95_ms = models.FloatField(null=True, blank=True)
     # Which objectives were broken: a subset of ["latency", "error_rate"].
     breaches = models.JSONField(default=list)
-    created_at = models.DateTimeField()
 
-    class Meta:
-        ordering = ["-created_at", "-pk"]
+    class Meta(Report.Meta):
         indexes = [models.Index(fields=["model_name", "created_at"])]
 
     def __str__(self) -> str:
         return f"SLO {self.model_name} {self.created_at:%Y-%m-%d %H:%M}"
 
 
-class FairnessReport(models.Model):
+class FairnessReport(VersionReport):
     """Live fairness audit of one version on logged predictions with outcomes."""
 
-    model_version = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
-                                      related_name="+")
-    model_name = models.CharField(max_length=100)
-    version = models.CharField(max_length=32)
-    window_start = models.DateTimeField()
-    window_end = models.DateTimeField()
     n_labelled = models.PositiveIntegerField()
     report = models.JSONField(default=dict)  # same shape as the version's fairness_report
     passed = models.BooleanField(null=True, blank=True)  # null: nothing to judge
-    created_at = models.DateTimeField()
 
-    class Meta:
-        ordering = ["-created_at", "-pk"]
+    class Meta(Report.Meta):
         indexes = [models.Index(fields=["model_version", "created_at"])]
 
     def __str__(self) -> str:
         return f"fairness {self.model_name} {self.version}"
 
 
-class ABEvaluation(models.Model):
+class ABEvaluation(Report):
     """One evaluation of a running A/B test: per-arm figures, a significance test and a
     verdict; `action` records what the platform did about it (an automatic stop)."""
 
@@ -124,13 +119,10 @@ class ABEvaluation(models.Model):
         NONE = "none"
         STOPPED = "stopped"
 
-    model_name = models.CharField(max_length=100)
     champion = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
                                  related_name="+")
     challenger = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
                                    related_name="+")
-    window_start = models.DateTimeField()
-    window_end = models.DateTimeField()
     # {"champion": {...}, "challenger": {...}}: n, n_labelled, metric, latency_p95_ms, error_rate
     arms = models.JSONField(default=dict)
     metric = models.CharField(max_length=32)
@@ -140,10 +132,8 @@ class ABEvaluation(models.Model):
     verdict = models.CharField(max_length=32, choices=Verdict.choices)
     action = models.CharField(max_length=16, choices=Action.choices, default=Action.NONE)
     reason = models.TextField(blank=True)
-    created_at = models.DateTimeField()
 
-    class Meta:
-        ordering = ["-created_at", "-pk"]
+    class Meta(Report.Meta):
         indexes = [models.Index(fields=["model_name", "created_at"])]
         verbose_name = "A/B evaluation"
 
