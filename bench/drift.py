@@ -105,8 +105,8 @@ class Bench:
         from django.core.management import call_command
 
         from mlregistry import registration, services
-        from mlregistry.schema import feature_spec
-        from mlregistry.training.profile import reference_profile_build
+        from core.ml.schema import feature_spec
+        from core.ml.profile import reference_profile_build
         from tests.factories import tiny_estimator
 
         log("migrating")

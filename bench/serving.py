@@ -197,7 +197,7 @@ class Bench:
         from django.db import connection
 
         from mlregistry import artifacts
-        from mlregistry.demo import demo_seed
+        from demo.services import demo_seed
         from mlregistry.models import MLModelVersion, Status
         from predictions.services import api_key_create
 
@@ -219,7 +219,7 @@ class Bench:
         self._bodies()
 
     def _bodies(self) -> None:
-        from mlregistry.training import demo_data
+        from demo import data as demo_data
 
         inputs = [f["name"] for f in self.schema["features"] if f.get("input", True)]
         frame = (demo_data.demo_leads(seed=7, n=4000) if self.task == "binary_classification"

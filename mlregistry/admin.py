@@ -12,8 +12,8 @@ from mlregistry.models import (
     TrainingDataset,
     TrainingJob,
 )
-from mlregistry.training.metrics import PRIMARY_METRIC
-from pulselytics.admin_mixins import ReadOnlyAdminMixin
+from core.ml.metrics import PRIMARY_METRIC
+from core.admin_mixins import ReadOnlyAdminMixin
 
 
 @admin.register(MLModel)

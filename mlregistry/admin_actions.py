@@ -28,7 +28,7 @@ from mlregistry.models import MLModelVersion, Status
 from monitoring import ab
 from monitoring import selectors as monitoring_selectors
 from monitoring.models import ABEvaluation
-from pulselytics.errors import ApplicationError
+from core.errors import ApplicationError
 
 # Only for the confirmation page's dry run: the real reason is asked for on that page.
 DRY_RUN_REASON = "rollback preview on the admin confirmation page"

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import storages
 
-from pulselytics.errors import ApplicationError, ModelIntegrityError
+from core.errors import ApplicationError, ModelIntegrityError
 
 MANIFEST_FORMAT = 1
 OBJECT_PREFIX = "objects"

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from mlregistry import selectors
 from mlregistry.models import MLModelVersion, Status
-from mlregistry.training.metrics import PRIMARY_METRIC
+from core.ml.metrics import PRIMARY_METRIC
 
 # Whether a larger value of a metric is better; metrics not listed (anomaly contamination
 # and score quantiles, counts) describe the data and have no better direction.
@@ -22,7 +22,7 @@ HIGHER_IS_BETTER = {"r2": True, "mae": False, "rmse": False, "accuracy": True,
 METRIC_ORDER = ["r2", "mae", "rmse", "roc_auc", "accuracy", "precision", "recall", "f1", "brier",
                 "contamination", "q01", "q05", "q50", "q95", "q99"]
 TOLERANCE = 1e-12
-# Group columns of the fairness table per task (see mlregistry.training.fairness).
+# Group columns of the fairness table per task (see core.ml.fairness).
 FAIRNESS_COLUMNS = {
     "binary_classification": [("n", "Rows"), ("selection_rate", "Selection rate"),
                               ("positives", "Positives"),

@@ -74,7 +74,7 @@ class MLModelVersion(models.Model):
     # train/validation sizes, the detector used.
     training_report = models.JSONField(default=dict, blank=True)
     # Mean |SHAP contribution| per input feature on held-out rows, computed once when the
-    # version was trained or registered (mlregistry.training.importance); None when the
+    # version was trained or registered (core.ml.importance); None when the
     # model could not be explained. The admin compares it with production's.
     global_importance = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)

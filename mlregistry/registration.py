@@ -17,10 +17,12 @@ from django.utils import timezone
 
 from mlregistry import artifacts, transitions
 from mlregistry.models import MLModel, MLModelVersion, Status, Task
-from mlregistry.schema import next_version
+from core.ml.schema import next_version
 from mlregistry.services import require_permission
-from mlregistry.training import datasets, external, validation
-from pulselytics.errors import ValidationError
+from training import datasets
+from training import external
+from core.ml import gates as validation
+from core.errors import ValidationError
 
 REGISTER_PERMISSION = "mlregistry.add_mlmodelversion"
 

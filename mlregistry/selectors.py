@@ -13,7 +13,7 @@ from mlregistry.models import (
     RegistryGeneration,
     Status,
 )
-from pulselytics.errors import ModelNotFoundError, VersionNotFoundError
+from core.errors import ModelNotFoundError, VersionNotFoundError
 
 
 def model_get(*, name: str) -> MLModel:

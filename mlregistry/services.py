@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from mlregistry import artifacts, selectors, transitions
 from mlregistry.models import MLModel, MLModelVersion, Status
-from pulselytics.errors import (
+from core.errors import (
     FourEyesError,
     GateFailedError,
     IllegalTransitionError,
@@ -253,8 +253,8 @@ def model_version_test_stop(*, version: MLModelVersion, reason: str) -> MLModelV
     stop when it breaks the SLO or loses clearly): no permission check, the system user as
     actor, `reason` (why, with the figures) as the audit row's notes. Its traffic returns
     to the champion; the version stays approved."""
-    # mlregistry.training.services imports this module.
-    from mlregistry.training.services import system_user_get
+    # training.services imports this module.
+    from training.services import system_user_get
 
     notes = _require_text(reason, "reason")
     with transaction.atomic():

@@ -13,7 +13,7 @@ from django.db.models import F
 
 from mlregistry import audit
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, RegistryGeneration, Status
-from pulselytics.errors import TrafficLimitError
+from core.errors import TrafficLimitError
 
 
 def lock_model(model_id: int) -> MLModel:

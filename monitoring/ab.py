@@ -29,14 +29,14 @@ from django.utils import timezone
 from mlregistry import selectors as registry
 from mlregistry import services as registry_services
 from mlregistry.models import MLModelVersion, Status
-from mlregistry.training.metrics import ANOMALY, REGRESSION
+from core.ml.metrics import ANOMALY, REGRESSION
 from monitoring import significance
 from monitoring.alerts import alert_raise
 from monitoring.models import ABEvaluation, Alert
 from monitoring.performance import Outcomes, outcomes_by_arm
 from monitoring.slo import ServingStats, serving_stats, slo_breaches
 from predictions.models import PredictionLog
-from pulselytics.errors import ConflictError, IllegalTransitionError
+from core.errors import ConflictError, IllegalTransitionError
 
 CHAMPION, CHALLENGER = PredictionLog.Arm.CHAMPION, PredictionLog.Arm.CHALLENGER
 Verdict, Action = ABEvaluation.Verdict, ABEvaluation.Action

@@ -11,8 +11,8 @@ from monitoring.models import (
     PerformanceReport,
     SLOReport,
 )
-from pulselytics.admin_mixins import ReadOnlyAdminMixin
-from pulselytics.errors import ApplicationError
+from core.admin_mixins import ReadOnlyAdminMixin
+from core.errors import ApplicationError
 
 
 class AlertStateFilter(admin.SimpleListFilter):

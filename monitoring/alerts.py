@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from mlregistry.services import require_permission
 from monitoring.models import Alert, AlertDelivery
-from pulselytics.errors import IllegalTransitionError, NotFoundError
+from core.errors import IllegalTransitionError, NotFoundError
 
 logger = logging.getLogger("pulselytics.monitoring")
 

@@ -7,7 +7,7 @@ through one accumulator per feature (monitoring.stats), so memory does not grow 
 window. Feature values are extracted inside the database (the JSON key as text), which
 spares decoding each row's whole JSON document in Python.
 
-The output compared is the one the profile holds (mlregistry.training.metrics.
+The output compared is the one the profile holds (core.ml.metrics.
 model_outputs): the regression value, the positive-class probability of a binary
 classifier, the predicted class of a multiclass one, the anomaly score. PII features are
 never logged, so they are not checked.
@@ -29,12 +29,12 @@ from django.utils import timezone
 
 from mlregistry import selectors as registry
 from mlregistry.models import MLModelVersion
-from mlregistry.training import metrics as task_metrics
+from core.ml import metrics as task_metrics
 from monitoring import stats
 from monitoring.alerts import alert_raise
 from monitoring.models import Alert, DriftReport
 from predictions.models import PredictionLog
-from pulselytics.errors import VersionNotFoundError
+from core.errors import VersionNotFoundError
 
 logger = logging.getLogger("pulselytics.monitoring")
 

@@ -1,10 +1,10 @@
 """Live fairness audit (SPEC §6): the validation-time report, on logged predictions with
 outcomes, per live version with protected attributes, and an alert when the gate fails.
 
-The report is `mlregistry.training.fairness.fairness_report` on the version's labelled
+The report is `core.ml.fairness.fairness_report` on the version's labelled
 predictions made in [now - PERFORMANCE_WINDOW_HOURS, now) (every arm: they are all this
 version's answers), so it has exactly the shape of the version's own `fairness_report`,
-and the gate is `mlregistry.training.validation.fairness_gate` (parity ratio at least
+and the gate is `core.ml.gates.fairness_gate` (parity ratio at least
 FAIRNESS_GATE_MIN_RATIO). The groups come from the logged features; a protected attribute
 that is also PII is never logged and so cannot be audited live (it is left out).
 Anomaly detectors are audited on their flags (the selection rate is the share flagged).
@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from mlregistry import selectors as registry
 from mlregistry.models import MLModelVersion
-from mlregistry.training.fairness import ANOMALY_LABEL, fairness_report
-from mlregistry.training.metrics import ANOMALY, BINARY
-from mlregistry.training.validation import fairness_gate
+from core.ml.fairness import ANOMALY_LABEL, fairness_report
+from core.ml.metrics import ANOMALY, BINARY
+from core.ml.gates import fairness_gate
 from monitoring.alerts import alert_raise
 from monitoring.models import Alert, FairnessReport
 from monitoring.performance import classes_of

@@ -17,7 +17,7 @@ R2 of one row or ROC AUC of one class):
 - anomaly detection: none (the detector is unsupervised: nothing ranks it).
 
 Degradation: with at least PERFORMANCE_MIN_LABELLED labelled rows, the task's primary
-metric (mlregistry.training.metrics.PRIMARY_METRIC) worse than the version's validation
+metric (core.ml.metrics.PRIMARY_METRIC) worse than the version's validation
 figure by more than PERFORMANCE_DEGRADATION_THRESHOLD of that figure raises a
 `performance` alert.
 """
@@ -35,7 +35,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 
 from mlregistry import selectors as registry
 from mlregistry.models import MLModelVersion
-from mlregistry.training.metrics import (
+from core.ml.metrics import (
     ANOMALY,
     BINARY,
     MULTICLASS,

@@ -29,12 +29,12 @@ from django.utils import timezone
 from mlregistry import selectors as registry
 from mlregistry import services as registry_services
 from mlregistry.models import MLModel, MLModelVersion, Status, TrainingJob
-from mlregistry.training import services as training
-from mlregistry.training.recipes import recipes_all
+from training import services as training
+from core.ml.recipes import recipes_all
 from monitoring import alerts
 from monitoring.models import Alert
 from predictions import selectors as prediction_selectors
-from pulselytics.errors import ApplicationError
+from core.errors import ApplicationError
 
 logger = logging.getLogger("pulselytics.monitoring")
 

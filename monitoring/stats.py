@@ -2,7 +2,7 @@
 
 A drift check streams a window of logged values through one accumulator per feature
 (`NumericWindow`, `CategoricalWindow`, built from the feature's reference profile entry,
-see mlregistry.training.profile), then asks each for its figures. Memory depends on the
+see core.ml.profile), then asks each for its figures. Memory depends on the
 reference, never on the window:
 
 - numeric: counts over the reference decile bins (PSI, Jensen–Shannon) and over the
@@ -43,7 +43,7 @@ import numpy
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from mlregistry.training.profile import CATEGORICAL, NUMERIC, bin_counts
+from core.ml.profile import CATEGORICAL, NUMERIC, bin_counts
 
 PSI_FLOOR = 1e-4
 PSI_WARN = 0.1

@@ -3,7 +3,7 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from predictions.models import ClientAPIKey, PredictionLog
-from pulselytics.admin_mixins import ReadOnlyAdminMixin
+from core.admin_mixins import ReadOnlyAdminMixin
 
 # Keys are ClientAPIKey rows; the library's own table is not used.
 admin.site.unregister(APIKey)

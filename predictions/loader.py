@@ -23,10 +23,10 @@ from django.conf import settings
 
 from mlregistry import artifacts, selectors
 from mlregistry.selectors import LiveVersion
-from mlregistry.training import metrics as task_metrics
+from core.ml import metrics as task_metrics
 from monitoring.alerts import alert_raise
-from predictions import explain
-from pulselytics.errors import (
+from core.ml import explain
+from core.errors import (
     ApplicationError,
     ModelIntegrityError,
     ModelNotFoundError,

@@ -16,22 +16,22 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from mlregistry.selectors import LiveVersion
-from mlregistry.training.recipes import lifecycle_hooks, recipes_all
-from mlregistry.training.recipes.base import LifecycleHooks
+from core.ml.recipes import lifecycle_hooks, recipes_all
+from core.ml.recipes.base import LifecycleHooks
 from predictions.loader import LiveModel, Outputs, ServedVersion, model_cache
 from predictions.models import ClientAPIKey, PredictionFailure, PredictionLog
 from predictions.parsers import NON_FINITE
 from predictions.routing import Challenger, challenger_for, routing_key_sha256
 from predictions.validation import instances_validate
-from pulselytics import metrics
-from pulselytics.errors import (
+from core import prometheus as metrics
+from core.errors import (
     BatchTooLargeError,
     DatabaseUnavailableError,
     FeedbackExistsError,
     PredictionNotFoundError,
     ValidationError,
 )
-from pulselytics.logging import exception_outline
+from core.logging import exception_outline
 
 logger = logging.getLogger("pulselytics.predictions")
 

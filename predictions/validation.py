@@ -1,7 +1,7 @@
 """Checking prediction instances against a version's feature schema (pure: no database).
 
 `instances_validate` either returns the batch ready to serve (the canonical model frame of
-mlregistry.training.features.model_frame, and what may be logged) or raises one
+core.ml.features.model_frame, and what may be logged) or raises one
 `ValidationError` listing every problem of the request (SPEC §4, 422 `validation_error`,
 `details: [{"index", "field", "code", "message"}]`), so a client fixes its batch in one
 round trip. A request that fails validation reaches no model and logs nothing.
@@ -49,7 +49,7 @@ import numpy
 import pandas
 
 from predictions.parsers import NON_FINITE
-from pulselytics.errors import ValidationError
+from core.errors import ValidationError
 
 MAX_ERROR_DETAILS = 1000
 FIELD_ECHO_LIMIT = 100

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from pulselytics.metrics import metrics_view
+from core.prometheus import metrics_view
 
 urlpatterns = [
     path("admin/monitoring/dashboard/", include("monitoring.dashboard.urls")),
@@ -15,5 +15,5 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
 ]
 
-handler404 = "pulselytics.api.json_not_found"
-handler500 = "pulselytics.api.json_server_error"
+handler404 = "core.api.json_not_found"
+handler500 = "core.api.json_server_error"

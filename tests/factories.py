@@ -10,7 +10,7 @@ from sklearn.linear_model import LinearRegression
 
 from mlregistry import artifacts, registration, services
 from mlregistry.models import MLModelVersion
-from mlregistry.schema import feature_spec
+from core.ml.schema import feature_spec
 
 SCHEMA = {
     "target": "likes",
@@ -184,7 +184,7 @@ def register_profiled_version(
     """A deployed version whose reference profile describes real training rows (by default
     `drift_frame(n=rows, seed=seed)` and `drift_outputs`). Drift checks never load the
     estimator, so a tiny one stands in."""
-    from mlregistry.training.profile import reference_profile_build
+    from core.ml.profile import reference_profile_build
 
     frame = drift_frame(n=rows, seed=seed) if frame is None else frame
     outputs = drift_outputs(frame) if outputs is None else outputs

@@ -2,7 +2,7 @@
 
 import logging
 
-from pulselytics.logging import JsonFormatter, RequestIdFilter
+from core.logging import JsonFormatter, RequestIdFilter
 
 
 class JsonLines(logging.Handler):

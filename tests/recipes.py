@@ -11,7 +11,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from mlregistry.training.recipes.base import Feature, LifecycleHooks, Recipe, TrainingContext
+from core.ml.recipes.base import Feature, LifecycleHooks, Recipe, TrainingContext
 
 
 class TinyLikes(Recipe):

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from mlregistry import selectors as registry
 from mlregistry.models import Status
-from mlregistry.training.metrics import PRIMARY_METRIC
+from core.ml.metrics import PRIMARY_METRIC
 from monitoring import selectors as monitoring
 from monitoring.models import ABEvaluation, Alert, DriftReport
 from predictions.models import PredictionLog

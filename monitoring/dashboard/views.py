@@ -26,7 +26,7 @@ from monitoring.dashboard.selectors import (
     dashboard_models,
     model_dashboard,
 )
-from pulselytics.errors import ApplicationError
+from core.errors import ApplicationError
 
 # Everyone in the governance groups may look at alerts and reports (monitoring 0005).
 VIEW_PERMISSION = "monitoring.view_alert"

@@ -8,11 +8,11 @@ from django.conf import settings
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from predictions.models import ClientAPIKey
-from pulselytics.errors import PermissionDeniedError
+from core.errors import PermissionDeniedError
 
 KEYWORD = "Api-Key"
 
-logger = logging.getLogger("pulselytics.api")
+logger = logging.getLogger("core.api")
 
 # Verified keys per process, by the SHA256 of the presented key: (row, checked at).
 # A revocation reaches every process within API_KEY_CACHE_SECONDS; the lookup it saves

@@ -8,7 +8,7 @@ one vectorised pass); here only the envelope is parsed, so errors keep the SPEC 
 from rest_framework import serializers
 
 from predictions.validation import field_echo, storable
-from pulselytics.errors import ValidationError
+from core.errors import ValidationError
 
 ENVELOPE_FIELDS = {"instances", "routing_key", "client_id"}
 KEY_LIMITS = {"routing_key": 200, "client_id": 100}

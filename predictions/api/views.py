@@ -11,7 +11,7 @@ from predictions import services
 from predictions.api import serializers as s
 from predictions.api.auth import client_for, model_for_client, model_visible
 from predictions.loader import model_cache
-from pulselytics.api import error_response
+from core.api import error_response
 
 SCHEMA_VERSION = "v1"
 

@@ -57,13 +57,15 @@ INSTALLED_APPS = [
     "django_celery_beat",
     # local
     "mlregistry",
+    "training",
     "predictions",
     "monitoring",
+    "demo",
 ]
 
 MIDDLEWARE = [
-    "pulselytics.middleware.RequestIdMiddleware",
-    "pulselytics.middleware.ApiGuardMiddleware",
+    "core.middleware.RequestIdMiddleware",
+    "core.middleware.ApiGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -189,17 +191,17 @@ TRAINING_SEED = int(os.environ.get("TRAINING_SEED", "42"))
 # The account scheduled work (retraining) acts as.
 SYSTEM_USERNAME = "pulselytics-system"
 
-# Training recipes (mlregistry.training.recipes): a team adds its own by dotted path.
+# Training recipes (core.ml.recipes): a team adds its own by dotted path.
 PULSELYTICS_RECIPES = [
-    "mlregistry.training.recipes.engagement.EngagementLikes",
-    "mlregistry.training.recipes.engagement.EngagementComments",
-    "mlregistry.training.recipes.lead_conversion.LeadConversion",
-    "mlregistry.training.recipes.engagement_anomaly.EngagementAnomaly",
+    "core.ml.recipes.engagement.EngagementLikes",
+    "core.ml.recipes.engagement.EngagementComments",
+    "core.ml.recipes.lead_conversion.LeadConversion",
+    "core.ml.recipes.engagement_anomaly.EngagementAnomaly",
 ]
 # Hooks called around every training run and prediction (timing, logging, metrics).
 PULSELYTICS_LIFECYCLE_HOOKS = [
-    "mlregistry.training.hooks.TimingHook",
-    "mlregistry.training.hooks.LoggingHook",
+    "core.ml.recipes.hooks.TimingHook",
+    "core.ml.recipes.hooks.LoggingHook",
 ]
 
 # Serving (SPEC §4)
@@ -271,7 +273,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["predictions.api.auth.HasAPIKey"],
     "DEFAULT_THROTTLE_CLASSES": ["predictions.api.auth.APIKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("API_KEY_THROTTLE_RATE", "6000/min")},
-    "EXCEPTION_HANDLER": "pulselytics.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -300,8 +302,8 @@ CACHES = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "pulselytics.logging.RequestIdFilter"}},
-    "formatters": {"json": {"()": "pulselytics.logging.JsonFormatter"}},
+    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
+    "formatters": {"json": {"()": "core.logging.JsonFormatter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
                              "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},

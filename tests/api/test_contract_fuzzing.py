@@ -36,8 +36,8 @@ from schemathesis.specs.openapi.checks import (
 
 from mlregistry import selectors
 from mlregistry import services as registry
-from mlregistry.training import demo_data
-from mlregistry.training import services as training
+from demo import data as demo_data
+from training import services as training
 from monitoring.drift import drift_check_all
 from predictions import services as serving
 from predictions.api import auth

@@ -11,8 +11,8 @@ from selenium.webdriver.common.by import By
 
 from mlregistry import selectors
 from mlregistry import services as registry
-from mlregistry.training.demo_data import demo_leads
-from mlregistry.training.services import model_train
+from demo.data import demo_leads
+from training.services import model_train
 from monitoring.models import Alert
 from predictions import services as serving
 from predictions.api import auth

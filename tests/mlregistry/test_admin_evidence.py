@@ -10,8 +10,9 @@ from django.contrib.auth import get_user_model
 
 from mlregistry import artifacts, registration, services
 from mlregistry.models import ModelTransition
-from mlregistry.schema import feature_spec
-from mlregistry.training import fairness, validation
+from core.ml.schema import feature_spec
+from core.ml import fairness
+from core.ml import gates as validation
 from tests.factories import tiny_estimator
 
 CHANGELIST = "/admin/mlregistry/mlmodelversion/"

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from mlregistry import selectors, services
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
-from pulselytics.errors import ApplicationError
+from core.errors import ApplicationError
 from tests.factories import (
     register_approved_version,
     register_deployed_version,

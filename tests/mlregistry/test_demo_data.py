@@ -3,11 +3,11 @@
 import pandas
 import pytest
 
-from mlregistry.schema import schema_from_frame
-from mlregistry.training import demo_data
-from mlregistry.training.recipes.engagement import EngagementComments, EngagementLikes
-from mlregistry.training.recipes.engagement_anomaly import EngagementAnomaly
-from mlregistry.training.recipes.lead_conversion import LeadConversion
+from core.ml.schema import schema_from_frame
+from demo import data as demo_data
+from core.ml.recipes.engagement import EngagementComments, EngagementLikes
+from core.ml.recipes.engagement_anomaly import EngagementAnomaly
+from core.ml.recipes.lead_conversion import LeadConversion
 
 POST_RECIPES = (EngagementLikes(), EngagementComments(), EngagementAnomaly())
 ALL_RECIPES = ((*POST_RECIPES, LeadConversion()))

@@ -8,8 +8,8 @@ import json
 import numpy
 import pytest
 
-from mlregistry.training.fairness import MISSING, fairness_report
-from mlregistry.training.validation import fairness_gate
+from core.ml.fairness import MISSING, fairness_report
+from core.ml.gates import fairness_gate
 
 BINARY = "binary_classification"
 

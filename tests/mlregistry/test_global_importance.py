@@ -8,11 +8,13 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from mlregistry import registration
-from mlregistry.schema import feature_spec
-from mlregistry.training import demo_data, importance, trainer
-from mlregistry.training.recipes import recipe_get
-from mlregistry.training.services import model_train
-from predictions import explain
+from core.ml.schema import feature_spec
+from demo import data as demo_data
+from core.ml import importance
+from training import trainer
+from core.ml.recipes import recipe_get
+from training.services import model_train
+from core.ml import explain
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from mlregistry.model_card import (
     model_card_build,
     model_card_markdown,
 )
-from mlregistry.training import fairness, validation
+from core.ml import fairness
+from core.ml import gates as validation
 from tests.factories import SCHEMA, tiny_estimator
 
 DATASET_SHA256 = "5" * 64

@@ -12,7 +12,7 @@ judged on the held-out 20 %. Floors on the held-out data:
                           posts; flags >= 85 % of normal posts given 20x or 1/20 of
                           their engagement
 
-Inputs go through mlregistry.training.features.model_frame, as in training and serving:
+Inputs go through core.ml.features.model_frame, as in training and serving:
 the pipelines expect that canonical frame (numbers and flags as float64, categories as
 str/None), not raw pandas bool columns.
 """
@@ -27,14 +27,15 @@ from scipy.special import logit
 from sklearn.metrics import brier_score_loss, r2_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from mlregistry.schema import DTYPES
-from mlregistry.training import demo_data, fairness
-from mlregistry.training.features import model_frame
-from mlregistry.training.recipes import recipes_all
-from mlregistry.training.recipes.engagement import EngagementComments, EngagementLikes
-from mlregistry.training.recipes.engagement_anomaly import EngagementAnomaly, RobustZScoreDetector
-from mlregistry.training.recipes.lead_conversion import LeadConversion
-from pulselytics.errors import ValidationError
+from core.ml.schema import DTYPES
+from demo import data as demo_data
+from core.ml import fairness
+from core.ml.features import model_frame
+from core.ml.recipes import recipes_all
+from core.ml.recipes.engagement import EngagementComments, EngagementLikes
+from core.ml.recipes.engagement_anomaly import EngagementAnomaly, RobustZScoreDetector
+from core.ml.recipes.lead_conversion import LeadConversion
+from core.errors import ValidationError
 
 SEED = 42
 SPLIT_SEED = 0

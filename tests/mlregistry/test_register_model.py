@@ -14,8 +14,8 @@ from sklearn.metrics import roc_auc_score
 
 from mlregistry import artifacts, selectors, services
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
-from mlregistry.schema import input_feature_names
-from mlregistry.training.profile import DECILES
+from core.ml.schema import input_feature_names
+from core.ml.profile import DECILES
 
 
 @pytest.fixture(scope="module")

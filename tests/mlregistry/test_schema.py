@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlregistry.schema import feature_spec, next_version, schema_signature
+from core.ml.schema import feature_spec, next_version, schema_signature
 
 
 def schema(*features: dict, target: str = "likes") -> dict:

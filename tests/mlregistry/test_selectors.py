@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from mlregistry import selectors, services
 from mlregistry.models import MLModelVersion, ModelTransition, Status
-from pulselytics.errors import ModelNotFoundError, VersionNotFoundError
+from core.errors import ModelNotFoundError, VersionNotFoundError
 from tests.factories import register_approved_version, register_deployed_version, register_version
 
 

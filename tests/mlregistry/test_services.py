@@ -8,7 +8,7 @@ import pytest
 
 from mlregistry import artifacts, registration, services
 from mlregistry.models import MLModelVersion, ModelTransition, Status
-from pulselytics.errors import (
+from core.errors import (
     FourEyesError,
     GateFailedError,
     IllegalTransitionError,

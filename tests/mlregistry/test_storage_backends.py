@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from mlregistry import artifacts
-from mlregistry.training import services as training
+from training import services as training
 from predictions import services as serving
 from predictions.loader import model_cache
 from tests.factories import register_deployed_version, register_version, tiny_estimator

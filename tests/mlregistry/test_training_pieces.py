@@ -13,13 +13,13 @@ from sklearn import metrics as skm
 from sklearn.ensemble import IsolationForest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from mlregistry.schema import feature_spec
-from mlregistry.training import external
-from mlregistry.training.datasets import dataset_load
-from mlregistry.training.metrics import PRIMARY_METRIC, metrics_evaluate
-from mlregistry.training.profile import reference_profile_build
-from mlregistry.training.validation import gates_evaluate
-from pulselytics.errors import ValidationError
+from core.ml.schema import feature_spec
+from training import external
+from training.datasets import dataset_load
+from core.ml.metrics import PRIMARY_METRIC, metrics_evaluate
+from core.ml.profile import reference_profile_build
+from core.ml.gates import gates_evaluate
+from core.errors import ValidationError
 
 DECILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 

@@ -16,7 +16,7 @@ from django_celery_beat.models import PeriodicTask
 from monitoring.alerts import alert_acknowledge, alert_raise, alert_resolve
 from monitoring.models import Alert, AlertDelivery
 from monitoring.selectors import alerts_open
-from pulselytics.errors import IllegalTransitionError, NotFoundError, PermissionDeniedError
+from core.errors import IllegalTransitionError, NotFoundError, PermissionDeniedError
 from tests.factories import UserFactory
 
 RESEND_SCHEDULE = "monitoring: resend pending alert deliveries"

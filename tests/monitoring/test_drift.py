@@ -15,7 +15,7 @@ from django.utils import timezone
 from scipy import stats as scipy_stats
 from scipy.spatial.distance import jensenshannon
 
-from mlregistry.schema import feature_spec
+from core.ml.schema import feature_spec
 from monitoring.drift import drift_check, drift_check_all
 from monitoring.models import Alert, DriftReport
 from predictions.models import PredictionLog

@@ -19,7 +19,7 @@ from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from mlregistry.models import MLModel, MLModelVersion, Status, TrainingJob
-from mlregistry.training import services as training
+from training import services as training
 from monitoring import retraining
 from tests.celery_processes import celery_beat, celery_worker, process_env, wait_for
 from tests.monitoring.test_retraining import RECIPE, posts_csv, recipe_production
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(tra
               pytest.mark.usefixtures("groups_restored_after_module", "governance_groups")]
 
 OTHER_RECIPE = "engagement-comments"
-TRAINING_TASK = "mlregistry.tasks.training_job_run_task"
+TRAINING_TASK = "training.tasks.training_job_run_task"
 # Quick checks: on an empty registry each runs in milliseconds.
 CHECK_TASKS = ("monitoring.tasks.slo_check_task", "monitoring.tasks.drift_check_task",
                "monitoring.tasks.ab_evaluate_task", "monitoring.tasks.performance_check_task")

@@ -15,11 +15,11 @@ from django.utils import timezone
 from mlregistry import artifacts, registration, selectors
 from mlregistry import services as registry
 from mlregistry.models import MLModelVersion, ModelTransition, Status, TrainingJob
-from mlregistry.training import services as training
-from mlregistry.training.demo_data import demo_posts
+from training import services as training
+from demo.data import demo_posts
 from monitoring import alerts, retraining
 from monitoring.models import Alert
-from pulselytics.errors import PermissionDeniedError
+from core.errors import PermissionDeniedError
 from tests.factories import labelled_logs_create, register_version, tiny_estimator
 
 RECIPE = "engagement-likes"

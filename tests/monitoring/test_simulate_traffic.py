@@ -1,4 +1,4 @@
-"""`manage.py simulate_traffic` and monitoring.traffic: request bodies from the demo data
+"""`manage.py simulate_traffic` and demo.traffic: request bodies from the demo data
 generators (with drift and feedback shares), local targets only, bounded count and rate,
 and real predictions and feedback logged by a live server."""
 
@@ -10,16 +10,16 @@ from django.core.management import CommandError, call_command
 
 from mlregistry import selectors
 from mlregistry import services as registry
-from mlregistry.training.demo_data import DEFAULT_SEED, demo_leads
-from mlregistry.training.recipes import recipe_get
-from mlregistry.training.services import model_train
-from monitoring import traffic
+from demo.data import DEFAULT_SEED, demo_leads
+from core.ml.recipes import recipe_get
+from training.services import model_train
+from demo import traffic
 from monitoring.models import DriftReport
 from predictions import services as serving
 from predictions.api import auth
 from predictions.loader import model_cache
 from predictions.models import PredictionLog
-from pulselytics.errors import ValidationError
+from core.errors import ValidationError
 
 ALL_DEMO = list(traffic.DEFAULT_MODELS)
 

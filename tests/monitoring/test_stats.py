@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as scipy_stats
 from scipy.spatial.distance import jensenshannon
 
-from mlregistry.training.profile import categorical_entry, numeric_entry
+from core.ml.profile import categorical_entry, numeric_entry
 from monitoring import stats
 
 TOLERANCE = 1e-9

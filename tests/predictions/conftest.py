@@ -31,9 +31,9 @@ from mlregistry.models import (
     RegistryGeneration,
     TrainingDataset,
 )
-from mlregistry.training.demo_data import demo_leads, demo_posts
-from mlregistry.training.features import model_frame
-from mlregistry.training.services import model_train
+from demo.data import demo_leads, demo_posts
+from core.ml.features import model_frame
+from training.services import model_train
 from predictions import services as serving
 from predictions.api import auth
 from predictions.loader import model_cache

@@ -6,7 +6,7 @@ import uuid
 import numpy
 import pytest
 
-from mlregistry.schema import feature_spec
+from core.ml.schema import feature_spec
 from predictions.models import PredictionLog
 from tests.factories import register_deployed_version, tiny_estimator
 

@@ -52,7 +52,7 @@ from sklearn.preprocessing import OneHotEncoder
 from mlregistry import registration
 from mlregistry import services as registry
 from mlregistry.models import MLModelVersion, ModelTransition
-from mlregistry.schema import feature_spec
+from core.ml.schema import feature_spec
 from monitoring.models import Alert
 from predictions.models import PredictionFailure, PredictionLog
 

@@ -1,4 +1,4 @@
-"""predictions.explain on the real recipes (pure: no database).
+"""core.ml.explain on the real recipes (pure: no database).
 
 Each recipe is fitted once per module on 1,500 demo rows (the anomaly rule on 20), as the
 trainer fits it: the canonical frame of model_frame, `build_estimator(seed=0, n_samples)`.
@@ -15,15 +15,15 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from mlregistry.training.demo_data import demo_leads, demo_posts
-from mlregistry.training.features import model_frame
-from mlregistry.training.metrics import anomaly_scores, model_outputs
-from mlregistry.training.profile import reference_profile_build
-from mlregistry.training.recipes.engagement import EngagementComments, EngagementLikes
-from mlregistry.training.recipes.engagement_anomaly import EngagementAnomaly, RobustZScoreDetector
-from mlregistry.training.recipes.lead_conversion import LeadConversion
-from mlregistry.training.recipes.preprocessing import tabular_preprocessing
-from predictions.explain import (
+from demo.data import demo_leads, demo_posts
+from core.ml.features import model_frame
+from core.ml.metrics import anomaly_scores, model_outputs
+from core.ml.profile import reference_profile_build
+from core.ml.recipes.engagement import EngagementComments, EngagementLikes
+from core.ml.recipes.engagement_anomaly import EngagementAnomaly, RobustZScoreDetector
+from core.ml.recipes.lead_conversion import LeadConversion
+from core.ml.recipes.preprocessing import tabular_preprocessing
+from core.ml.explain import (
     BACKGROUND_ROWS,
     MAX_INSTANCES,
     ExplanationInconsistentError,

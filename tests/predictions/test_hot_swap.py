@@ -23,8 +23,8 @@ from django.db import connection
 
 from mlregistry import selectors
 from mlregistry import services as registry
-from mlregistry.training import demo_data
-from mlregistry.training import services as training
+from demo import data as demo_data
+from training import services as training
 from predictions import services as serving
 from tests.servers import free_port, process_group_stop
 

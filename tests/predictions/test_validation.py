@@ -6,14 +6,14 @@ import pandas
 import pytest
 from pandas.testing import assert_frame_equal
 
-from mlregistry.schema import feature_spec
-from mlregistry.training.features import model_frame
-from mlregistry.training.recipes.engagement import EngagementLikes
-from mlregistry.training.recipes.lead_conversion import LeadConversion
+from core.ml.schema import feature_spec
+from core.ml.features import model_frame
+from core.ml.recipes.engagement import EngagementLikes
+from core.ml.recipes.lead_conversion import LeadConversion
 from predictions import validation
 from predictions.parsers import NON_FINITE, StrictJSONParser
 from predictions.validation import ValidatedBatch, instances_validate
-from pulselytics.errors import ValidationError
+from core.errors import ValidationError
 
 SCHEMA = {"target": "y", "features": [
     feature_spec(name="amount", dtype="float", minimum=0, maximum=100),

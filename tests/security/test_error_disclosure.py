@@ -4,12 +4,12 @@
 Each test sends distinctive feature values (VALUES), forces a failure whose exception
 message quotes them beside a MARKER (as a scikit-learn or database error may quote the
 value it choked on), and checks the answer and every log record of the request, both as
-pytest captured it and as the production JSON formatter (pulselytics.logging) writes it.
+pytest captured it and as the production JSON formatter (core.logging) writes it.
 
 What is decided here:
 - a 500 is the bare `internal_error` envelope: message "internal error", details {};
 - the log keeps the traceback (frames and exception types, so the fault can be found) but
-  not the exception's message (pulselytics.logging.exception_outline);
+  not the exception's message (core.logging.exception_outline);
 - a 422 names the instance, the field and the code, never the value (a key the model does
   not know is echoed: it is the client's own field name, not a value);
 - a failing shadow is logged the same way, and the answer is unaffected.

@@ -1,5 +1,5 @@
 from mlregistry import selectors
-from pulselytics.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 
 
 class Command(ApplicationCommand):

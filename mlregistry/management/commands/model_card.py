@@ -1,6 +1,6 @@
 from mlregistry import selectors
 from mlregistry.model_card import model_card_build, model_card_markdown
-from pulselytics.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 
 
 class Command(ApplicationCommand):

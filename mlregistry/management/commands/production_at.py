@@ -5,7 +5,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
 
 from mlregistry import selectors
-from pulselytics.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 
 
 class Command(ApplicationCommand):

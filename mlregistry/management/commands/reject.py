@@ -1,5 +1,5 @@
 from mlregistry import selectors, services
-from pulselytics.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 
 
 class Command(ApplicationCommand):

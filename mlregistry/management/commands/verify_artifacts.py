@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 
 from mlregistry import selectors
-from pulselytics.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 
 
 class Command(ApplicationCommand):

@@ -1,5 +1,5 @@
 from monitoring.drift import drift_check_all
-from pulselytics.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 
 
 class Command(ApplicationCommand):

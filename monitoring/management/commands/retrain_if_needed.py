@@ -1,5 +1,5 @@
 from monitoring.retraining import retraining_check
-from pulselytics.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 
 
 class Command(ApplicationCommand):

@@ -8,7 +8,7 @@ TINY = "tests.recipes.TinyLikes"
 @pytest.fixture
 def tiny_recipe(settings):
     settings.PULSELYTICS_RECIPES = [*settings.PULSELYTICS_RECIPES, TINY]
-    from mlregistry.training.recipes import recipe_get
+    from core.ml.recipes import recipe_get
 
     return recipe_get("tiny-likes")
 

@@ -3,8 +3,8 @@
 import numpy
 import pytest
 
-from mlregistry.training import trainer
-from pulselytics.errors import InsufficientDataError, ValidationError
+from training import trainer
+from core.errors import InsufficientDataError, ValidationError
 from tests.mlregistry.training.conftest import tiny_frame
 from tests.recipes import RecordingHook
 

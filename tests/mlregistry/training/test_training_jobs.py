@@ -8,10 +8,10 @@ from django.utils import timezone
 
 from mlregistry import artifacts
 from mlregistry.models import MLModelVersion, TrainingJob
-from mlregistry.training import services as training_services
-from mlregistry.training import trainer
-from mlregistry.training.demo_data import demo_leads
-from mlregistry.training.recipes import recipe_get
+from training import services as training_services
+from training import trainer
+from demo.data import demo_leads
+from core.ml.recipes import recipe_get
 from tests.mlregistry.training.conftest import tiny_frame
 
 

@@ -14,7 +14,7 @@ from mlregistry.models import (
     TrainingDataset,
     TrainingJob,
 )
-from mlregistry.training import services as training_services
+from training import services as training_services
 from tests.factories import register_version
 from tests.mlregistry.training.conftest import tiny_frame
 

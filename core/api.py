@@ -1,0 +1,98 @@
+"""The API's one exception handler and error envelope (SPEC §4).
+
+    {"error": {"code": "...", "message": "...", "request_id": "...", "details": ...}}
+
+Typed ApplicationErrors carry their own code and status; DRF's own exceptions are mapped
+to the SPEC codes; a lost database connection is a 503 `database_unavailable` (Django
+reconnects by itself once the database is back); anything else is a 500 `internal_error`
+whose stack trace goes to the log, never to the client.
+"""
+
+import logging
+
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from core import prometheus as metrics
+from core.errors import ApplicationError, DatabaseUnavailableError
+from core.logging import exception_outline, request_id_var
+
+logger = logging.getLogger("core.api")
+
+# Seconds a client is asked to wait (Retry-After) when the database is unavailable.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+DRF_CODES = [
+    (exceptions.ParseError, "malformed_json"),
+    (exceptions.NotAuthenticated, "not_authenticated"),
+    (exceptions.AuthenticationFailed, "not_authenticated"),
+    (exceptions.PermissionDenied, "permission_denied"),
+    (exceptions.NotFound, "not_found"),
+    (exceptions.MethodNotAllowed, "method_not_allowed"),
+    (exceptions.NotAcceptable, "not_acceptable"),
+    (exceptions.UnsupportedMediaType, "unsupported_media_type"),
+    (exceptions.Throttled, "throttled"),
+    (exceptions.ValidationError, "validation_error"),
+]
+
+
+def error_body(*, code: str, message: str, details=None, request_id: str | None = None) -> dict:
+    return {"error": {"code": code, "message": message,
+                      "request_id": request_id or request_id_var.get(),
+                      "details": details if details is not None else {}}}
+
+
+def error_response(*, code: str, message: str, status: int, details=None, headers=None) -> Response:
+    metrics.API_ERRORS.labels(code=code).inc()
+    return Response(error_body(code=code, message=message, details=details), status=status,
+                    headers=headers)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, OperationalError | InterfaceError):
+        # Only the first line: a server message's CONTEXT may quote the row being written.
+        summary = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        logger.warning("database unavailable in %s: %s",
+                       context.get("view").__class__.__name__, summary)
+        error = DatabaseUnavailableError("the database is unavailable; retry shortly")
+        return error_response(code=error.code, message=error.message, status=error.http_status,
+                              headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+    if isinstance(exc, ApplicationError):
+        return error_response(code=exc.code, message=exc.message, status=exc.http_status,
+                              details=exc.details)
+    if isinstance(exc, exceptions.APIException):
+        code = next((code for kind, code in DRF_CODES if isinstance(exc, kind)), "error")
+        status = 422 if code == "validation_error" else exc.status_code
+        headers = {}
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait) + 1)
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        detail = exc.detail
+        message = str(detail) if isinstance(detail, str) else "invalid request"
+        return error_response(code=code, message=message, status=status,
+                              details=detail if not isinstance(detail, str) else {},
+                              headers=headers)
+    # The traceback without the exception's message, which may quote the request's values.
+    logger.error("unhandled error in %s", context.get("view").__class__.__name__,
+                 extra={"exception": exception_outline(exc)})
+    return error_response(code="internal_error", message="internal error", status=500)
+
+
+def json_server_error(request, *args, **kwargs) -> JsonResponse:
+    """handler500 for errors outside DRF's views (middleware, URL resolving)."""
+    metrics.API_ERRORS.labels(code="internal_error").inc()
+    return JsonResponse(error_body(code="internal_error", message="internal error",
+                                   request_id=getattr(request, "request_id", None)), status=500)
+
+
+def json_not_found(request, exception=None):
+    """handler404: the envelope under /api/, Django's page elsewhere (the admin)."""
+    if not request.path.startswith("/api/"):
+        return page_not_found(request, exception)
+    metrics.API_ERRORS.labels(code="not_found").inc()
+    return JsonResponse(error_body(code="not_found", message="no such endpoint",
+                                   request_id=getattr(request, "request_id", None)), status=404)

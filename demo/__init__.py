@@ -1,0 +1,1 @@
+"""The demo: synthetic data, seed_demo and simulate_traffic (README, "Quick start")."""

@@ -1,0 +1,1 @@
+"""Training: datasets, the trainer, training jobs, external registration (docs/training.md)."""

@@ -1,0 +1,38 @@
+from mlregistry import registration
+from mlregistry.models import Task
+from core.commands import ApplicationCommand
+
+
+class Command(ApplicationCommand):
+    help = (
+        "Register an externally trained estimator or Pipeline (saved with joblib) as a new "
+        "version in testing; schema, metrics and reference profile come from the data. "
+        "Prints the version string as the last line."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("--artifact", required=True, help="joblib file of the fitted model")
+        parser.add_argument("--data", required=True, help="CSV or Parquet file")
+        parser.add_argument("--target", required=True, help="target column in the data")
+        parser.add_argument("--task", required=True, choices=Task.values)
+        parser.add_argument("--user", required=True, help="username of the registering person")
+        parser.add_argument("--protected", nargs="+", action="extend", default=[],
+                            metavar="COL", help="protected attribute column(s)")
+        parser.add_argument("--client", default="", help="client id of a per-client model")
+        parser.add_argument("--description", default="")
+
+    def run(self, *args, name, artifact, data, target, task, user, protected, client,
+            description, **options):
+        version = registration.model_version_register_external(
+            name=name, task=task, user=self.user(user), artifact_path=artifact, data_path=data,
+            target=target, protected=protected, client_id=client, description=description,
+        )
+        self.stdout.write(
+            f"registered {version.model.name} {version.version} ({version.status}) "
+            f"model_sha256={version.model_sha256}"
+        )
+        for name, gate in sorted(version.gate_results.items()):
+            self.stdout.write(f"{name} gate: {'passed' if gate.get('passed') else 'FAILED'} "
+                              f"({gate.get('reason', '')})")
+        self.stdout.write(version.version)

@@ -1,0 +1,204 @@
+"""Train a recipe on a dataset (pure: no database access, no storage).
+
+    prepare (declared columns, client rows, canonical dtypes, rows without target dropped)
+    -> split (held-out validation, stratified for classifiers, fixed seed)
+    -> fit (lifecycle hooks around it) -> validation metrics, reference profile, fairness,
+       global feature importance on the validation rows
+
+The service (mlregistry.services.model_train) registers the result; a training failure
+raises before anything is stored.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy
+import pandas
+from sklearn.model_selection import train_test_split
+
+from core.ml import fairness
+from core.ml import importance
+from core.ml import metrics
+from core.ml.features import model_frame
+from core.ml.profile import reference_profile_build
+from core.ml.recipes import lifecycle_hooks
+from core.ml.recipes.base import Recipe, TrainingContext
+from core.errors import InsufficientDataError, ValidationError
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    estimator: Any
+    schema: dict
+    metrics: dict
+    reference_profile: dict
+    fairness_report: dict
+    hyperparameters: dict
+    training_report: dict
+    samples: int
+    fit_seconds: float
+    global_importance: dict | None = None  # importance.global_importance_compute
+
+
+@dataclass(frozen=True)
+class FeedbackRows:
+    """Training rows made from logged predictions with feedback."""
+
+    frame: pandas.DataFrame
+    skipped: int  # anomaly models: outcomes that were anomalies (not learnt as normal)
+    sha256: str  # of the rows as read, in order: identifies them like a dataset's hash
+
+
+def _no_progress(fraction: float, stage: str) -> None:
+    return None
+
+
+def feedback_rows(*, recipe: Recipe, chunks: Iterable[list[tuple[dict, Any, str]]],
+                  client_id: str = "") -> FeedbackRows:
+    """Rows in the recipe's dataset layout from (logged features, actual, client_id).
+
+    The outcome becomes the recipe's target column. A feature the log lacks (a PII one is
+    never stored; an optional non-input one may not have been sent) is a missing value,
+    which `prepare` treats like a gap in the dataset: imputed and counted for inputs, the
+    group "(missing)" in the fairness audit. A recipe without a target (anomaly detection)
+    learns what normal looks like, so it takes only rows whose outcome is `false` (no
+    anomaly). Rows keep the order they are read in, so the same rows give the same model.
+    """
+    names = [feature.name for feature in recipe.features]
+    columns: dict[str, list] = {name: [] for name in names}
+    targets, clients, skipped = [], [], 0
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        for features, actual, row_client in chunk:
+            digest.update(json.dumps([features, actual, row_client], sort_keys=True,
+                                     default=str).encode())
+            if recipe.target is None and actual is not False:
+                skipped += 1
+                continue
+            for name in names:
+                columns[name].append(features.get(name))
+            targets.append(actual)
+            clients.append(client_id or row_client)
+    if recipe.target:
+        columns[recipe.target] = targets
+    columns[recipe.client_column] = clients
+    # Inferred dtypes: class labels must stay numbers or bools for scikit-learn.
+    frame = pandas.DataFrame({name: pandas.Series(values, dtype=None if values else object)
+                              for name, values in columns.items()})
+    return FeedbackRows(frame=frame, skipped=skipped, sha256=digest.hexdigest())
+
+
+def prepare(*, recipe: Recipe, frame: pandas.DataFrame, client_id: str = ""
+            ) -> tuple[pandas.DataFrame, pandas.Series | None, pandas.DataFrame, dict]:
+    """Inputs (canonical dtypes), target, protected columns and a report of what was done."""
+    schema = recipe.feature_schema()
+    needed = [f["name"] for f in schema["features"]]
+    needed += [recipe.target] if recipe.target else []
+    needed += [recipe.client_column] if client_id else []
+    missing = [name for name in needed if name not in frame.columns]
+    if missing:
+        raise ValidationError(
+            f"the dataset lacks column(s) {', '.join(missing)} that {recipe.name} needs",
+            details={"missing": missing},
+        )
+    report: dict[str, Any] = {"rows_read": int(len(frame))}
+    if client_id:
+        frame = frame[frame[recipe.client_column].astype(str) == str(client_id)]
+        report["rows_for_client"] = int(len(frame))
+    target = None
+    if recipe.target:
+        target = frame[recipe.target]
+        if recipe.task == metrics.REGRESSION:
+            target = pandas.to_numeric(target, errors="coerce").astype(float)
+            target = target.mask(numpy.isinf(target.to_numpy()))
+        labelled = target.notna()
+        report["rows_without_target"] = int((~labelled).sum())
+        frame, target = frame[labelled], target[labelled]
+    inputs, coercion = model_frame(frame, schema)
+    protected = frame[[f["name"] for f in schema["features"] if f["protected"]]]
+    report.update(coercion.as_dict())
+    report["rows_used"] = int(len(frame))
+    return inputs, target, protected, report
+
+
+def _split(recipe: Recipe, n_rows: int, target: pandas.Series | None, seed: int
+           ) -> tuple[numpy.ndarray, numpy.ndarray]:
+    positions = numpy.arange(n_rows)
+    stratify = None
+    if target is not None and recipe.task in (metrics.BINARY, metrics.MULTICLASS):
+        counts = target.value_counts()
+        if len(counts) > 1 and counts.min() >= 2:
+            stratify = target.to_numpy()
+    return train_test_split(positions, test_size=recipe.validation_fraction,
+                            random_state=seed, stratify=stratify)
+
+
+def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_id: str = "",
+                 model_name: str | None = None, progress: Progress = _no_progress) -> TrainedModel:
+    progress(0.05, "preparing data")
+    inputs, target, protected, report = prepare(recipe=recipe, frame=frame, client_id=client_id)
+    n_rows = len(inputs)
+    below_minimum = n_rows < recipe.min_samples
+    if below_minimum and (client_id or not recipe.fallback_below_minimum):
+        who = f"client {client_id}" if client_id else "the dataset"
+        raise InsufficientDataError(
+            f"{recipe.name} needs at least {recipe.min_samples} rows; {who} has {n_rows}"
+            + (" (the global model serves this client)" if client_id else ""),
+            details={"rows": n_rows, "minimum": recipe.min_samples},
+        )
+    progress(0.15, "splitting")
+    train_at, validation_at = _split(recipe, n_rows, target, seed)
+    report["train_rows"], report["validation_rows"] = int(len(train_at)), int(len(validation_at))
+    x_train, x_validation = inputs.iloc[train_at], inputs.iloc[validation_at]
+    y_train = target.iloc[train_at].to_numpy() if target is not None else None
+    y_validation = target.iloc[validation_at].to_numpy() if target is not None else None
+
+    context = TrainingContext(recipe=recipe, model_name=model_name or recipe.name,
+                              client_id=client_id, seed=seed, n_rows=len(train_at))
+    hooks = lifecycle_hooks(recipe)
+    # The recipe chooses by the rows the model is built from (SPEC §5 minimum counts).
+    estimator = recipe.build_estimator(seed=seed, n_samples=n_rows)
+    progress(0.2, "fitting")
+    for hook in hooks:
+        hook.before_train(context)
+    if y_train is None:
+        estimator.fit(x_train)
+    else:
+        estimator.fit(x_train, y_train)
+    for hook in hooks:
+        hook.after_train(context, estimator)
+
+    progress(0.75, "validating")
+    validation_metrics = metrics.metrics_evaluate(
+        task=recipe.task, estimator=estimator, features=x_validation, target=y_validation)
+    progress(0.85, "profiling")
+    schema = recipe.feature_schema()
+    outputs, output_kind = metrics.model_outputs(task=recipe.task, estimator=estimator,
+                                                 features=x_train)
+    profile = reference_profile_build(frame=x_train, schema=schema, outputs=outputs, seed=seed,
+                                      output_kind=output_kind)
+    progress(0.9, "fairness audit")
+    fairness_report = fairness.fairness_report(
+        task=recipe.task,
+        protected={name: protected[name].iloc[validation_at].to_numpy() for name in protected},
+        y_true=y_validation,
+        y_pred=estimator.predict(x_validation),
+    )
+    progress(0.93, "feature importance")
+    global_importance = importance.global_importance_compute(
+        estimator=estimator, task=recipe.task, schema=schema, frame=x_validation,
+        reference_profile=profile)
+    report["notes"] = context.notes
+    return TrainedModel(
+        estimator=estimator, schema=schema, metrics=validation_metrics,
+        reference_profile=profile, fairness_report=fairness_report,
+        hyperparameters={**recipe.hyperparameters(estimator), "seed": seed},
+        training_report=report, samples=n_rows,
+        fit_seconds=float(context.timings.get("fit_seconds", 0.0)),
+        global_importance=global_importance,
+    )
