@@ -2,6 +2,7 @@
 #
 #   make run      venv + pinned deps, migrate, seed_demo, web + Celery worker + beat
 #   make test     venv + pinned deps, pytest (PYTEST_ARGS="-k foo -x" passes through)
+#   make lint     ruff over the whole tree (rules in pyproject.toml)
 #   make ci-deps  PostgreSQL, Redis and Chromium from Debian's packages (for the tests)
 #   make lock     regenerate requirements.lock from pyproject.toml (+[dev])
 
@@ -25,10 +26,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help install test run ci-deps lock
+.PHONY: help install test lint run ci-deps lock
 
 help:
-	@sed -n '3,6p' Makefile | sed 's/^# *//'
+	@sed -n '3,7p' Makefile | sed 's/^# *//'
 
 # Internal: (re)build the venv only when the dependency pins change.
 install: $(STAMP)
@@ -43,6 +44,9 @@ $(STAMP): pyproject.toml requirements.lock
 # pytest's own exit code is make's: failures fail, and so does 5 (no tests collected).
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
 
 # scripts/run.py migrates, runs seed_demo when that command exists, then supervises
 # gunicorn + Celery worker + Celery beat until Ctrl-C / SIGTERM, which stop them all.

@@ -39,8 +39,8 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-from rest_framework.response import Response  # noqa: E402
-from rest_framework.views import APIView  # noqa: E402
+from rest_framework.response import Response  # noqa: E402 - after the settings above
+from rest_framework.views import APIView  # noqa: E402 - after the settings above
 
 # --- the model, loaded once per process ---------------------------------------------------
 

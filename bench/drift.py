@@ -37,7 +37,7 @@ import pandas
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import servers
+from tests import servers  # noqa: E402 - after sys.path is set
 
 REFERENCE_ROWS = 5000
 REFERENCE_SEED = 3
@@ -104,9 +104,9 @@ class Bench:
         from django.contrib.auth.models import Group, User
         from django.core.management import call_command
 
-        from mlregistry import registration, services
-        from core.ml.schema import feature_spec
         from core.ml.profile import reference_profile_build
+        from core.ml.schema import feature_spec
+        from mlregistry import registration, services
         from tests.factories import tiny_estimator
 
         log("migrating")
@@ -187,13 +187,14 @@ class Bench:
         script = (
             "import re, django; django.setup(); "
             "from monitoring.drift import drift_check; "
-            "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]); "
+            "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', "
+            "open('/proc/self/status').read())[1]); "
             "before = hwm(); "
             f"drift_check(version_id={self.version.pk}); "
             "print(before, hwm())"
         )
         result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=os.environ,
-                                capture_output=True, text=True, timeout=600)
+                                capture_output=True, text=True, timeout=600, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"the measuring process failed:\n{result.stderr[-3000:]}")
         before_kib, peak_kib = (int(field) for field in result.stdout.split()[-2:])
@@ -244,7 +245,8 @@ def main() -> int:
               "process RSS before / peak (MiB) | drifted features |\n"
               "| ---: | ---: | ---: | ---: | ---: | --- |\n")
     for r in results:
-        out.write(f"| {r['n_current']:,} | {r['seconds']:.2f} | {r['n_current'] / r['seconds']:,.0f} "
+        out.write(f"| {r['n_current']:,} | {r['seconds']:.2f} "
+                  f"| {r['n_current'] / r['seconds']:,.0f} "
                   f"| {r['peak_mib']:.1f} | {r['rss_before_mib']:.0f} / {r['rss_peak_mib']:.0f} "
                   f"| {', '.join(r['drifted']) or 'none'} |\n")
     print(out.getvalue(), end="")

@@ -196,8 +196,8 @@ class Bench:
         from django.core.management import call_command
         from django.db import connection
 
-        from mlregistry import artifacts
         from demo.services import demo_seed
+        from mlregistry import artifacts
         from mlregistry.models import MLModelVersion, Status
         from predictions.services import api_key_create
 

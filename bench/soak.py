@@ -81,8 +81,8 @@ class Traffic:
 
 def traffic_build() -> Traffic:
     """Bodies from demo rows the models were not trained on (seed 7, as bench/serving.py)."""
-    from mlregistry.models import MLModelVersion, Status
     from demo import data as demo_data
+    from mlregistry.models import MLModelVersion, Status
 
     posts = demo_data.demo_posts(seed=7, n=2000)
     leads = demo_data.demo_leads(seed=7, n=2000)

@@ -1,11 +1,11 @@
-"""The API's one exception handler and error envelope (SPEC §4).
+"""The API's one exception handler and error envelope (docs/api.md#errors).
 
     {"error": {"code": "...", "message": "...", "request_id": "...", "details": ...}}
 
-Typed ApplicationErrors carry their own code and status; DRF's own exceptions are mapped
-to the SPEC codes; a lost database connection is a 503 `database_unavailable` (Django
-reconnects by itself once the database is back); anything else is a 500 `internal_error`
-whose stack trace goes to the log, never to the client.
+Typed ApplicationErrors carry their own code and status; DRF's own exceptions are mapped to the
+codes of docs/api.md#errors; a lost database connection is a 503 `database_unavailable` (Django
+reconnects by itself once the database is back); anything else is a 500 `internal_error` whose stack
+trace goes to the log, never to the client.
 """
 
 import logging
@@ -20,7 +20,7 @@ from core import prometheus as metrics
 from core.errors import ApplicationError, DatabaseUnavailableError
 from core.logging import exception_outline, request_id_var
 
-logger = logging.getLogger("core.api")
+logger = logging.getLogger("pulselytics.api")
 
 # Seconds a client is asked to wait (Retry-After) when the database is unavailable.
 DATABASE_RETRY_AFTER_SECONDS = 5

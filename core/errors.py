@@ -1,6 +1,6 @@
 """Typed application errors: a stable machine-readable code and an HTTP status.
 
-Services raise these; the API's one exception handler renders them as the SPEC §4
+Services raise these; the API's one exception handler renders them as the docs/api.md#errors
 envelope, management commands turn them into a one-line CommandError, admin actions into
 an error message.
 """
@@ -24,7 +24,7 @@ class ValidationError(ApplicationError):
 
 
 class InsufficientDataError(ValidationError):
-    """Too few rows to train (SPEC §5 minimum sample counts)."""
+    """Too few rows to train (docs/training.md#recipes minimum sample counts)."""
 
     code = "insufficient_data"
 

@@ -41,9 +41,9 @@ class JsonFormatter(logging.Formatter):
 def exception_outline(exc: BaseException) -> str:
     """The traceback of `exc` and of the exceptions it came from, without their messages.
 
-    For errors met while serving a request: a message may quote the request's values (a
-    scikit-learn or database error naming what it could not handle), and feature values
-    never go to the logs (SPEC §4). The frames and exception types still locate the fault.
+    For errors met while serving a request: a message may quote the request's values (a scikit-learn
+    or database error naming what it could not handle), and feature values never go to the logs
+    (docs/api.md#errors). The frames and exception types still locate the fault.
     """
     chain = []
     outline: traceback.TracebackException | None = traceback.TracebackException.from_exception(exc)

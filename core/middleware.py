@@ -1,4 +1,5 @@
-"""Request id in and out (SPEC §4), the logging context, and the API's guard rails."""
+"""Request id in and out (docs/api.md#authentication), the logging context, and the API's guard
+rails."""
 
 import re
 import time

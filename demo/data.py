@@ -144,7 +144,7 @@ def _post_accounts(rng: numpy.random.Generator, accounts: pandas.DataFrame, n: i
                    ) -> numpy.ndarray:
     """Which account wrote each post: per client its share of posts, then by activity."""
     others = n - SMALL_CLIENT_POSTS
-    counts = {client: int(round(share * others)) for client, share, _ in POST_CLIENTS}
+    counts = {client: round(share * others) for client, share, _ in POST_CLIENTS}
     counts[BIG_CLIENT] += others - sum(counts.values())
     counts[SMALL_CLIENT] = SMALL_CLIENT_POSTS
     chosen = []
@@ -263,7 +263,7 @@ def demo_leads(*, seed: int = DEFAULT_SEED, n: int = 5000) -> pandas.DataFrame:
     rng = numpy.random.default_rng(seed)
     interest = rng.normal(0.0, 1.0, n)
     source = _pick(rng, SOURCE_SHARE, n)
-    industry = _pick(rng, {name: 1.0 for name in INDUSTRY_EFFECT}, n)
+    industry = _pick(rng, dict.fromkeys(INDUSTRY_EFFECT, 1.0), n)
     company_size = _pick(rng, COMPANY_SIZE_SHARE, n)
     region = _pick(rng, REGION_SHARE, n)
     pages_viewed = rng.poisson(numpy.exp(1.3 + 0.5 * interest)).astype(numpy.int64)

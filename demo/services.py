@@ -15,15 +15,14 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
 
+from core.errors import ApplicationError
+from demo import data as demo_data
 from mlregistry import selectors, services
 from mlregistry.models import MLModelVersion, Status
-from demo import data as demo_data
-from training import services as training_services
+from predictions import selectors as prediction_selectors
 from predictions import services as prediction_services
-from predictions.models import ClientAPIKey
-from core.errors import ApplicationError
+from training import services as training_services
 
 DEMO_SEED = demo_data.DEFAULT_SEED
 # Training seed of the demo models (the default of settings.TRAINING_SEED).
@@ -90,11 +89,9 @@ def _demo_api_key(key_file: Path) -> str:
     """The demo key from its file while it is valid; else a new one (old demo keys revoked)."""
     if key_file.exists():
         key = key_file.read_text().strip()
-        if ClientAPIKey.objects.is_valid(key):
+        if prediction_selectors.api_key_is_valid(key=key):
             return key
-    with transaction.atomic():
-        ClientAPIKey.objects.filter(name=DEMO_API_KEY_NAME, revoked=False).update(revoked=True)
-        _, key = prediction_services.api_key_create(name=DEMO_API_KEY_NAME)
+    _, key = prediction_services.api_key_replace(name=DEMO_API_KEY_NAME)
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.write_text(key + "\n")
     os.chmod(key_file, 0o600)
@@ -123,7 +120,8 @@ def demo_seed(*, data_dir: Path | None = None, progress=None) -> DemoSummary:
     for recipe_name, file_name in DEMO_RECIPES.items():
         for client_id in ("", DEMO_CLIENT):
             model_name = training_services.client_model_name(recipe_name, client_id)
-            if MLModelVersion.objects.filter(model__name=model_name, status=Status.PRODUCTION).exists():
+            live = MLModelVersion.objects.filter(model__name=model_name, status=Status.PRODUCTION)
+            if live.exists():
                 summary.already_live.append(model_name)
                 continue
             candidate = (

@@ -1,15 +1,14 @@
 """Synthetic traffic for the demo models (`manage.py simulate_traffic`), so that the
 dashboard has something to show.
 
-`traffic_plan` is pure: it draws one instance per predict request from the demo data
-generators (demo.data) run with the demo's own seed but another row
-count than seed_demo trained on: the same clients and accounts (whose followers and usual
-engagement are drawn per seed, so another seed would look like drift by itself), new posts
-and leads. It shifts two numeric features of some requests by about one standard deviation when asked
-to (input drift the drift check flags), and keeps each row's true outcome from the same
-generator for the feedback. `traffic_send` sends the plan over HTTP at a bounded rate, to
-this machine only (`local_base_url`), and posts the outcomes of a share of the answered
-predictions as feedback.
+`traffic_plan` is pure: it draws one instance per predict request from the demo data generators
+(demo.data) run with the demo's own seed but another row count than seed_demo trained on: the same
+clients and accounts (whose followers and usual engagement are drawn per seed, so another seed would
+look like drift by itself), new posts and leads. It shifts two numeric features of some requests by
+about one standard deviation when asked to (input drift the drift check flags), and keeps each row's
+true outcome from the same generator for the feedback. `traffic_send` sends the plan over HTTP at a
+bounded rate, to this machine only (`local_base_url`), and posts the outcomes of a share of the
+answered predictions as feedback.
 """
 
 import json
@@ -26,9 +25,9 @@ from typing import Any
 import numpy
 import pandas
 
-from demo import data as demo_data
-from core.ml.recipes import recipe_get
 from core.errors import ValidationError
+from core.ml.recipes import recipe_get
+from demo import data as demo_data
 
 MAX_COUNT = 10_000
 MAX_RATE = 200.0

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
+from core.admin_mixins import ReadOnlyAdminMixin
+from core.ml.kinds import PRIMARY_METRIC
 from mlregistry import selectors
 from mlregistry.admin_actions import VersionActionsMixin
 from mlregistry.model_card import gates_summary, model_card_build
@@ -12,8 +14,6 @@ from mlregistry.models import (
     TrainingDataset,
     TrainingJob,
 )
-from core.ml.metrics import PRIMARY_METRIC
-from core.admin_mixins import ReadOnlyAdminMixin
 
 
 @admin.register(MLModel)
@@ -129,8 +129,8 @@ class MLModelVersionAdmin(VersionActionsMixin, ReadOnlyAdminMixin, admin.ModelAd
         return format_html_join(" ", '<span class="badge gate-{}" title="{}">{}: {}</span>',
                                 ((g["state"], g["reason"], g["name"], g["state"]) for g in gates))
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="",
-                           obj=None):
+    def render_change_form(self, request, context, add=False, change=False,  # noqa: PLR0917
+                           form_url="", obj=None):  # (Django's signature)
         if obj is not None:
             card = model_card_build(version=obj)
             context.update(card=card, evidence=selectors.model_version_evidence(version=obj),
@@ -148,7 +148,8 @@ class ModelTransitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(TrainingDataset)
 class TrainingDatasetAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["model_name", "original_name", "rows", "short_sha256", "uploaded_by", "created_at"]
+    list_display = ["model_name", "original_name", "rows", "short_sha256", "uploaded_by",
+                    "created_at"]
     list_filter = ["model_name"]
     readonly_fields = [field.name for field in TrainingDataset._meta.fields]
 

@@ -1,14 +1,16 @@
 """The version admin's registry actions: approve, reject, deploy, A/B or shadow test, end
-test, promote winner, roll back.
+test, roll back; apps above the registry add theirs (monitoring: promote winner) with
+`version_action_register`.
 
 Each action is a page of its own under /admin/mlregistry/mlmodelversion/<pk>/<action>/:
 GET shows the version, what will happen (for a rollback the service's dry-run plan, for
 "promote winner" the latest A/B verdict) and a form; POST, CSRF-protected, calls the
 registry service. An action is offered (a button in the change view) only when the
-version's state allows it and the user may use it; forced anyway, it answers 403 when the
-user lacks the permission and otherwise redirects with the reason as an error message.
-The services stay the authority: whatever they refuse (four eyes, gates, traffic limits,
-a state changed meanwhile) becomes an error message and nothing changes.
+action's precondition (mlregistry/preconditions.py, the same check the service enforces)
+passes for this user and version; forced anyway, it answers 403 when the user lacks the
+permission and otherwise redirects with the reason as an error message. Whatever the
+service refuses on POST (gates, traffic limits, a state changed meanwhile) becomes an
+error message too, and nothing changes.
 """
 
 from collections.abc import Callable
@@ -23,12 +25,9 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from mlregistry import forms, selectors, services
+from core.errors import ApplicationError, PermissionDeniedError
+from mlregistry import forms, preconditions, selectors, services
 from mlregistry.models import MLModelVersion, Status
-from monitoring import ab
-from monitoring import selectors as monitoring_selectors
-from monitoring.models import ABEvaluation
-from core.errors import ApplicationError
 
 # Only for the confirmation page's dry run: the real reason is asked for on that page.
 DRY_RUN_REASON = "rollback preview on the admin confirmation page"
@@ -38,93 +37,18 @@ def _champion(version: MLModelVersion) -> MLModelVersion | None:
     return selectors.model_production_version(model=version.model)
 
 
-def _in_test(version: MLModelVersion) -> bool:
-    live = bool(version.traffic_percentage or version.is_shadow)
-    return version.status == Status.STAGING and live
-
-
-def _previous_production_exists(version: MLModelVersion) -> bool:
-    return MLModelVersion.objects.filter(
-        model_id=version.model_id, status=Status.ARCHIVED, deployed_at__isnull=False,
-        artifacts_deleted_at__isnull=True,
-    ).exists()
-
-
-def _latest_evaluation(version: MLModelVersion) -> ABEvaluation | None:
-    """The model's latest A/B evaluation when it judged this running challenger against the
-    current champion: the one ab_promote_winner acts on."""
-    if version.status != Status.STAGING or not version.traffic_percentage:
-        return None
-    latest = monitoring_selectors.ab_evaluation_latest(model_name=version.model.name)
-    champion = _champion(version)
-    if latest is None or champion is None:
-        return None
-    if (latest.challenger_id, latest.champion_id) != (version.pk, champion.pk):
-        return None
-    return latest
-
-
 def _rollback_target(version: MLModelVersion) -> str | None:
     """From the champion's page: the previous production version (the service picks it);
     from a former champion's page: this version."""
     return None if version.status == Status.PRODUCTION else version.version
 
 
-# --- when each action is possible (state only; permissions are checked separately) --------
+# --- when each action is possible: the services' own preconditions ------------------------
 
 
-def _approve_state(version: MLModelVersion) -> str:
-    if version.status != Status.TESTING:
-        return f"only testing versions can be approved; {version} is {version.status}"
-    return ""
-
-
-def _reject_state(version: MLModelVersion) -> str:
-    if version.status not in (Status.TESTING, Status.STAGING):
-        return f"only testing or staging versions can be rejected; {version} is {version.status}"
-    return ""
-
-
-def _deploy_state(version: MLModelVersion) -> str:
-    if version.status != Status.STAGING:
-        return f"only approved (staging) versions can be deployed; {version} is {version.status}"
-    return ""
-
-
-def _start_test_state(version: MLModelVersion) -> str:
-    if version.status != Status.STAGING:
-        return f"only approved (staging) versions can be tested; {version} is {version.status}"
-    if _in_test(version):
-        return f"{version} is already in a live test"
-    if _champion(version) is None:
-        return f"{version.model.name} has no production version to test {version} against"
-    return ""
-
-
-def _end_test_state(version: MLModelVersion) -> str:
-    return "" if _in_test(version) else f"{version} is not in a live A/B or shadow test"
-
-
-def _promote_state(version: MLModelVersion) -> str:
-    evaluation = _latest_evaluation(version)
-    if evaluation is None:
-        return f"{version} is not a challenger with an A/B evaluation against the champion"
-    if evaluation.verdict == ABEvaluation.Verdict.INCONCLUSIVE:
-        return f"the latest A/B evaluation of {version} is inconclusive: there is no winner yet"
-    return ""
-
-
-def _rollback_state(version: MLModelVersion) -> str:
-    if version.status == Status.PRODUCTION:
-        if _previous_production_exists(version):
-            return ""
-        return f"{version.model.name} has no previous production version to roll back to"
-    if version.status == Status.ARCHIVED and version.deployed_at is not None:
-        if version.artifacts_deleted_at is None:
-            return ""
-        return f"the artifacts of {version} were removed by clean-up"
-    return (f"only the champion or a former production version can be rolled back to; "
-            f"{version} is {version.status}")
+def _rollback_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
+    preconditions.rollback_check(model=version.model, user=user,
+                                 to_version=_rollback_target(version))
 
 
 # --- what the confirmation page says will happen -------------------------------------------
@@ -140,7 +64,7 @@ def _approve_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
 
 def _reject_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
     effect = f"{version} is archived with your notes; it can no longer be approved or deployed."
-    if _in_test(version):
+    if preconditions.in_live_test(version):
         effect += " Its live test ends and its traffic returns to the champion."
     return {"effect": effect}
 
@@ -170,18 +94,6 @@ def _end_test_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
     what = "its traffic returns to the champion" if version.traffic_percentage else (
         "it stops receiving copies of requests")
     return {"effect": f"The test of {version} ends: {what}. It stays approved (staging)."}
-
-
-def _promote_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
-    evaluation = _latest_evaluation(version)
-    champion = evaluation.champion.version
-    if evaluation.verdict == ABEvaluation.Verdict.CHALLENGER_BETTER:
-        effect = (f"The challenger won: {version} becomes the champion with 100% of traffic and "
-                  f"{champion} is archived.")
-    else:
-        effect = (f"The champion won: the test of {version} ends and {champion} keeps all "
-                  "traffic.")
-    return {"effect": effect, "evaluation": evaluation}
 
 
 def _rollback_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
@@ -242,15 +154,6 @@ def _end_test(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> st
     return f"Ended the test of {version}: it stays approved (staging) with no traffic."
 
 
-def _promote(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
-    previous = _champion(version)
-    winner = ab.ab_promote_winner(model_name=version.model.name, user=user)
-    if winner.pk == version.pk:
-        archived = f"; {previous.version} is archived" if previous is not None else ""
-        return f"Promoted the A/B winner: {winner} is now champion with 100% of traffic{archived}."
-    return f"The champion {winner.version} won the A/B test: the test of {version} ended."
-
-
 def _rollback(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
     plan = services.model_rollback(model=version.model, user=user, reason=data["reason"],
                                    to_version=_rollback_target(version))
@@ -262,34 +165,42 @@ def _rollback(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> st
 class VersionAction:
     name: str  # URL segment; the button's id is "action-<name>"
     label: str
-    permission: str
     form_class: type[forms.ActionForm]
-    state_refusal: Callable[[MLModelVersion], str]  # why not in this state, "" when possible
+    # The service's precondition, called as check(version=..., user=...): raises why not.
+    check: Callable[..., object]
     # The confirmation page's "effect" (what will happen) and extras.
     describe: Callable[[MLModelVersion, AbstractBaseUser], dict]
     perform: Callable[[MLModelVersion, AbstractBaseUser, dict], str]  # the success message
-    four_eyes: bool = False  # refused to the version's creator
+    extra_template: str = ""  # included in the confirmation page, with the extras above
 
 
 ACTIONS = [
-    VersionAction("approve", "Approve", services.APPROVE_PERMISSION, forms.ApproveForm,
-                  _approve_state, _approve_describe, _approve, four_eyes=True),
-    VersionAction("reject", "Reject", services.APPROVE_PERMISSION, forms.RejectForm,
-                  _reject_state, _reject_describe, _reject, four_eyes=True),
-    VersionAction("deploy", "Deploy as champion", services.DEPLOY_PERMISSION, forms.NotesForm,
-                  _deploy_state, _deploy_describe, _deploy),
-    VersionAction("ab-test", "Start A/B test", services.DEPLOY_PERMISSION, forms.ABTestForm,
-                  _start_test_state, _ab_test_describe, _ab_test),
-    VersionAction("shadow-test", "Start shadow test", services.DEPLOY_PERMISSION,
-                  forms.NotesForm, _start_test_state, _shadow_test_describe, _shadow_test),
-    VersionAction("end-test", "End test", services.DEPLOY_PERMISSION, forms.NotesForm,
-                  _end_test_state, _end_test_describe, _end_test),
-    VersionAction("promote-winner", "Promote winner", services.DEPLOY_PERMISSION,
-                  forms.ConfirmForm, _promote_state, _promote_describe, _promote),
-    VersionAction("rollback", "Roll back", services.DEPLOY_PERMISSION, forms.RollbackForm,
-                  _rollback_state, _rollback_describe, _rollback),
+    VersionAction("approve", "Approve", forms.ApproveForm, preconditions.approve_check,
+                  _approve_describe, _approve),
+    VersionAction("reject", "Reject", forms.RejectForm, preconditions.reject_check,
+                  _reject_describe, _reject),
+    VersionAction("deploy", "Deploy as champion", forms.NotesForm, preconditions.deploy_check,
+                  _deploy_describe, _deploy),
+    VersionAction("ab-test", "Start A/B test", forms.ABTestForm,
+                  preconditions.live_test_start_check, _ab_test_describe, _ab_test),
+    VersionAction("shadow-test", "Start shadow test", forms.NotesForm,
+                  preconditions.live_test_start_check, _shadow_test_describe, _shadow_test),
+    VersionAction("end-test", "End test", forms.NotesForm, preconditions.live_test_end_check,
+                  _end_test_describe, _end_test),
+    VersionAction("rollback", "Roll back", forms.RollbackForm, _rollback_check,
+                  _rollback_describe, _rollback),
 ]
 ACTIONS_BY_NAME = {action.name: action for action in ACTIONS}
+
+
+def version_action_register(action: VersionAction, *, before: str = "rollback") -> None:
+    """Add an action of an app above the registry to the version admin (from its ready())."""
+    if action.name in ACTIONS_BY_NAME:
+        return
+    position = next((i for i, known in enumerate(ACTIONS) if known.name == before),
+                    len(ACTIONS))
+    ACTIONS.insert(position, action)
+    ACTIONS_BY_NAME[action.name] = action
 
 
 @dataclass(frozen=True)
@@ -301,14 +212,11 @@ class Refusal:
 def version_action_refusal(*, action: VersionAction, version: MLModelVersion,
                            user: AbstractBaseUser) -> Refusal | None:
     """Why `user` may not use `action` on `version` now, or None when they may."""
-    if not (user.is_active and user.has_perm(action.permission)):
-        return Refusal(f"{user.get_username()} may not {action.label.lower()} (needs "
-                       f"{action.permission})", forbidden=True)
-    if action.four_eyes and version.created_by_id == user.pk:
-        return Refusal(f"{user.get_username()} created {version} and may not "
-                       f"{action.label.lower()} it (four eyes)", forbidden=False)
-    why = action.state_refusal(version)
-    return Refusal(f"Cannot {action.label.lower()}: {why}.", forbidden=False) if why else None
+    error = preconditions.refusal(action.check, version=version, user=user)
+    if error is None:
+        return None
+    # A missing permission is a 403; four eyes and the version's state are explained.
+    return Refusal(error.message, forbidden=error.code == PermissionDeniedError.code)
 
 
 class VersionActionsMixin:

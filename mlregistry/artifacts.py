@@ -164,7 +164,8 @@ def bundle_paths(*, objects: dict[str, Any], documents: dict[str, Any] | None = 
     return manifest_paths(manifest) | {manifest_name(manifest_sha256(manifest))}
 
 
-def bundle_save(*, objects: dict[str, Any], documents: dict[str, Any] | None = None) -> tuple[dict, str]:
+def bundle_save(*, objects: dict[str, Any],
+                documents: dict[str, Any] | None = None) -> tuple[dict, str]:
     """Store a bundle; returns (manifest, model_sha256).
 
     `objects` are pickled with joblib (estimator, preprocessing); `documents` are plain JSON

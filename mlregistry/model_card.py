@@ -1,4 +1,5 @@
-"""The model card of a version (SPEC §3 `model_card`): the evidence a reviewer signs off on.
+"""The model card of a version (docs/registry.md#commands `model_card`): the evidence a reviewer
+signs off on.
 
 `model_card_build` gathers it as data: purpose, data and its hash, metrics against the
 production version, the fairness table, the gates, approvals, environment and global
@@ -10,27 +11,22 @@ artifact is loaded.
 
 from datetime import datetime
 
+from core.ml.kinds import ANOMALY, BINARY, HIGHER_IS_BETTER, MULTICLASS, PRIMARY_METRIC, REGRESSION
 from mlregistry import selectors
 from mlregistry.models import MLModelVersion, Status
-from core.ml.metrics import PRIMARY_METRIC
 
-# Whether a larger value of a metric is better; metrics not listed (anomaly contamination
-# and score quantiles, counts) describe the data and have no better direction.
-HIGHER_IS_BETTER = {"r2": True, "mae": False, "rmse": False, "accuracy": True,
-                    "precision": True, "recall": True, "f1": True, "roc_auc": True,
-                    "brier": False}
 METRIC_ORDER = ["r2", "mae", "rmse", "roc_auc", "accuracy", "precision", "recall", "f1", "brier",
                 "contamination", "q01", "q05", "q50", "q95", "q99"]
 TOLERANCE = 1e-12
 # Group columns of the fairness table per task (see core.ml.fairness).
 FAIRNESS_COLUMNS = {
-    "binary_classification": [("n", "Rows"), ("selection_rate", "Selection rate"),
+    BINARY: [("n", "Rows"), ("selection_rate", "Selection rate"),
                               ("positives", "Positives"),
                               ("true_positive_rate", "True-positive rate")],
-    "anomaly_detection": [("n", "Rows"), ("selection_rate", "Flagged rate")],
-    "regression": [("n", "Rows"), ("mean_prediction", "Mean prediction"),
+    ANOMALY: [("n", "Rows"), ("selection_rate", "Flagged rate")],
+    REGRESSION: [("n", "Rows"), ("mean_prediction", "Mean prediction"),
                    ("mean_actual", "Mean actual")],
-    "multiclass_classification": [("n", "Rows"), ("labelled", "Labelled"),
+    MULTICLASS: [("n", "Rows"), ("labelled", "Labelled"),
                                   ("accuracy", "Accuracy")],
 }
 # The manifest's environment in reading order (a jsonb column does not keep key order).
@@ -118,7 +114,7 @@ def fairness_table(report: dict | None) -> dict | None:
     """The fairness report as rows per protected attribute and group (None: no report)."""
     if not report:
         return None
-    keys = FAIRNESS_COLUMNS.get(report.get("task"), FAIRNESS_COLUMNS["binary_classification"])
+    keys = FAIRNESS_COLUMNS.get(report.get("task"), FAIRNESS_COLUMNS[BINARY])
     attributes = []
     for name, attribute in sorted((report.get("attributes") or {}).items()):
         groups = [{"group": group, "small": bool(figures.get("small")),
@@ -219,9 +215,10 @@ def _cell(value) -> str:
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table, followed by the blank line that ends it."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
-    return lines
+    return [*lines, ""]
 
 
 def _signed(value) -> str:
@@ -230,19 +227,18 @@ def _signed(value) -> str:
     return "0.0000" if abs(value) <= TOLERANCE else f"{value:+.4f}"
 
 
-def model_card_markdown(card: dict) -> str:
-    """The card as Markdown, one section per SPEC §3 heading."""
+def _header_section(card: dict) -> list[str]:
     title = f"{card['model']} {card['version']}"
-    lines = [f"# Model card: {title}", "",
-             f"- Task: {card['task']}", f"- Status: {card['status']}",
-             f"- Client: {card['client_id'] or 'global model'}",
-             f"- Created by {card['created_by']} at {card['created_at']}",
-             f"- model_sha256: `{card['model_sha256']}`", "",
-             "## Purpose", "", card["purpose"] or "No description recorded.", ""]
+    return [f"# Model card: {title}", "",
+            f"- Task: {card['task']}", f"- Status: {card['status']}",
+            f"- Client: {card['client_id'] or 'global model'}",
+            f"- Created by {card['created_by']} at {card['created_at']}",
+            f"- model_sha256: `{card['model_sha256']}`", "",
+            "## Purpose", "", card["purpose"] or "No description recorded.", ""]
 
-    data = card["data"]
-    lines += ["## Data", "",
-              f"- Training dataset SHA256: `{data['training_dataset_sha256']}`"]
+
+def _data_section(data: dict) -> list[str]:
+    lines = ["## Data", "", f"- Training dataset SHA256: `{data['training_dataset_sha256']}`"]
     if data["dataset"]:
         lines.append(f"- Dataset file: {data['dataset']}")
     lines += [f"- Training samples: {data['training_samples']}"
@@ -250,56 +246,61 @@ def model_card_markdown(card: dict) -> str:
                  if data["train_rows"] is not None else ""),
               f"- Training duration: {data['training_duration_seconds']:.2f} s",
               f"- Target: {data['target'] or 'none (unsupervised)'}", ""]
-    lines += _table(["Feature", "Type", "Input", "Protected", "PII"],
-                    [[f["name"], f["dtype"], f["input"], f["protected"], f["pii"]]
-                     for f in data["features"]]) + [""]
+    return lines + _table(["Feature", "Type", "Input", "Protected", "PII"],
+                          [[f["name"], f["dtype"], f["input"], f["protected"], f["pii"]]
+                           for f in data["features"]])
 
+
+def _metrics_section(card: dict) -> list[str]:
     production = card["production_version"]
-    lines += ["## Metrics against production", ""]
+    lines = ["## Metrics against production", ""]
     if production:
         lines += [f"Compared with production version {production} (validation data).", ""]
     else:
         lines += [("This version is the production version." if card["is_production"]
                    else "There is no production version to compare with."), ""]
-    lines += _table(
+    return lines + _table(
         ["Metric", "Candidate", "Production", "Difference", "Better"],
         [[m["metric"] + (" (primary)" if m["primary"] else ""), m["candidate"], m["production"],
-          _signed(m["difference"]), m["better"] or "–"] for m in card["metrics"]]) + [""]
+          _signed(m["difference"]), m["better"] or "–"] for m in card["metrics"]])
 
-    fairness = card["fairness"]
-    lines += ["## Fairness", ""]
+
+def _fairness_section(fairness: dict | None) -> list[str]:
+    lines = ["## Fairness", ""]
     if not fairness or not fairness["attributes"]:
-        lines += ["No protected attributes were audited.", ""]
-    else:
-        lines += [(f"Minimum group size {fairness['min_group_size']}; groups below it are "
-                   "marked small and left out of the parity figures."), ""]
-        for attribute in fairness["attributes"]:
-            figures = [f"parity ratio {_number(attribute['parity_ratio'])}",
-                       f"parity difference {_number(attribute['parity_difference'])}"]
-            figures += [f"{label} {_number(attribute[key])}" for key, label in (
-                ("equal_opportunity_difference", "equal opportunity difference"),
-                ("accuracy_difference", "accuracy difference")) if attribute[key] is not None]
-            lines += [f"### {attribute['name']}", "",
-                      "P" + ", ".join(figures)[1:] + "."
-                      + (f" {attribute['note']}" if attribute["note"] else ""), ""]
-            lines += _table(["Group", *fairness["columns"], "Small"],
-                            [[g["group"], *g["values"], g["small"]]
-                             for g in attribute["groups"]]) + [""]
+        return [*lines, "No protected attributes were audited.", ""]
+    lines += [(f"Minimum group size {fairness['min_group_size']}; groups below it are "
+               "marked small and left out of the parity figures."), ""]
+    for attribute in fairness["attributes"]:
+        figures = [f"parity ratio {_number(attribute['parity_ratio'])}",
+                   f"parity difference {_number(attribute['parity_difference'])}"]
+        figures += [f"{label} {_number(attribute[key])}" for key, label in (
+            ("equal_opportunity_difference", "equal opportunity difference"),
+            ("accuracy_difference", "accuracy difference")) if attribute[key] is not None]
+        lines += [f"### {attribute['name']}", "",
+                  "P" + ", ".join(figures)[1:] + "."
+                  + (f" {attribute['note']}" if attribute["note"] else ""), ""]
+        lines += _table(["Group", *fairness["columns"], "Small"],
+                        [[g["group"], *g["values"], g["small"]] for g in attribute["groups"]])
+    return lines
 
-    lines += ["## Gates", ""]
-    if not card["gates"]:
+
+def _gates_section(gates: list[dict]) -> list[str]:
+    lines = ["## Gates", ""]
+    if not gates:
         lines += ["No gate results recorded.", ""]
-    for gate in card["gates"]:
+    for gate in gates:
         lines.append(f"- **{gate['name']}**: {gate['state']} ({gate['reason']})")
         if gate["threshold"]:
             lines.append(f"  - threshold: {gate['threshold']}")
         lines += [f"  - {f['label']}: {_number(f['value'])}" for f in gate["figures"]]
         if gate["override_justification"]:
             lines.append(f"  - Override justification: {gate['override_justification']}")
-    lines.append("")
+    return [*lines, ""]
 
-    approvals = card["approvals"]
-    lines += ["## Approvals", ""]
+
+def _approvals_section(approvals: dict) -> list[str]:
+    lines = ["## Approvals", ""]
     if approvals["approved_by"]:
         lines += [(f"Approved by {approvals['approved_by']} at {approvals['approved_at']}: "
                    f"{' '.join(approvals['approval_notes'].split())}"), ""]
@@ -308,21 +309,32 @@ def model_card_markdown(card: dict) -> str:
     if approvals["decisions"]:
         lines += _table(["When", "Who", "Decision", "From", "To", "Notes"],
                         [[d["at"], d["actor"], d["reason"], d["from_status"] or "–",
-                          d["to_status"], d["notes"]] for d in approvals["decisions"]]) + [""]
+                          d["to_status"], d["notes"]] for d in approvals["decisions"]])
+    return lines
 
-    lines += ["## Environment", ""]
-    lines += [f"- {name}: {value if value is not None else 'unknown'}"
-              for name, value in card["environment"].items()] or ["Not recorded."]
-    lines.append("")
 
-    importance = card["importance"]
-    lines += ["## Feature importance", ""]
+def _environment_section(environment: dict) -> list[str]:
+    return ["## Environment", "",
+            *([f"- {name}: {value if value is not None else 'unknown'}"
+               for name, value in environment.items()] or ["Not recorded."]), ""]
+
+
+def _importance_section(importance: dict | None) -> list[str]:
+    lines = ["## Feature importance", ""]
     if importance is None:
-        lines += ["Not computed for this version.", ""]
-    else:
-        lines += [(f"Mean |SHAP contribution| ({importance['output_space']}, "
-                   f"{importance['method']}) on {importance['rows']} held-out rows."), ""]
-        lines += _table(["Feature", "This version", "Production"],
-                        [[f["feature"], f["candidate"], f["production"]]
-                         for f in importance["features"]]) + [""]
-    return "\n".join(lines)
+        return [*lines, "Not computed for this version.", ""]
+    lines += [(f"Mean |SHAP contribution| ({importance['output_space']}, "
+               f"{importance['method']}) on {importance['rows']} held-out rows."), ""]
+    return lines + _table(["Feature", "This version", "Production"],
+                          [[f["feature"], f["candidate"], f["production"]]
+                           for f in importance["features"]])
+
+
+def model_card_markdown(card: dict) -> str:
+    """The card as Markdown: one section per part of the card (docs/registry.md#commands)."""
+    return "\n".join([
+        *_header_section(card), *_data_section(card["data"]), *_metrics_section(card),
+        *_fairness_section(card["fairness"]), *_gates_section(card["gates"]),
+        *_approvals_section(card["approvals"]), *_environment_section(card["environment"]),
+        *_importance_section(card["importance"]),
+    ])

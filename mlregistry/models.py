@@ -5,12 +5,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from core.ml.kinds import TASKS
 
-class Task(models.TextChoices):
-    REGRESSION = "regression"
-    BINARY_CLASSIFICATION = "binary_classification"
-    MULTICLASS_CLASSIFICATION = "multiclass_classification"
-    ANOMALY_DETECTION = "anomaly_detection"
+# The task kinds of core.ml.kinds, as choices (member names: the values upper-cased).
+Task = models.TextChoices("Task", [(task.upper(), task) for task in TASKS])
 
 
 class Status(models.TextChoices):
@@ -154,7 +152,8 @@ class ModelTransition(models.Model):
     class Meta:
         ordering = ["model", "sequence"]
         constraints = [
-            models.UniqueConstraint(fields=["model", "sequence"], name="unique_transition_sequence"),
+            models.UniqueConstraint(fields=["model", "sequence"],
+                                    name="unique_transition_sequence"),
         ]
         indexes = [models.Index(fields=["model", "created_at"])]
 
@@ -185,7 +184,7 @@ class RegistryGeneration(models.Model):
 
 
 class TrainingDataset(models.Model):
-    """A training file, stored once under the SHA256 of its bytes (SPEC §5)."""
+    """A training file, stored once under the SHA256 of its bytes (docs/training.md#datasets)."""
 
     model_name = models.SlugField(max_length=100, help_text="The recipe or global model it trains.")
     sha256 = models.CharField(max_length=64)
@@ -226,7 +225,8 @@ class TrainingJob(models.Model):
     stage = models.CharField(max_length=100, blank=True)
     version = models.ForeignKey(MLModelVersion, null=True, blank=True, on_delete=models.PROTECT)
     error = models.TextField(blank=True)
-    # A retrain (SPEC §5): the dataset plus the model's logged predictions with feedback.
+    # A retrain (docs/training.md#training-jobs): the dataset plus the model's logged
+    # predictions with feedback.
     include_feedback = models.BooleanField(default=False)
     # Written by the running worker every few seconds; a running job without a recent
     # heartbeat (TRAINING_JOB_STALE_SECONDS) lost its worker.
@@ -243,7 +243,7 @@ class TrainingJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            # One training of a model at a time (SPEC §6: retrain lock).
+            # One training of a model at a time (docs/monitoring.md#retraining: retrain lock).
             models.UniqueConstraint(
                 fields=["recipe", "client_id"], condition=Q(state__in=["queued", "running"]),
                 name="one_active_training_per_model",

@@ -5,26 +5,20 @@ model's row lock; artifact clean-up deletes the files no kept version needs. The
 and deployment that follow live in services.py.
 """
 
-import time
-from pathlib import Path
 from typing import Any
 
-import joblib
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from mlregistry import artifacts, transitions
-from mlregistry.models import MLModel, MLModelVersion, Status, Task
-from core.ml.schema import next_version
-from mlregistry.services import require_permission
-from training import datasets
-from training import external
-from core.ml import gates as validation
 from core.errors import ValidationError
-
-REGISTER_PERMISSION = "mlregistry.add_mlmodelversion"
+from core.ml.kinds import task_kind
+from core.ml.schema import next_version
+from core.permissions import require_permission
+from mlregistry import artifacts, transitions
+from mlregistry.models import MLModel, MLModelVersion, Status
+from mlregistry.preconditions import REGISTER_PERMISSION
 
 
 def _bundle(estimator: Any, reference_profile: dict) -> dict:
@@ -53,8 +47,7 @@ def model_version_register(
     a transaction that fails stay unreferenced until clean-up removes them.
     """
     require_permission(user, REGISTER_PERMISSION, "register model versions")
-    if task not in Task.values:
-        raise ValidationError(f"unknown task {task!r}; one of {', '.join(Task.values)}")
+    task_kind(task)
     with transaction.atomic():
         model, _ = MLModel.objects.get_or_create(
             name=name, defaults={"task": task, "description": description, "client_id": client_id,
@@ -85,47 +78,6 @@ def model_version_register(
         transitions.set_state(version, actor=user, reason="validated",
                               notes="validation metrics recorded", now=now, status=Status.TESTING)
     return version
-
-
-def model_version_register_external(
-    *, name: str, task: str, user: AbstractBaseUser, artifact_path: str, data_path: str,
-    target: str, protected: list[str] | None = None, client_id: str = "", description: str = "",
-) -> MLModelVersion:
-    """Register an estimator or Pipeline trained outside the project (saved with joblib).
-
-    Schema, dataset hash, reference profile and validation metrics come from the given
-    data; the validation gate compares it with the current production version, the
-    fairness gate audits the protected columns. Lands in `testing`.
-    """
-    require_permission(user, REGISTER_PERMISSION, "register model versions")
-    dataset = datasets.dataset_load(data_path)
-    try:
-        # The operator's own file: loading it is the point of the command.
-        estimator = joblib.load(artifact_path)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same user error
-        raise ValidationError(f"cannot load {artifact_path} with joblib: {exc}") from exc
-    started = time.monotonic()
-    evaluated = external.external_model_evaluate(
-        estimator=estimator, frame=dataset.frame, target=target, task=task,
-        protected=protected or [],
-    )
-    production = MLModelVersion.objects.filter(model__name=name, status=Status.PRODUCTION).first()
-    gates = validation.gates_evaluate(
-        task=task, metrics=evaluated.metrics,
-        production_metrics=production.metrics if production else None,
-    )
-    gates.update(validation.fairness_gate(evaluated.fairness_report))
-    return model_version_register(
-        name=name, task=task, user=user, estimator=estimator, feature_schema=evaluated.schema,
-        training_dataset_sha256=dataset.sha256, training_samples=evaluated.samples,
-        training_duration_seconds=round(time.monotonic() - started, 3),
-        hyperparameters={"external": True, "estimator": type(estimator).__name__,
-                         "params": external.estimator_params(estimator)},
-        metrics=evaluated.metrics, reference_profile=evaluated.reference_profile,
-        fairness_report=evaluated.fairness_report, global_importance=evaluated.global_importance,
-        gate_results=gates, description=description, client_id=client_id,
-        notes=f"registered from {Path(artifact_path).name} and {Path(data_path).name}",
-    )
 
 
 # --- artifact clean-up --------------------------------------------------------------------

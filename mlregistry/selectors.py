@@ -5,6 +5,7 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
+from core.errors import ModelNotFoundError, VersionNotFoundError
 from mlregistry import artifacts, audit
 from mlregistry.models import (
     MLModel,
@@ -13,7 +14,6 @@ from mlregistry.models import (
     RegistryGeneration,
     Status,
 )
-from core.errors import ModelNotFoundError, VersionNotFoundError
 
 
 def model_get(*, name: str) -> MLModel:

@@ -14,32 +14,32 @@ rebalancing both build on are in mlregistry.transitions.
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 from django.utils import timezone
 
-from mlregistry import artifacts, selectors, transitions
-from mlregistry.models import MLModel, MLModelVersion, Status
 from core.errors import (
-    FourEyesError,
     GateFailedError,
     IllegalTransitionError,
     PermissionDeniedError,
-    RollbackUnavailableError,
     TrafficLimitError,
     ValidationError,
 )
+from mlregistry import artifacts, preconditions, selectors, transitions
+from mlregistry.models import MLModel, MLModelVersion, Status
 
-APPROVE_PERMISSION = "mlregistry.approve_mlmodelversion"
-DEPLOY_PERMISSION = "mlregistry.deploy_mlmodelversion"
 
-
-def require_permission(user: AbstractBaseUser, permission: str, action: str) -> None:
-    if not (user.is_active and user.has_perm(permission)):
-        raise PermissionDeniedError(
-            f"{user.get_username()} may not {action} (needs {permission})",
-            details={"permission": permission},
-        )
+def system_user_get() -> AbstractBaseUser:
+    """The account scheduled work acts as (a data scientist that cannot log in)."""
+    user, created = get_user_model().objects.get_or_create(
+        username=settings.SYSTEM_USERNAME, defaults={"is_active": True},
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        user.groups.add(Group.objects.get(name="Data scientists"))
+    return user
 
 
 def _require_text(value: str, what: str) -> str:
@@ -57,20 +57,10 @@ def model_version_approve(
     override_justification: str = "",
 ) -> MLModelVersion:
     """testing -> staging, by a reviewer who is not the creator."""
-    require_permission(user, APPROVE_PERMISSION, "approve model versions")
-    notes = _require_text(notes, "approval notes")
     with transaction.atomic():
         _, version = transitions.lock_version(version)
-        if version.created_by_id == user.pk:
-            raise FourEyesError(
-                f"{user.get_username()} created {version} and may not approve it (four eyes)"
-            )
-        if version.status != Status.TESTING:
-            raise IllegalTransitionError(
-                f"cannot approve {version}: {version.status} -> staging is not allowed "
-                "(only testing versions can be approved)",
-                details={"from": version.status, "to": Status.STAGING},
-            )
+        preconditions.approve_check(version=version, user=user)
+        notes = _require_text(notes, "approval notes")
         failed = selectors.failed_gates(version)
         justification = (override_justification or "").strip()
         if failed and not justification:
@@ -80,7 +70,8 @@ def model_version_approve(
                 details={"failed_gates": failed},
             )
         now = timezone.now()
-        transition_notes = notes if not failed else f"{notes}\nOverride of {', '.join(failed)}: {justification}"
+        transition_notes = (notes if not failed
+                            else f"{notes}\nOverride of {', '.join(failed)}: {justification}")
         transitions.set_state(
             version, actor=user, reason="approved", notes=transition_notes, now=now,
             status=Status.STAGING, approved_by=user, approved_at=now, approval_notes=notes,
@@ -89,18 +80,13 @@ def model_version_approve(
     return version
 
 
-def model_version_reject(*, version: MLModelVersion, user: AbstractBaseUser, notes: str) -> MLModelVersion:
+def model_version_reject(*, version: MLModelVersion, user: AbstractBaseUser,
+                         notes: str) -> MLModelVersion:
     """A rejected candidate is archived with the reviewer's notes."""
-    require_permission(user, APPROVE_PERMISSION, "reject model versions")
-    notes = _require_text(notes, "rejection notes")
     with transaction.atomic():
         model, version = transitions.lock_version(version)
-        if version.status not in (Status.TESTING, Status.STAGING):
-            raise IllegalTransitionError(
-                f"cannot reject {version}: {version.status} -> archived is not allowed "
-                "(only testing or staging versions can be rejected)",
-                details={"from": version.status, "to": Status.ARCHIVED},
-            )
+        preconditions.reject_check(version=version, user=user)
+        notes = _require_text(notes, "rejection notes")
         transitions.set_state(version, actor=user, reason="rejected", notes=notes,
                               now=timezone.now(), status=Status.ARCHIVED, traffic=0,
                               shadow=False, approval_notes=notes)
@@ -112,7 +98,8 @@ AUTO_DEPLOY_NOTES = "auto-deployed (AUTO_DEPLOY)"
 
 
 def model_version_auto_deploy(*, version: MLModelVersion, user: AbstractBaseUser) -> MLModelVersion:
-    """The platform's own approval and deployment of a retrained candidate (SPEC §6).
+    """The platform's own approval and deployment of a retrained candidate
+    (docs/monitoring.md#retraining).
 
     Not a path for people, who approve and deploy above: four eyes cannot apply to a
     version no person made, so instead it demands that settings.AUTO_DEPLOY is on, that
@@ -155,16 +142,10 @@ def model_version_auto_deploy(*, version: MLModelVersion, user: AbstractBaseUser
 def model_version_withdraw_approval(*, version: MLModelVersion, user: AbstractBaseUser,
                                     notes: str) -> MLModelVersion:
     """staging -> testing; a live test of the version ends with it."""
-    require_permission(user, APPROVE_PERMISSION, "withdraw approvals")
-    notes = _require_text(notes, "notes")
     with transaction.atomic():
         model, version = transitions.lock_version(version)
-        if version.status != Status.STAGING:
-            raise IllegalTransitionError(
-                f"cannot withdraw approval of {version}: {version.status} -> testing is not "
-                "allowed (only staging versions can go back to testing)",
-                details={"from": version.status, "to": Status.TESTING},
-            )
+        preconditions.withdraw_check(version=version, user=user)
+        notes = _require_text(notes, "notes")
         transitions.set_state(version, actor=user, reason="approval_withdrawn", notes=notes,
                               now=timezone.now(), status=Status.TESTING, traffic=0,
                               shadow=False, approved_by=None, approved_at=None)
@@ -185,32 +166,22 @@ def model_version_deploy(
     live tests end. `traffic=P`: it becomes a challenger with P% beside the champion.
     `shadow=True`: it receives copies of requests and no traffic.
     """
-    require_permission(user, DEPLOY_PERMISSION, "deploy model versions")
-    if traffic is not None and shadow:
-        raise ValidationError("a version is either a challenger (traffic) or a shadow, not both")
-    if traffic is not None and not 1 <= traffic <= 99:
-        raise ValidationError("challenger traffic must be between 1 and 99 percent",
-                              details={"traffic": traffic})
     with transaction.atomic():
         model, version = transitions.lock_version(version)
-        if version.status != Status.STAGING:
-            raise IllegalTransitionError(
-                f"cannot deploy {version}: {version.status} -> production is not allowed "
-                "(only approved (staging) versions can be deployed; archived ones come back "
-                "through rollback)",
-                details={"from": version.status, "to": Status.PRODUCTION},
-            )
         now = timezone.now()
         notes = (notes or "").strip()
         if traffic is None and not shadow:
+            preconditions.deploy_check(version=version, user=user)
             transitions.make_champion(version, model, actor=user, reason="deployed", notes=notes,
                                       now=now)
             return version
-        if transitions.champion(model) is None:
-            raise IllegalTransitionError(
-                f"cannot start a test of {version}: {model.name} has no production version",
-                details={"from": version.status, "to": Status.STAGING},
-            )
+        preconditions.live_test_start_check(version=version, user=user)
+        if traffic is not None and shadow:
+            raise ValidationError(
+                "a version is either a challenger (traffic) or a shadow, not both")
+        if traffic is not None and not 1 <= traffic <= 99:
+            raise ValidationError("challenger traffic must be between 1 and 99 percent",
+                                  details={"traffic": traffic})
         if shadow:
             transitions.set_state(version, actor=user, reason="shadow_started", notes=notes,
                                   now=now, traffic=0, shadow=True)
@@ -232,15 +203,9 @@ def model_version_deploy(
 def model_version_end_test(*, version: MLModelVersion, user: AbstractBaseUser,
                            notes: str = "") -> MLModelVersion:
     """Stop an A/B or shadow test: the version stays approved, its traffic returns."""
-    require_permission(user, DEPLOY_PERMISSION, "end tests")
     with transaction.atomic():
         model, version = transitions.lock_version(version)
-        if version.status != Status.STAGING or not (version.traffic_percentage or version.is_shadow):
-            raise IllegalTransitionError(
-                f"cannot end a test of {version}: {version.status} -> staging is not allowed "
-                "(it is not in a live A/B or shadow test)",
-                details={"from": version.status, "to": Status.STAGING},
-            )
+        preconditions.live_test_end_check(version=version, user=user)
         transitions.set_state(version, actor=user, reason="test_ended",
                               notes=(notes or "").strip(), now=timezone.now(), traffic=0,
                               shadow=False)
@@ -253,9 +218,6 @@ def model_version_test_stop(*, version: MLModelVersion, reason: str) -> MLModelV
     stop when it breaks the SLO or loses clearly): no permission check, the system user as
     actor, `reason` (why, with the figures) as the audit row's notes. Its traffic returns
     to the champion; the version stays approved."""
-    # training.services imports this module.
-    from training.services import system_user_get
-
     notes = _require_text(reason, "reason")
     with transaction.atomic():
         model, version = transitions.lock_version(version)
@@ -272,17 +234,12 @@ def model_version_test_stop(*, version: MLModelVersion, reason: str) -> MLModelV
     return version
 
 
-def model_version_archive(*, version: MLModelVersion, user: AbstractBaseUser, reason: str) -> MLModelVersion:
-    require_permission(user, DEPLOY_PERMISSION, "archive model versions")
-    reason = _require_text(reason, "reason")
+def model_version_archive(*, version: MLModelVersion, user: AbstractBaseUser,
+                          reason: str) -> MLModelVersion:
     with transaction.atomic():
         model, version = transitions.lock_version(version)
-        if version.status == Status.ARCHIVED:
-            raise IllegalTransitionError(
-                f"cannot archive {version}: archived -> archived is not allowed "
-                "(it is already archived)",
-                details={"from": version.status, "to": Status.ARCHIVED},
-            )
+        preconditions.archive_check(version=version, user=user)
+        reason = _require_text(reason, "reason")
         now = timezone.now()
         was_champion = version.status == Status.PRODUCTION
         if was_champion:
@@ -305,34 +262,6 @@ class RollbackPlan:
     dry_run: bool
 
 
-def _rollback_target(model: MLModel, to_version: str | None) -> MLModelVersion:
-    candidates = MLModelVersion.objects.filter(
-        model=model, status=Status.ARCHIVED, deployed_at__isnull=False
-    )
-    if to_version:
-        target = MLModelVersion.objects.filter(model=model, version=to_version).first()
-        if target is None:
-            raise RollbackUnavailableError(f"{model.name} has no version {to_version}")
-        if not candidates.filter(pk=target.pk).exists():
-            raise RollbackUnavailableError(
-                f"cannot roll back {model.name} to {to_version}: it is {target.status} and "
-                "only archived versions that were once in production can be restored"
-            )
-        if target.artifacts_deleted_at is not None:
-            raise RollbackUnavailableError(
-                f"cannot roll back {model.name} to {to_version}: its artifacts were removed "
-                f"by clean-up on {target.artifacts_deleted_at:%Y-%m-%d}"
-            )
-        return target
-    target = candidates.filter(artifacts_deleted_at__isnull=True).order_by(
-        "-deprecated_at", "-pk").first()
-    if target is None:
-        raise RollbackUnavailableError(
-            f"{model.name} has no previous production version to roll back to"
-        )
-    return target
-
-
 def model_rollback(
     *, model: MLModel, user: AbstractBaseUser, reason: str, to_version: str | None = None,
     dry_run: bool = False,
@@ -342,11 +271,10 @@ def model_rollback(
     The target's artifacts are verified first: a rollback never restores a version that
     could not be served.
     """
-    require_permission(user, DEPLOY_PERMISSION, "roll back models")
-    reason = _require_text(reason, "reason")
     with transaction.atomic():
         model = transitions.lock_model(model.pk)
-        target = _rollback_target(model, to_version)
+        target = preconditions.rollback_check(model=model, user=user, to_version=to_version)
+        reason = _require_text(reason, "reason")
         artifacts.bundle_verify(manifest=target.artifact_manifest, model_sha256=target.model_sha256)
         current = transitions.champion(model)
         tests = [test.version for test in transitions.live_tests(model)]

@@ -11,9 +11,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import F
 
+from core.errors import TrafficLimitError
 from mlregistry import audit
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, RegistryGeneration, Status
-from core.errors import TrafficLimitError
 
 
 def lock_model(model_id: int) -> MLModel:
@@ -93,7 +93,7 @@ def champion(model: MLModel) -> MLModelVersion | None:
 
 
 def rebalance_champion(model: MLModel) -> None:
-    """The champion carries whatever traffic the challengers leave (SPEC §3)."""
+    """The champion carries whatever traffic the challengers leave (docs/registry.md#deployment)."""
     current = champion(model)
     if current is None:
         return

@@ -1,5 +1,5 @@
-"""A/B evaluation (SPEC §6): each running challenger against the champion, an automatic
-stop of a challenger that breaks the SLO or clearly loses, and "promote winner".
+"""A/B evaluation (docs/monitoring.md#ab-tests): each running challenger against the champion, an
+automatic stop of a challenger that breaks the SLO or clearly loses, and "promote winner".
 
 Window: from the challenger's latest `ab_test_started` audit row to now. Per arm (the
 champion's `champion` rows and the challenger's `challenger` rows): answered predictions,
@@ -26,17 +26,19 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from core.errors import ConflictError, IllegalTransitionError
+from core.ml.kinds import ANOMALY, REGRESSION, task_kind
+from core.permissions import require_permission
 from mlregistry import selectors as registry
 from mlregistry import services as registry_services
 from mlregistry.models import MLModelVersion, Status
-from core.ml.metrics import ANOMALY, REGRESSION
+from mlregistry.preconditions import DEPLOY_PERMISSION
 from monitoring import significance
 from monitoring.alerts import alert_raise
 from monitoring.models import ABEvaluation, Alert
 from monitoring.performance import Outcomes, outcomes_by_arm
 from monitoring.slo import ServingStats, serving_stats, slo_breaches
 from predictions.models import PredictionLog
-from core.errors import ConflictError, IllegalTransitionError
 
 CHAMPION, CHALLENGER = PredictionLog.Arm.CHAMPION, PredictionLog.Arm.CHALLENGER
 Verdict, Action = ABEvaluation.Verdict, ABEvaluation.Action
@@ -59,12 +61,6 @@ class Arm:
     latency_p95_ms: float | None
     error_rate: float | None
     requests: int
-
-
-def _metric_name(task: str) -> str:
-    if task == ANOMALY:
-        return ""
-    return "mae" if task == REGRESSION else "accuracy"
 
 
 def _arm(*, version: MLModelVersion, arm: str, task: str, start: datetime, end: datetime
@@ -105,9 +101,9 @@ def _verdict(*, task: str, champion: Arm, challenger: Arm,
             or min(champion.n_labelled, challenger.n_labelled) < settings.AB_MIN_LABELLED
             or result.p_value >= settings.AB_SIGNIFICANCE_LEVEL):
         return Verdict.INCONCLUSIVE
-    lower_is_better = task == REGRESSION
-    challenger_wins = ((challenger.metric < champion.metric) if lower_is_better
-                       else (challenger.metric > champion.metric))
+    challenger_wins = ((challenger.metric > champion.metric)
+                       if task_kind(task).live_higher_is_better
+                       else (challenger.metric < champion.metric))
     return Verdict.CHALLENGER_BETTER if challenger_wins else Verdict.CHAMPION_BETTER
 
 
@@ -115,8 +111,8 @@ def _relative_loss(*, task: str, champion: Arm, challenger: Arm) -> float | None
     """How much worse the challenger's metric is, as a share of the champion's."""
     if champion.metric is None or challenger.metric is None or champion.metric == 0:
         return None
-    worse_by = (challenger.metric - champion.metric if task == REGRESSION
-                else champion.metric - challenger.metric)
+    worse_by = (champion.metric - challenger.metric if task_kind(task).live_higher_is_better
+                else challenger.metric - champion.metric)
     return worse_by / abs(champion.metric)
 
 
@@ -135,7 +131,8 @@ def _stop_reason(*, task: str, metric: str, verdict: str, champion: Arm, challen
             f"challenger {challenger.version} breaks the SLO: {'; '.join(broken)} "
             f"over {stats.requests} requests ({stats.errors} failed)")
     loss = _relative_loss(task=task, champion=champion, challenger=challenger)
-    if verdict == Verdict.CHAMPION_BETTER and loss is not None and loss > settings.AB_MAX_DEGRADATION:
+    clearly_worse = loss is not None and loss > settings.AB_MAX_DEGRADATION
+    if verdict == Verdict.CHAMPION_BETTER and clearly_worse:
         return Alert.Kind.PERFORMANCE, (
             f"challenger {challenger.version} is significantly worse than champion "
             f"{champion.version}: live {metric} {challenger.metric:.4f} against "
@@ -159,7 +156,7 @@ def ab_evaluate_challenger(*, champion: MLModelVersion, challenger: MLModelVersi
                                                       task=task, start=start, end=now)
     result = _significance(task, champion_outcomes, challenger_outcomes)
     verdict = _verdict(task=task, champion=champion_arm, challenger=challenger_arm, result=result)
-    metric = _metric_name(task)
+    metric = task_kind(task).live_metric or ""
     kind, why = _stop_reason(task=task, metric=metric, verdict=verdict, champion=champion_arm,
                              challenger=challenger_arm, stats=stats, result=result)
     action = Action.NONE
@@ -218,17 +215,38 @@ def ab_evaluate_all(*, now: datetime | None = None) -> list[ABEvaluation]:
     return [evaluation for name in names for evaluation in ab_evaluate(model_name=name, now=now)]
 
 
-def ab_promote_winner(*, model_name: str, user: AbstractBaseUser) -> MLModelVersion:
-    """Act on the latest evaluation of a running test: a better challenger is deployed as
-    champion, a worse one has its test ended; returns the winner. Permissions are those
-    of the registry services it calls."""
+def ab_promote_check(*, model_name: str, user: AbstractBaseUser,
+                     challenger: MLModelVersion | None = None) -> ABEvaluation:
+    """Precondition of "promote winner", asked by the admin and enforced by the service:
+    the user may deploy, and the latest evaluation of a running test (of `challenger`,
+    when given) against the current champion has a winner. Returns that evaluation."""
+    require_permission(user, DEPLOY_PERMISSION, "promote A/B winners")
     champion, challengers = _running(model_name)
+    if challenger is not None:
+        challengers = [running for running in challengers if running.pk == challenger.pk]
     latest = (ABEvaluation.objects.select_related("champion", "challenger")
               .filter(model_name=model_name, challenger__in=challengers, champion=champion)
               .first()) if champion and challengers else None
     if latest is None:
-        raise NoWinnerError(f"{model_name} has no evaluated A/B test running",
+        tested = (f"{challenger} is not a challenger" if challenger
+                  else f"{model_name} has no A/B test")
+        raise NoWinnerError(f"{tested} with an evaluation against the champion",
                             details={"model": model_name})
+    if latest.verdict == Verdict.INCONCLUSIVE:
+        raise NoWinnerError(
+            f"the latest A/B evaluation of {model_name} ({latest.challenger.version} against "
+            f"{latest.champion.version}) is inconclusive: there is no winner yet",
+            details={"model": model_name, "ab_evaluation_id": latest.pk,
+                     "verdict": latest.verdict})
+    return latest
+
+
+def ab_promote_winner(*, model_name: str, user: AbstractBaseUser,
+                      challenger: MLModelVersion | None = None) -> MLModelVersion:
+    """Act on the latest evaluation of a running test (of `challenger`, when given): a
+    better challenger is deployed as champion, a worse one has its test ended; returns the
+    winner."""
+    latest = ab_promote_check(model_name=model_name, user=user, challenger=challenger)
     figures = latest.arms
     summary = (f"A/B evaluation #{latest.pk} at {latest.created_at:%Y-%m-%d %H:%M}: "
                f"{latest.metric} champion {figures[CHAMPION]['metric']} against challenger "
@@ -236,11 +254,6 @@ def ab_promote_winner(*, model_name: str, user: AbstractBaseUser) -> MLModelVers
     if latest.verdict == Verdict.CHALLENGER_BETTER:
         return registry_services.model_version_deploy(
             version=latest.challenger, user=user, notes=f"promoted as A/B winner: {summary}")
-    if latest.verdict == Verdict.CHAMPION_BETTER:
-        registry_services.model_version_end_test(
-            version=latest.challenger, user=user, notes=f"champion won the A/B test: {summary}")
-        return MLModelVersion.objects.get(pk=latest.champion_id)
-    raise NoWinnerError(
-        f"the latest A/B evaluation of {model_name} ({latest.challenger.version} against "
-        f"{latest.champion.version}) is inconclusive",
-        details={"model": model_name, "ab_evaluation_id": latest.pk, "verdict": latest.verdict})
+    registry_services.model_version_end_test(
+        version=latest.challenger, user=user, notes=f"champion won the A/B test: {summary}")
+    return MLModelVersion.objects.get(pk=latest.champion_id)

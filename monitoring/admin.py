@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.utils.text import Truncator
 
+from core.admin_mixins import ReadOnlyAdminMixin
+from core.errors import ApplicationError
 from monitoring import alerts
 from monitoring.models import (
     ABEvaluation,
@@ -11,8 +13,6 @@ from monitoring.models import (
     PerformanceReport,
     SLOReport,
 )
-from core.admin_mixins import ReadOnlyAdminMixin
-from core.errors import ApplicationError
 
 
 class AlertStateFilter(admin.SimpleListFilter):

@@ -1,5 +1,5 @@
-"""Alerts (SPEC §6): raise with de-duplication and a cool-down, deliver by email and by
-signed webhook, acknowledge and resolve.
+"""Alerts (docs/monitoring.md#alerts): raise with de-duplication and a cool-down, deliver by email
+and by signed webhook, acknowledge and resolve.
 
 One open alert per (kind, model, version): a repeat counts into it. An alert is sent when
 it opens, when it escalates, and again as a reminder when a repeat comes after
@@ -24,9 +24,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mlregistry.services import require_permission
-from monitoring.models import Alert, AlertDelivery
 from core.errors import IllegalTransitionError, NotFoundError
+from core.permissions import require_permission
+from monitoring.models import Alert, AlertDelivery
 
 logger = logging.getLogger("pulselytics.monitoring")
 
@@ -133,7 +133,7 @@ def _deliveries_queue(delivery_ids: list[int]) -> int:
     back-off) before giving up, which would hold up a prediction request while the broker
     is down.
     """
-    from monitoring.tasks import alert_delivery_send_task  # tasks.py imports this module
+    from monitoring.tasks import alert_delivery_send_task  # noqa: PLC0415 - tasks import us
 
     if not delivery_ids:
         return 0

@@ -1,6 +1,6 @@
-"""Anomaly spikes (SPEC §6 alert kind `anomaly_spike`): an anomaly detector that flags far
-more of its live traffic than it flagged on its validation data (its `contamination`
-metric) is seeing a different world, or is being fed one.
+"""Anomaly spikes (docs/monitoring.md#anomaly-spikes alert kind `anomaly_spike`): an anomaly
+detector that flags far more of its live traffic than it flagged on its validation data (its
+`contamination` metric) is seeing a different world, or is being fed one.
 
 A spike needs both: a flagged share at least ANOMALY_SPIKE_FACTOR times the expected one,
 and a one-sided binomial test (scipy.stats.binomtest) rejecting "the expected share" at
@@ -16,12 +16,12 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from scipy import stats
 
+from core.ml.kinds import ANOMALY
 from mlregistry import selectors as registry
 from mlregistry.models import MLModelVersion
 from monitoring.alerts import alert_raise
 from predictions.models import PredictionLog
 
-ANOMALY_TASK = "anomaly_detection"
 # An expected share of zero would make any flag a spike; no detector is that sure.
 MIN_EXPECTED_SHARE = 0.001
 
@@ -83,4 +83,4 @@ def anomaly_rate_check(*, version_id: int, now: datetime | None = None) -> Anoma
 def anomaly_rate_check_all(*, now: datetime | None = None) -> list[AnomalyRate]:
     """Every live anomaly version (champion, challenger or shadow)."""
     return [anomaly_rate_check(version_id=live.version_id, now=now)
-            for live in registry.live_versions_all() if live.task == ANOMALY_TASK]
+            for live in registry.live_versions_all() if live.task == ANOMALY]

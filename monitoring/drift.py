@@ -1,5 +1,5 @@
-"""Drift checks (SPEC §6): a live version's logged inputs and outputs over a window against
-its reference profile, stored as one `DriftReport` per check.
+"""Drift checks (docs/monitoring.md#drift): a live version's logged inputs and outputs over a window
+against its reference profile, stored as one `DriftReport` per check.
 
 The window is [now - DRIFT_WINDOW_HOURS, now] of the version's prediction log, every arm
 (champion, challenger, shadow). Rows are streamed in chunks of MONITORING_CHUNK_SIZE
@@ -27,14 +27,14 @@ from django.db import transaction
 from django.db.models import F, Func, QuerySet, TextField
 from django.utils import timezone
 
+from core.errors import VersionNotFoundError
+from core.ml import kinds
 from mlregistry import selectors as registry
 from mlregistry.models import MLModelVersion
-from core.ml import metrics as task_metrics
 from monitoring import stats
 from monitoring.alerts import alert_raise
 from monitoring.models import Alert, DriftReport
 from predictions.models import PredictionLog
-from core.errors import VersionNotFoundError
 
 logger = logging.getLogger("pulselytics.monitoring")
 
@@ -121,16 +121,16 @@ def _output_column(version: MLModelVersion, logs: QuerySet) -> _Column | None:
         return None
     window = stats.window_for(entry)
     task = version.model.task
-    if task == task_metrics.BINARY:
+    if task == kinds.BINARY:
         first = logs.filter(probabilities__isnull=False).values_list("value", "probabilities")[:1]
         if not first:
             return None
         value, probabilities = first[0]
         expression = JSONText("probabilities", _positive_class(value, list(probabilities)))
         return _Column("output", expression, _as_numbers, window)
-    if task == task_metrics.MULTICLASS:
+    if task == kinds.MULTICLASS:
         return _Column("output", F("value"), _as_given, window)
-    if task == task_metrics.ANOMALY:
+    if task == kinds.ANOMALY:
         return _Column("output", F("anomaly_score"), _as_numbers, window)
     return _Column("output", JSONText("value"), _as_numbers, window)
 

@@ -1,5 +1,6 @@
-"""Live fairness audit (SPEC §6): the validation-time report, on logged predictions with
-outcomes, per live version with protected attributes, and an alert when the gate fails.
+"""Live fairness audit (docs/monitoring.md#fairness): the validation-time report, on logged
+predictions with outcomes, per live version with protected attributes, and an alert when the gate
+fails.
 
 The report is `core.ml.fairness.fairness_report` on the version's labelled
 predictions made in [now - PERFORMANCE_WINDOW_HOURS, now) (every arm: they are all this
@@ -20,11 +21,11 @@ from django.db import transaction
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
+from core.ml.fairness import fairness_report
+from core.ml.gates import fairness_gate
+from core.ml.kinds import ANOMALY, ANOMALY_LABEL, BINARY
 from mlregistry import selectors as registry
 from mlregistry.models import MLModelVersion
-from core.ml.fairness import ANOMALY_LABEL, fairness_report
-from core.ml.metrics import ANOMALY, BINARY
-from core.ml.gates import fairness_gate
 from monitoring.alerts import alert_raise
 from monitoring.models import Alert, FairnessReport
 from monitoring.performance import classes_of
@@ -64,9 +65,8 @@ def fairness_audit(*, version_id: int, now: datetime | None = None) -> FairnessR
             version_id=version_id, attributes=attributes, start=start, end=now):
         if task == BINARY and positive is None:
             positive = classes_of(probabilities, value)[-1]
-        if task == ANOMALY:  # the report reads flags as sklearn's outlier labels
-            value = ANOMALY_LABEL if value else 1
-        predicted.append(value)
+        # The report reads an anomaly model's flags as sklearn's outlier labels.
+        predicted.append((ANOMALY_LABEL if value else 1) if task == ANOMALY else value)
         actual.append(outcome)
         for name, group in zip(attributes, values, strict=True):
             groups[name].append(group)

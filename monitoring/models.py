@@ -35,7 +35,7 @@ class VersionReport(Report):
 
 class DriftReport(VersionReport):
     """One drift check of a live version: its logged inputs and outputs in a window
-    against the version's reference profile (SPEC §6)."""
+    against the version's reference profile (docs/monitoring.md#drift)."""
 
     class Status(models.TextChoices):
         OK = "ok"
@@ -46,7 +46,7 @@ class DriftReport(VersionReport):
     status = models.CharField(max_length=32, choices=Status.choices)
     dataset_drift = models.BooleanField(default=False)
     # {name: {"kind", "psi", "ks_statistic", "ks_pvalue", "chi2_statistic", "chi2_pvalue",
-    #         "js_distance", "drifted", "severity"}} (SPEC §4 drift endpoint)
+    #         "js_distance", "drifted", "severity"}} (docs/api.md#drift drift endpoint)
     features = models.JSONField(default=dict)
     prediction = models.JSONField(null=True, blank=True)
 

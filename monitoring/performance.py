@@ -1,5 +1,5 @@
-"""Live performance (SPEC §6): the metrics of a version and arm on its logged predictions
-that have feedback, and an alert when the primary metric falls behind validation.
+"""Live performance (docs/monitoring.md#live-performance): the metrics of a version and arm on its
+logged predictions that have feedback, and an alert when the primary metric falls behind validation.
 
 A prediction counts in a window [start, end) when it was made in it and its outcome has
 been recorded. The log is read in chunks of MONITORING_CHUNK_SIZE rows, of which only the
@@ -17,7 +17,7 @@ R2 of one row or ROC AUC of one class):
 - anomaly detection: none (the detector is unsupervised: nothing ranks it).
 
 Degradation: with at least PERFORMANCE_MIN_LABELLED labelled rows, the task's primary
-metric (core.ml.metrics.PRIMARY_METRIC) worse than the version's validation
+metric (core.ml.kinds.PRIMARY_METRIC) worse than the version's validation
 figure by more than PERFORMANCE_DEGRADATION_THRESHOLD of that figure raises a
 `performance` alert.
 """
@@ -33,31 +33,14 @@ from django.utils import timezone
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
+from core.ml.kinds import ANOMALY, BINARY, MULTICLASS, PRIMARY_METRIC, REGRESSION
+from core.ml.metrics import metric_float
+from core.ml.outputs import class_label
 from mlregistry import selectors as registry
 from mlregistry.models import MLModelVersion
-from core.ml.metrics import (
-    ANOMALY,
-    BINARY,
-    MULTICLASS,
-    PRIMARY_METRIC,
-    REGRESSION,
-    metric_float,
-)
 from monitoring.alerts import alert_raise
 from monitoring.models import Alert, PerformanceReport
 from predictions.models import PredictionLog
-
-
-def class_label(key: str, like):
-    """A class label given as its string (a probabilities key) in the type of the model's
-    own labels (`like`, a logged prediction), as feedback stores the actual."""
-    if isinstance(like, bool):
-        return key == "True"
-    if isinstance(like, int):
-        return int(key)
-    if isinstance(like, float):
-        return float(key)
-    return key
 
 
 def classes_of(probabilities: dict, like) -> list:

@@ -1,4 +1,5 @@
-"""Retraining (SPEC §6): when a model is retrained, and what follows a retrain.
+"""Retraining (docs/monitoring.md#retraining): when a model is retrained, and what follows a
+retrain.
 
 Checked daily (monitoring.tasks.retraining_check_task) and by hand (`manage.py
 retrain_if_needed`), for every model whose production version a recipe trained. Triggers,
@@ -26,15 +27,16 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.utils import timezone
 
+from core.errors import ApplicationError
+from core.ml.recipes import recipes_all
 from mlregistry import selectors as registry
 from mlregistry import services as registry_services
 from mlregistry.models import MLModel, MLModelVersion, Status, TrainingJob
-from training import services as training
-from core.ml.recipes import recipes_all
+from mlregistry.preconditions import APPROVE_PERMISSION
 from monitoring import alerts
 from monitoring.models import Alert
 from predictions import selectors as prediction_selectors
-from core.errors import ApplicationError
+from training import services as training
 
 logger = logging.getLogger("pulselytics.monitoring")
 
@@ -132,7 +134,7 @@ def retraining_check(*, now: datetime | None = None, model_name: str | None = No
         try:
             check.job = training.training_job_create(
                 recipe_name=check.recipe, client_id=model.client_id,
-                user=training.system_user_get(), include_feedback=True,
+                user=registry_services.system_user_get(), include_feedback=True,
                 reason="retrain: " + "; ".join(check.triggers))
         except training.TrainingInProgressError:
             check.skipped = "a training job was queued concurrently"
@@ -164,7 +166,7 @@ def retrain_job_finished(*, job: TrainingJob) -> None:
     if settings.AUTO_DEPLOY and not registry.failed_gates(version):
         try:
             registry_services.model_version_auto_deploy(version=version,
-                                                        user=training.system_user_get())
+                                                        user=registry_services.system_user_get())
         except ApplicationError:
             logger.exception("auto-deploy of %s failed", version)
         version.refresh_from_db()
@@ -173,7 +175,7 @@ def retrain_job_finished(*, job: TrainingJob) -> None:
 
 def _reviewer_emails() -> list[str]:
     reviewers = get_user_model()._default_manager.with_perm(
-        registry_services.APPROVE_PERMISSION, is_active=True)
+        APPROVE_PERMISSION, is_active=True)
     return sorted({email for email in reviewers.values_list("email", flat=True) if email})
 
 

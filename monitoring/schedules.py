@@ -1,4 +1,4 @@
-"""The one list of periodic tasks (SPEC §6).
+"""The one list of periodic tasks (docs/monitoring.md#schedules).
 
 Installed as django-celery-beat `PeriodicTask` rows, upserted by name, by a data migration
 (and again by `seed_demo`); operators change intervals or disable a row in the admin, and

@@ -1,4 +1,5 @@
-"""Significance tests of an A/B test's live metric (SPEC §6). Pure scipy: no database access.
+"""Significance tests of an A/B test's live metric (docs/monitoring.md#ab-tests). Pure scipy: no
+database access.
 
 Both tests compare the challenger with the champion and are two-sided:
 

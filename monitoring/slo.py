@@ -1,4 +1,5 @@
-"""Service level objectives per model (SPEC §6): p95 latency and error rate over a window.
+"""Service level objectives per model (docs/monitoring.md#slos): p95 latency and error rate over a
+window.
 
 A request is one answer however many instances it carried. The prediction log holds one
 row per instance, every row of a request with the same request id, time and latency, so

@@ -1,4 +1,4 @@
-"""Drift statistics (SPEC §6). Pure numpy/scipy: no database access.
+"""Drift statistics (docs/monitoring.md#drift). Pure numpy/scipy: no database access.
 
 A drift check streams a window of logged values through one accumulator per feature
 (`NumericWindow`, `CategoricalWindow`, built from the feature's reference profile entry,
@@ -10,7 +10,7 @@ reference, never on the window:
   only while there are at most `KS_EXACT_MAX` of them;
 - categorical: a count per category.
 
-Every figure is the one SPEC §6 defines, so it can be checked independently:
+Every figure is the one docs/monitoring.md#drift defines, so it can be checked independently:
 
 - bins (-inf, e1], (e1, e2], ..., (ek, +inf) on the reference edges; shares = counts / n;
 - PSI = sum over bins of (c - r) * ln(c / r), shares floored at `PSI_FLOOR`; categorical

@@ -2,8 +2,8 @@ from django.contrib import admin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
-from predictions.models import ClientAPIKey, PredictionLog
 from core.admin_mixins import ReadOnlyAdminMixin
+from predictions.models import ClientAPIKey, PredictionLog
 
 # Keys are ClientAPIKey rows; the library's own table is not used.
 admin.site.unregister(APIKey)

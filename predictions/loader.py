@@ -21,11 +21,6 @@ import numpy
 import pandas
 from django.conf import settings
 
-from mlregistry import artifacts, selectors
-from mlregistry.selectors import LiveVersion
-from core.ml import metrics as task_metrics
-from monitoring.alerts import alert_raise
-from core.ml import explain
 from core.errors import (
     ApplicationError,
     ModelIntegrityError,
@@ -33,6 +28,10 @@ from core.errors import (
     ModelNotReadyError,
     PermissionDeniedError,
 )
+from core.ml import explain, kinds, outputs
+from mlregistry import artifacts, selectors
+from mlregistry.selectors import LiveVersion
+from predictions import signals
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class ServedVersion:
 
     def predict(self, frame: pandas.DataFrame) -> Outputs:
         task = self.live.task
-        if task in (task_metrics.BINARY, task_metrics.MULTICLASS):
+        if task in (kinds.BINARY, kinds.MULTICLASS):
             probabilities = numpy.asarray(self.estimator.predict_proba(frame))
             classes = [label.item() if hasattr(label, "item") else label
                        for label in self.estimator.classes_]
@@ -66,8 +65,8 @@ class ServedVersion:
             return Outputs(values=values,
                            probabilities=[dict(zip(keys, map(float, row), strict=True))
                                           for row in probabilities])
-        if task == task_metrics.ANOMALY:
-            scores = task_metrics.anomaly_scores(estimator=self.estimator, features=frame)
+        if task == kinds.ANOMALY:
+            scores = outputs.anomaly_scores(estimator=self.estimator, features=frame)
             flagged = numpy.asarray(self.estimator.predict(frame)) == -1
             return Outputs(values=flagged.tolist(), anomaly_scores=scores.tolist())
         return Outputs(values=numpy.asarray(self.estimator.predict(frame), dtype=float).tolist())
@@ -118,9 +117,6 @@ def _routing_table(rows: list[LiveVersion]) -> dict[str, LiveModel]:
     return table
 
 
-_gc_frozen = False
-
-
 def _gc_freeze_once() -> None:
     """Once per process, after its first model is loaded: move every object allocated so
     far (Django, scikit-learn, SHAP, the model: ~225,000 objects) out of the garbage
@@ -129,9 +125,7 @@ def _gc_freeze_once() -> None:
     objects are never collected as part of a reference cycle: nearly all of them live as
     long as the process; at worst the request in flight leaks its few cycles once.
     """
-    global _gc_frozen
-    if not _gc_frozen:
-        _gc_frozen = True
+    if not gc.get_freeze_count():
         gc.freeze()
 
 
@@ -197,7 +191,8 @@ class ModelCache:
             try:
                 loaded = artifacts.bundle_load(manifest=live.artifact_manifest,
                                                model_sha256=live.model_sha256)
-            except (artifacts.ArtifactIntegrityError, artifacts.IncompatibleEnvironmentError) as exc:
+            except (artifacts.ArtifactIntegrityError,
+                    artifacts.IncompatibleEnvironmentError) as exc:
                 error = self._refuse(live, exc)
                 self._failures[key] = (time.monotonic(), error)
                 raise error from exc
@@ -210,9 +205,8 @@ class ModelCache:
 
     @staticmethod
     def _refuse(live: LiveVersion, exc: ApplicationError) -> ApplicationError:
-        alert_raise(kind="integrity", severity="critical", model_name=live.model_name,
-                    version=live.version, message=f"{live.model_name} {live.version} is not "
-                    f"served: {exc.message}", payload={"code": exc.code, **exc.details})
+        signals.model_load_refused.send(sender=ModelCache, model_name=live.model_name,
+                                        version=live.version, error=exc)
         if isinstance(exc, artifacts.IncompatibleEnvironmentError):
             return ModelNotReadyError(
                 f"{live.model_name} {live.version} cannot be loaded here: {exc.message}",

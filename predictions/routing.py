@@ -29,11 +29,13 @@ def bucket(*, routing_key: str, test_identity: str) -> float:
 
 def test_identity(model_name: str, challengers: list[Challenger]) -> str:
     return model_name + "|" + ",".join(
-        f"{c.version_id}:{c.traffic_percentage}" for c in sorted(challengers, key=lambda c: c.version_id)
+        f"{c.version_id}:{c.traffic_percentage}"
+        for c in sorted(challengers, key=lambda c: c.version_id)
     )
 
 
-def challenger_for(*, routing_key: str, model_name: str, challengers: list[Challenger]) -> int | None:
+def challenger_for(*, routing_key: str, model_name: str,
+                   challengers: list[Challenger]) -> int | None:
     """The challenger version id this key is routed to, or None for the champion."""
     if not challengers:
         return None

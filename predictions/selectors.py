@@ -1,4 +1,4 @@
-"""Reads of the prediction log for other apps (read-only; writes live in services.py)."""
+"""Reads for other apps: the prediction log and API keys (writes live in services.py)."""
 
 from collections.abc import Iterator
 from datetime import datetime
@@ -7,7 +7,11 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 
-from predictions.models import PredictionLog
+from predictions.models import ClientAPIKey, PredictionLog
+
+
+def api_key_is_valid(*, key: str) -> bool:
+    return ClientAPIKey.objects.is_valid(key)
 
 
 def _labelled(model_name: str):

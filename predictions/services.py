@@ -15,14 +15,6 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from mlregistry.selectors import LiveVersion
-from core.ml.recipes import lifecycle_hooks, recipes_all
-from core.ml.recipes.base import LifecycleHooks
-from predictions.loader import LiveModel, Outputs, ServedVersion, model_cache
-from predictions.models import ClientAPIKey, PredictionFailure, PredictionLog
-from predictions.parsers import NON_FINITE
-from predictions.routing import Challenger, challenger_for, routing_key_sha256
-from predictions.validation import instances_validate
 from core import prometheus as metrics
 from core.errors import (
     BatchTooLargeError,
@@ -32,6 +24,15 @@ from core.errors import (
     ValidationError,
 )
 from core.logging import exception_outline
+from core.ml.outputs import class_label
+from core.ml.recipes import lifecycle_hooks, recipes_all
+from core.ml.recipes.base import LifecycleHooks
+from mlregistry.selectors import LiveVersion
+from predictions.loader import LiveModel, Outputs, ServedVersion, model_cache
+from predictions.models import ClientAPIKey, PredictionFailure, PredictionLog
+from predictions.parsers import NON_FINITE
+from predictions.routing import Challenger, challenger_for, routing_key_sha256
+from predictions.validation import instances_validate
 
 logger = logging.getLogger("pulselytics.predictions")
 
@@ -42,6 +43,13 @@ def api_key_create(*, name: str, client_id: str = "") -> tuple[ClientAPIKey, str
     if not name:
         raise ValidationError("an API key needs a name")
     return ClientAPIKey.objects.create_key(name=name, client_id=client_id.strip())
+
+
+def api_key_replace(*, name: str, client_id: str = "") -> tuple[ClientAPIKey, str]:
+    """Revoke every active key of this name and create a new one, in one transaction."""
+    with transaction.atomic():
+        ClientAPIKey.objects.filter(name=name, revoked=False).update(revoked=True)
+        return api_key_create(name=name, client_id=client_id)
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,9 @@ def _log_rows(*, served: ServedVersion, arm: str, outputs: Outputs, logged: list
         (prediction_id, version_id, model_name, arm, request_id, routing_hash, client_id,
          features, features_sha256, value, probability, score, latency_ms, now)
         for prediction_id, features, features_sha256, value, probability, score
-        in zip(prediction_ids, logged, hashes, outputs.values, probabilities, scores)
+        # Not strict: probabilities and scores are endless repeat(None) when absent.
+        in zip(prediction_ids, logged, hashes, outputs.values, probabilities, scores,
+               strict=False)
     ]
 
 
@@ -257,18 +267,6 @@ def explanation_make(*, model_name: str, instances: list, request_id: str,
                              scope=routed.scope, explanations=explanations)
 
 
-def _as_label_of(predicted, label: str):
-    """A class label (given as its string) in the type of the model's own labels, so that
-    `actual` compares equal to `value` ("1" and 1 are the same class)."""
-    if isinstance(predicted, bool):
-        return label == "True"
-    if isinstance(predicted, int):
-        return int(label)
-    if isinstance(predicted, float):
-        return float(label)
-    return label
-
-
 def _actual_for(log: PredictionLog, actual):
     """The outcome in the model's terms, or a validation error naming what is wrong."""
     def refuse(code: str, message: str):
@@ -283,7 +281,7 @@ def _actual_for(log: PredictionLog, actual):
     if log.probabilities is not None:  # a classifier: one of its classes
         if isinstance(actual, dict | list) or str(actual) not in log.probabilities:
             refuse("unknown_category", f"expected one of {sorted(log.probabilities)}")
-        return _as_label_of(log.value, str(actual))
+        return class_label(str(actual), log.value)
     if log.anomaly_score is not None:
         if not isinstance(actual, bool):
             refuse("wrong_type", "expected true (anomaly) or false")

@@ -2,7 +2,7 @@
 
 `instances_validate` either returns the batch ready to serve (the canonical model frame of
 core.ml.features.model_frame, and what may be logged) or raises one
-`ValidationError` listing every problem of the request (SPEC §4, 422 `validation_error`,
+`ValidationError` listing every problem of the request (docs/api.md#errors, 422 `validation_error`,
 `details: [{"index", "field", "code", "message"}]`), so a client fixes its batch in one
 round trip. A request that fails validation reaches no model and logs nothing.
 
@@ -48,8 +48,8 @@ from operator import itemgetter
 import numpy
 import pandas
 
-from predictions.parsers import NON_FINITE
 from core.errors import ValidationError
+from predictions.parsers import NON_FINITE
 
 MAX_ERROR_DETAILS = 1000
 FIELD_ECHO_LIMIT = 100

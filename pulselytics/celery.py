@@ -4,7 +4,9 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pulselytics.settings.base")
+from pulselytics.settings import settings_module
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings_module())
 
 app = Celery("pulselytics")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/monitoring/dashboard/", include("monitoring.dashboard.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("predictions.api.urls")),
+    path("api/v1/", include("monitoring.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[],
                                                    permission_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[],

@@ -2,9 +2,11 @@ import os
 
 # Serving processes explain with SHAP; importing it takes about 1.5 s, paid here at worker
 # start rather than by the first explain request.
-import shap  # noqa: F401
+import shap  # noqa: F401 - imported for its start-up cost only (above)
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pulselytics.settings.base")
+from pulselytics.settings import settings_module
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings_module())
 
 application = get_wsgi_application()

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
@@ -43,7 +45,9 @@ def broker_folders(settings) -> list[Path]:
 def prepare_folders() -> None:
     """Create var/ (SQLite, artifacts, static) and the broker folders the settings name."""
     sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pulselytics.settings.base")
+    from pulselytics.settings import settings_module
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings_module())
     from django.conf import settings
 
     folders = [Path(settings.VAR_DIR), *broker_folders(settings)]
@@ -80,8 +84,10 @@ class Supervisor:
         self.force = False
 
     def start(self, name: str, command: list[str]) -> None:
+        # The supervisor runs no threads, and PR_SET_PDEATHSIG can only be set in the child.
         self.processes[name] = subprocess.Popen(
-            command, cwd=ROOT, start_new_session=True, preexec_fn=_die_with_parent
+            command, cwd=ROOT, start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded supervisor
         )
         log(f"started {name} (pid {self.processes[name].pid}): {' '.join(command)}")
 
@@ -177,7 +183,9 @@ def main() -> int:
     except subprocess.CalledProcessError as exc:
         log(f"set-up failed: {' '.join(map(str, exc.cmd))} exited with {exc.returncode}")
         return 1
-    except Exception as exc:  # settings that refuse to load (e.g. production without keys)
+    except (ImproperlyConfigured, ImportError, ValueError, OSError) as exc:
+        # Settings that refuse to load (e.g. production without keys, a malformed number
+        # in the environment) or folders that cannot be created.
         log(f"set-up failed: {exc}")
         return 1
     if supervisor.stopping:
@@ -187,7 +195,8 @@ def main() -> int:
     # wrapped around the WSGI app (scripts/local_wsgi.py), so no collectstatic and no
     # extra dependency; fine on loopback, not a production set-up (see docs/deploy.md).
     supervisor.start("web", [
-        str(BIN / "gunicorn"), "local_wsgi:application", "--pythonpath", f"{ROOT},{ROOT / 'scripts'}",
+        str(BIN / "gunicorn"), "local_wsgi:application",
+        "--pythonpath", f"{ROOT},{ROOT / 'scripts'}",
         "--bind", f"{HOST}:{port}", "--workers", "2", "--graceful-timeout", "5",
         "--access-logfile", "-", "--no-control-socket",
     ])
@@ -197,7 +206,9 @@ def main() -> int:
     ])
     # Beat reads CELERY_BEAT_SCHEDULER (django_celery_beat's DatabaseScheduler): no
     # schedule file, and no pid file that a killed run would leave behind.
-    supervisor.start("beat", [str(BIN / "celery"), "-A", "pulselytics", "beat", "--loglevel", "INFO"])
+    supervisor.start("beat", [
+        str(BIN / "celery"), "-A", "pulselytics", "beat", "--loglevel", "INFO",
+    ])
 
     status = 0
     if wait_for_port(port, supervisor):

@@ -1,6 +1,6 @@
 """Shared fixtures: the people, versions built through the real services, and servers.
 
-PostgreSQL is chosen in pulselytics/settings/test.py (before Django starts); Redis and
+PostgreSQL is chosen by tests/database_plugin.py (before Django starts); Redis and
 Chromium are session fixtures here. A test that needs a missing server skips with the
 reason; under REQUIRE_SERVICES=1 (CI) every skip is turned into a failure.
 """

@@ -8,9 +8,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from sklearn.linear_model import LinearRegression
 
+from core.ml.schema import feature_spec
 from mlregistry import artifacts, registration, services
 from mlregistry.models import MLModelVersion
-from core.ml.schema import feature_spec
 
 SCHEMA = {
     "target": "likes",

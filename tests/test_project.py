@@ -5,6 +5,7 @@ Settings are read in a subprocess with a clean environment, because the suite's 
 settings (pulselytics.settings.test) replace the database and the broker.
 """
 
+import ast
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ from django.core.management import call_command
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from pulselytics.settings import settings_module
 from scripts.run import Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,8 +37,8 @@ def direct_requirements() -> list[Requirement]:
 
 def locked_versions() -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
-        line = line.strip()
+    for raw_line in (ROOT / "requirements.lock").read_text().splitlines():
+        line = raw_line.strip()
         if line and not line.startswith("#"):
             name, _, version = line.partition("==")
             pins[canonicalize_name(name)] = version
@@ -55,14 +57,22 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """PULSELYTICS_ENV=production and no DJANGO_SETTINGS_MODULE: the entry point picks
+    pulselytics.settings.production, as on a production host."""
+    env = clean_env(tmp_path, PULSELYTICS_ENV="production", **extra)
+    del env["DJANGO_SETTINGS_MODULE"]
+    return env
+
+
 def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_direct_dependencies_are_pinned_exactly():
@@ -97,7 +107,7 @@ def test_installed_dependencies_match_the_lock():
 
 @pytest.mark.parametrize("present", [{}, {"SECRET_KEY": "x" * 60}, {"ALLOWED_HOSTS": "a.example"}])
 def test_production_refuses_to_start_without_secret_key_and_allowed_hosts(tmp_path, present):
-    env = clean_env(tmp_path, PULSELYTICS_ENV="production", **present)
+    env = production_env(tmp_path, **present)
     result = manage("check", env=env)
     missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS") if name not in present]
     assert result.returncode != 0
@@ -105,11 +115,70 @@ def test_production_refuses_to_start_without_secret_key_and_allowed_hosts(tmp_pa
 
 
 def test_production_passes_the_deploy_checks(tmp_path):
-    env = clean_env(tmp_path, PULSELYTICS_ENV="production", SECRET_KEY=secrets.token_urlsafe(50),
-                    ALLOWED_HOSTS="pulselytics.example")
+    env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(50),
+                         ALLOWED_HOSTS="pulselytics.example")
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"PULSELYTICS_ENV": "production"}, "pulselytics.settings.production"),
+    ({"PULSELYTICS_ENV": "development"}, "pulselytics.settings.base"),
+    ({}, "pulselytics.settings.base"),
+])
+def test_settings_module_follows_pulselytics_env(monkeypatch, env, expected):
+    monkeypatch.delenv("PULSELYTICS_ENV", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert settings_module() == expected
+
+
+@pytest.mark.parametrize("entry_point", [
+    "import pulselytics.celery",
+    "import pulselytics.wsgi",
+    "from scripts.run import prepare_folders; prepare_folders()",
+])
+def test_every_entry_point_loads_the_production_settings_under_production(tmp_path,
+                                                                         entry_point):
+    env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(50),
+                         ALLOWED_HOSTS="pulselytics.example")
+    result = run_python(f"""
+        import os
+        {entry_point}
+        from django.conf import settings
+        print(os.environ["DJANGO_SETTINGS_MODULE"], settings.IS_PRODUCTION,
+              settings.SECURE_SSL_REDIRECT)
+    """, env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["pulselytics.settings.production", "True", "True"]
+
+
+def test_base_settings_refuse_to_run_production(tmp_path):
+    # Base alone would serve production over plain HTTP, without the start-up checks.
+    env = clean_env(tmp_path, PULSELYTICS_ENV="production",
+                    DJANGO_SETTINGS_MODULE="pulselytics.settings.base",
+                    SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="pulselytics.example")
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "use DJANGO_SETTINGS_MODULE=pulselytics.settings.production" in result.stderr
+
+
+def test_settings_import_nothing_from_tests():
+    # The suite's servers are started by tests/database_plugin.py, never by the settings.
+    offenders = []
+    for path in sorted((ROOT / "pulselytics" / "settings").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            offenders += [f"{path.name}:{node.lineno} imports {name}" for name in names
+                          if name == "tests" or name.startswith("tests.")]
+    assert offenders == []
 
 
 def test_development_settings_have_debug_off_by_default(tmp_path):

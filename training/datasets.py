@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas
 
-from mlregistry import artifacts
 from core.errors import ValidationError
+from mlregistry import artifacts
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 

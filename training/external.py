@@ -8,10 +8,10 @@ profile and the number of labelled rows.
   DataFrame; otherwise every column but the target and the protected ones, in file order,
   and their number must equal `n_features_in_`.
 - Rows whose target is empty are left out of the metrics and counted in
-  `metrics["rows_without_target"]` (stored with the version); `samples` is the number of
-  labelled rows the metrics were computed on. The reference profile covers every row of
-  the data (SPEC §6: "for register_model, every row of the given file"), with or without
-  a target, profiled with the fixed seed `PROFILE_SEED`.
+  `metrics["rows_without_target"]` (stored with the version); `samples` is the number of labelled
+  rows the metrics were computed on. The reference profile covers every row of the data
+  (docs/monitoring.md#reference-profile: "for register_model, every row of the given file"), with or
+  without a target, profiled with the fixed seed `PROFILE_SEED`.
 - The fairness report (`fairness.fairness_report`) covers the labelled rows, like the
   metrics: groups from the protected columns of the data (inputs of the model or not),
   the model's `predict` output, and for a binary classifier `classes_[1]` as the positive
@@ -33,12 +33,13 @@ from sklearn.base import is_classifier, is_outlier_detector, is_regressor
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from core.ml.schema import schema_from_frame
-from core.ml import fairness
-from core.ml import importance
-from core.ml import metrics as task_metrics
-from core.ml.profile import reference_profile_build
 from core.errors import ValidationError
+from core.ml import fairness, importance
+from core.ml import metrics as task_metrics
+from core.ml.kinds import ANOMALY, BINARY, MULTICLASS, REGRESSION, TASKS
+from core.ml.outputs import model_outputs
+from core.ml.profile import reference_profile_build
+from core.ml.schema import schema_from_frame
 
 PROFILE_SEED = 0
 
@@ -75,23 +76,23 @@ def _check_estimator(estimator: Any, task: str) -> None:
     except (NotFittedError, TypeError) as exc:
         raise ValidationError(f"{name} is not a fitted estimator: {_one_line(exc)}") from exc
     classifier = _is(is_classifier, estimator)
-    if task == task_metrics.REGRESSION and (classifier or _is(is_outlier_detector, estimator)):
+    if task == REGRESSION and (classifier or _is(is_outlier_detector, estimator)):
         raise ValidationError(f"{name} is not a regressor; the task is {task}")
-    if task in (task_metrics.BINARY, task_metrics.MULTICLASS):
+    if task in (BINARY, MULTICLASS):
         if not classifier or not hasattr(estimator, "classes_"):
             raise ValidationError(f"{name} is not a classifier; the task is {task}")
         classes = len(estimator.classes_)
-        if task == task_metrics.BINARY and classes != 2:
+        if task == BINARY and classes != 2:
             raise ValidationError(
                 f"binary classification needs exactly 2 classes; {name} has {classes}")
-        if task == task_metrics.BINARY and not hasattr(estimator, "predict_proba"):
+        if task == BINARY and not hasattr(estimator, "predict_proba"):
             raise ValidationError(f"{name} has no predict_proba; binary classification needs "
                                   "probabilities (ROC AUC, Brier, the output profile)")
-        if task == task_metrics.MULTICLASS and classes < 3:
+        if task == MULTICLASS and classes < 3:
             raise ValidationError(
                 f"multiclass classification needs 3 or more classes; {name} has {classes} "
                 "(register it as binary_classification)")
-    if task == task_metrics.ANOMALY:
+    if task == ANOMALY:
         if classifier or _is(is_regressor, estimator):
             raise ValidationError(f"{name} is not an outlier detector; the task is {task}")
         if not (hasattr(estimator, "decision_function") or hasattr(estimator, "score_samples")):
@@ -120,7 +121,7 @@ def _input_features(estimator: Any, frame: pandas.DataFrame, target: str,
 
 
 def _check_labels(estimator: Any, task: str, target: pandas.Series) -> None:
-    if task not in (task_metrics.BINARY, task_metrics.MULTICLASS):
+    if task not in (BINARY, MULTICLASS):
         return
     classes = list(estimator.classes_)
     unknown = set(target.unique()) - set(classes)
@@ -132,23 +133,23 @@ def _check_labels(estimator: Any, task: str, target: pandas.Series) -> None:
 
 
 def _outputs(estimator: Any, task: str, features: Any) -> tuple[numpy.ndarray, str]:
-    """The model's output as SPEC §6 profiles it, and its kind."""
-    if task == task_metrics.ANOMALY:
+    """The model's output as docs/monitoring.md#reference-profile profiles it, and its kind."""
+    if task == ANOMALY:
         labels = set(numpy.unique(estimator.predict(features)).tolist())
         if not labels <= {-1, 1}:
             raise ValidationError(
                 f"an outlier detector predicts -1 or 1; {type(estimator).__name__} predicted "
                 f"{sorted(labels, key=str)[:5]}")
-    return task_metrics.model_outputs(task=task, estimator=estimator, features=features)
+    return model_outputs(task=task, estimator=estimator, features=features)
 
 
 def external_model_evaluate(
     *, estimator: Any, frame: pandas.DataFrame, target: str, task: str, protected: list[str],
 ) -> EvaluatedModel:
     """Schema, metrics, reference profile and labelled-row count of a fitted estimator."""
-    if task not in task_metrics.PRIMARY_METRIC:
+    if task not in TASKS:
         raise ValidationError(
-            f"unknown task {task!r}; one of {', '.join(task_metrics.PRIMARY_METRIC)}")
+            f"unknown task {task!r}; one of {', '.join(TASKS)}")
     protected = list(protected)
     missing = [column for column in [target, *protected] if column not in frame.columns]
     if missing:
@@ -178,11 +179,11 @@ def external_model_evaluate(
             task=task,
             protected={column: frame.loc[labelled, column].to_numpy() for column in protected},
             y_true=labels.to_numpy(), y_pred=numpy.asarray(estimator.predict(features[labelled])),
-            positive_label=estimator.classes_[1] if task == task_metrics.BINARY else None,
+            positive_label=estimator.classes_[1] if task == BINARY else None,
         )
     except ValidationError:
         raise
-    except Exception as exc:  # noqa: BLE001 - whatever the estimator raises, the data does not fit
+    except Exception as exc:
         raise ValidationError(f"the model cannot take this data: {_one_line(exc)}") from exc
     metrics["rows_without_target"] = int((~labelled).sum())
     profile = reference_profile_build(frame=frame, schema=schema, outputs=outputs,

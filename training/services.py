@@ -16,20 +16,19 @@ from pathlib import Path
 
 import pandas
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mlregistry import artifacts, registration, services
-from mlregistry.models import MLModel, MLModelVersion, Status, TrainingDataset, TrainingJob
-from training import datasets
-from training import trainer
+from core.errors import ConflictError, ValidationError
 from core.ml import gates as validation
 from core.ml.recipes import recipe_get
-from predictions import selectors as prediction_selectors
-from core.errors import ConflictError, ValidationError
+from core.permissions import require_permission
+from mlregistry import artifacts, registration
+from mlregistry.models import MLModel, MLModelVersion, Status, TrainingDataset, TrainingJob
+from mlregistry.preconditions import REGISTER_PERMISSION
+from training import datasets, feedback, signals, trainer
 
 logger = logging.getLogger("pulselytics.training")
 
@@ -65,7 +64,8 @@ def dataset_register(*, model_name: str, path: str | Path, user: AbstractBaseUse
 
 
 def dataset_latest(*, model_name: str) -> TrainingDataset:
-    dataset = TrainingDataset.objects.filter(model_name=model_name).order_by("-created_at", "-pk").first()
+    dataset = (TrainingDataset.objects.filter(model_name=model_name)
+               .order_by("-created_at", "-pk").first())
     if dataset is None:
         raise ValidationError(
             f"no dataset is registered for {model_name}; train once with --data FILE",
@@ -91,14 +91,14 @@ def model_train(
 ) -> MLModelVersion:
     """Train a recipe (globally, or on one client's rows) and register it in `testing`.
 
-    Trains on the file at `data_path` (registered as the recipe's newest dataset in the
-    same transaction as the version), on `dataset`, or on the latest registered dataset;
-    with `include_feedback`, plus every logged prediction of the model that has an outcome
-    (SPEC §5 retraining). `before_store` is given the artifact files about to be written.
-    The gates compare the candidate with the model's current production version. Any
+    Trains on the file at `data_path` (registered as the recipe's newest dataset in the same
+    transaction as the version), on `dataset`, or on the latest registered dataset; with
+    `include_feedback`, plus every logged prediction of the model that has an outcome
+    (docs/training.md#training-jobs retraining). `before_store` is given the artifact files about to
+    be written. The gates compare the candidate with the model's current production version. Any
     failure leaves the registry and the dataset list as they were.
     """
-    services.require_permission(user, registration.REGISTER_PERMISSION, "train models")
+    require_permission(user, REGISTER_PERMISSION, "train models")
     recipe = recipe_get(recipe_name)
     progress = progress or (lambda fraction, stage: None)
     seed = settings.TRAINING_SEED if seed is None else seed
@@ -116,15 +116,15 @@ def model_train(
     report = {"dataset": dataset_name}
     if include_feedback:
         progress(0.03, "reading feedback")
-        feedback = trainer.feedback_rows(
+        labelled = trainer.feedback_rows(
             recipe=recipe, client_id=client_id,
-            chunks=prediction_selectors.prediction_feedback_chunks(model_name=model_name))
-        report.update(dataset_rows=len(frame), feedback_rows=len(feedback.frame),
-                      feedback_sha256=feedback.sha256)
-        if feedback.skipped:
-            report["feedback_rows_skipped_as_anomalies"] = feedback.skipped
-        if len(feedback.frame):
-            frame = pandas.concat([frame, feedback.frame], ignore_index=True)
+            chunks=feedback.feedback_chunks(model_name=model_name))
+        report.update(dataset_rows=len(frame), feedback_rows=len(labelled.frame),
+                      feedback_sha256=labelled.sha256)
+        if labelled.skipped:
+            report["feedback_rows_skipped_as_anomalies"] = labelled.skipped
+        if len(labelled.frame):
+            frame = pandas.concat([frame, labelled.frame], ignore_index=True)
     trained = trainer.train_recipe(recipe=recipe, frame=frame, seed=seed, client_id=client_id,
                                    model_name=model_name, progress=progress)
     production = MLModelVersion.objects.filter(model__name=model_name,
@@ -180,9 +180,9 @@ def training_job_create(*, recipe_name: str, user: AbstractBaseUser, client_id: 
     A running job of the model whose worker died is failed (and cleaned up) first, so a
     crash never blocks the model.
     """
-    from training.tasks import training_job_run_task  # tasks import services, not back
+    from training.tasks import training_job_run_task  # noqa: PLC0415 - tasks import us
 
-    services.require_permission(user, registration.REGISTER_PERMISSION, "train models")
+    require_permission(user, REGISTER_PERMISSION, "train models")
     recipe_get(recipe_name)
     training_job_recover_stale(recipe_name=recipe_name, client_id=client_id)
     try:
@@ -243,12 +243,9 @@ def _job_artifacts_discard(job: TrainingJob) -> int:
 
 
 def _job_finished(job: TrainingJob) -> None:
-    if job.include_feedback:
-        # What follows a retrain (tell reviewers, AUTO_DEPLOY, alert on failure) is the
-        # monitoring app's; it imports this module, so it is imported here, when needed.
-        from monitoring import retraining
-
-        retraining.retrain_job_finished(job=job)
+    # What follows a retrain (tell reviewers, AUTO_DEPLOY, alert on failure) is up to
+    # the app that asked for it.
+    signals.training_job_finished.send(sender=TrainingJob, job=job)
 
 
 def training_job_recover_stale(*, recipe_name: str | None = None, client_id: str = "",
@@ -281,7 +278,7 @@ def _queued_jobs_republish(*, cutoff: datetime, recipe_name: str | None, client_
     """Publish again the jobs still queued since before `cutoff`: their message may have
     been lost with the broker's data, and a job that never runs blocks its model's
     retraining for good. A duplicate message is harmless: the second finds the job claimed."""
-    from training.tasks import training_job_run_task  # tasks import services, not back
+    from training.tasks import training_job_run_task  # noqa: PLC0415 - tasks import us
 
     waiting = TrainingJob.objects.filter(state=TrainingJob.State.QUEUED, created_at__lt=cutoff)
     if recipe_name is not None:
@@ -394,15 +391,3 @@ def training_job_run(*, job_id: int) -> TrainingJob:
             return job  # taken over meanwhile; its version is registered all the same
     _job_finished(job)
     return job
-
-
-def system_user_get() -> AbstractBaseUser:
-    """The account scheduled work acts as (a data scientist that cannot log in)."""
-    user, created = get_user_model().objects.get_or_create(
-        username=settings.SYSTEM_USERNAME, defaults={"is_active": True},
-    )
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-        user.groups.add(Group.objects.get(name="Data scientists"))
-    return user

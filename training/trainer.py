@@ -19,14 +19,13 @@ import numpy
 import pandas
 from sklearn.model_selection import train_test_split
 
-from core.ml import fairness
-from core.ml import importance
-from core.ml import metrics
+from core.errors import InsufficientDataError, ValidationError
+from core.ml import fairness, importance, kinds, metrics
 from core.ml.features import model_frame
+from core.ml.outputs import model_outputs
 from core.ml.profile import reference_profile_build
 from core.ml.recipes import lifecycle_hooks
 from core.ml.recipes.base import Recipe, TrainingContext
-from core.errors import InsufficientDataError, ValidationError
 
 Progress = Callable[[float, str], None]
 
@@ -106,14 +105,14 @@ def prepare(*, recipe: Recipe, frame: pandas.DataFrame, client_id: str = ""
             f"the dataset lacks column(s) {', '.join(missing)} that {recipe.name} needs",
             details={"missing": missing},
         )
-    report: dict[str, Any] = {"rows_read": int(len(frame))}
+    report: dict[str, Any] = {"rows_read": len(frame)}
     if client_id:
         frame = frame[frame[recipe.client_column].astype(str) == str(client_id)]
-        report["rows_for_client"] = int(len(frame))
+        report["rows_for_client"] = len(frame)
     target = None
     if recipe.target:
         target = frame[recipe.target]
-        if recipe.task == metrics.REGRESSION:
+        if recipe.task == kinds.REGRESSION:
             target = pandas.to_numeric(target, errors="coerce").astype(float)
             target = target.mask(numpy.isinf(target.to_numpy()))
         labelled = target.notna()
@@ -122,7 +121,7 @@ def prepare(*, recipe: Recipe, frame: pandas.DataFrame, client_id: str = ""
     inputs, coercion = model_frame(frame, schema)
     protected = frame[[f["name"] for f in schema["features"] if f["protected"]]]
     report.update(coercion.as_dict())
-    report["rows_used"] = int(len(frame))
+    report["rows_used"] = len(frame)
     return inputs, target, protected, report
 
 
@@ -130,7 +129,7 @@ def _split(recipe: Recipe, n_rows: int, target: pandas.Series | None, seed: int
            ) -> tuple[numpy.ndarray, numpy.ndarray]:
     positions = numpy.arange(n_rows)
     stratify = None
-    if target is not None and recipe.task in (metrics.BINARY, metrics.MULTICLASS):
+    if target is not None and recipe.task in (kinds.BINARY, kinds.MULTICLASS):
         counts = target.value_counts()
         if len(counts) > 1 and counts.min() >= 2:
             stratify = target.to_numpy()
@@ -153,7 +152,7 @@ def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_i
         )
     progress(0.15, "splitting")
     train_at, validation_at = _split(recipe, n_rows, target, seed)
-    report["train_rows"], report["validation_rows"] = int(len(train_at)), int(len(validation_at))
+    report["train_rows"], report["validation_rows"] = len(train_at), len(validation_at)
     x_train, x_validation = inputs.iloc[train_at], inputs.iloc[validation_at]
     y_train = target.iloc[train_at].to_numpy() if target is not None else None
     y_validation = target.iloc[validation_at].to_numpy() if target is not None else None
@@ -161,7 +160,8 @@ def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_i
     context = TrainingContext(recipe=recipe, model_name=model_name or recipe.name,
                               client_id=client_id, seed=seed, n_rows=len(train_at))
     hooks = lifecycle_hooks(recipe)
-    # The recipe chooses by the rows the model is built from (SPEC §5 minimum counts).
+    # The recipe chooses by the rows the model is built from (docs/training.md#training-run minimum
+    # counts).
     estimator = recipe.build_estimator(seed=seed, n_samples=n_rows)
     progress(0.2, "fitting")
     for hook in hooks:
@@ -178,7 +178,7 @@ def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_i
         task=recipe.task, estimator=estimator, features=x_validation, target=y_validation)
     progress(0.85, "profiling")
     schema = recipe.feature_schema()
-    outputs, output_kind = metrics.model_outputs(task=recipe.task, estimator=estimator,
+    outputs, output_kind = model_outputs(task=recipe.task, estimator=estimator,
                                                  features=x_train)
     profile = reference_profile_build(frame=x_train, schema=schema, outputs=outputs, seed=seed,
                                       output_kind=output_kind)

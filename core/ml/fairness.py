@@ -1,4 +1,4 @@
-"""Fairness audit of a model's predictions per protected attribute (SPEC §6).
+"""Fairness audit of a model's predictions per protected attribute (docs/monitoring.md#fairness).
 
 Pure: numpy and pandas only, no database access (the default minimum group size is read
 from `settings.FAIRNESS_MIN_GROUP_SIZE`). The caller passes the protected attributes' group
@@ -73,17 +73,9 @@ import pandas
 from django.conf import settings
 
 from core.errors import ValidationError
+from core.ml.kinds import ANOMALY, ANOMALY_LABEL, BINARY, MULTICLASS, REGRESSION, TASK_KINDS, TASKS
 
-REGRESSION = "regression"
-BINARY = "binary_classification"
-MULTICLASS = "multiclass_classification"
-ANOMALY = "anomaly_detection"
-TASKS = (REGRESSION, BINARY, MULTICLASS, ANOMALY)
-
-PARITY_BASIS = {BINARY: "selection_rate", ANOMALY: "selection_rate",
-                REGRESSION: "mean_prediction", MULTICLASS: None}
 MISSING = "(missing)"
-ANOMALY_LABEL = -1
 
 
 def _float(value: Any) -> float | None:
@@ -166,13 +158,13 @@ def _spread(values: list[float]) -> float | None:
     return _float(max(values) - min(values)) if len(values) >= 2 else None
 
 
-def _attribute(task: str, names: numpy.ndarray, y_true: pandas.Series | None,
+def _attribute(task: str, *, names: numpy.ndarray, y_true: pandas.Series | None,
                y_pred: pandas.Series, positive: Any, min_group_size: int) -> dict:
     positions = pandas.Series(names, dtype=object).groupby(names, sort=False).indices
     groups: dict[str, dict] = {}
     for name in sorted(positions):
         at = positions[name]
-        groups[name] = {"n": int(len(at)), "small": len(at) < min_group_size,
+        groups[name] = {"n": len(at), "small": len(at) < min_group_size,
                         **_group_figures(task, at, y_true, y_pred, positive)}
     compared = {name: g for name, g in groups.items() if not g["small"]}
     result = {"groups": groups, "groups_compared": len(compared),
@@ -186,7 +178,7 @@ def _attribute(task: str, names: numpy.ndarray, y_true: pandas.Series | None,
         if len(compared) >= 2:
             result["note"] = "no parity ratio for multiclass classification (no positive class)"
         return result
-    basis = PARITY_BASIS[task]
+    basis = TASK_KINDS[task].parity_basis
     levels = [g[basis] for g in compared.values() if g[basis] is not None]
     result["demographic_parity_difference"] = _spread(levels)
     if len(levels) >= 2:
@@ -230,14 +222,15 @@ def fairness_report(
         predictions = pandas.to_numeric(predictions, errors="coerce").astype(float)
     positive = _positive_label(truth, predictions, positive_label) if task == BINARY else None
     attributes = {
-        str(name): _attribute(task, _group_names(values, rows, str(name)), truth, predictions,
-                              positive, min_group_size)
+        str(name): _attribute(task, names=_group_names(values, rows, str(name)), y_true=truth,
+                              y_pred=predictions, positive=positive,
+                              min_group_size=min_group_size)
         for name, values in protected.items()
     }
     return {
         "task": task,
         "positive_label": _json_label(positive),
-        "parity_basis": PARITY_BASIS[task],
+        "parity_basis": TASK_KINDS[task].parity_basis,
         "min_group_size": min_group_size,
         "rows": rows,
         "attributes": attributes,

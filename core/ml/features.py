@@ -41,7 +41,9 @@ def bool_column(series: pandas.Series) -> pandas.Series:
         return series.astype(float)
     if pandas.api.types.is_numeric_dtype(series):
         return series.astype(float).where(series.isin([0, 1]) | series.isna())
-    return series.map(lambda v: BOOL_STRINGS.get(str(v).strip().lower()) if pandas.notna(v) else None).astype(float)
+    return series.map(
+        lambda v: BOOL_STRINGS.get(str(v).strip().lower()) if pandas.notna(v) else None
+    ).astype(float)
 
 
 def model_frame(frame: pandas.DataFrame, schema: dict, *, inputs_only: bool = True
@@ -60,7 +62,8 @@ def model_frame(frame: pandas.DataFrame, schema: dict, *, inputs_only: bool = Tr
         raw = frame[name]
         was_missing = raw.isna()
         if dtype in NUMERIC_DTYPES or dtype == "bool":
-            values = bool_column(raw) if dtype == "bool" else pandas.to_numeric(raw, errors="coerce").astype(float)
+            values = (bool_column(raw) if dtype == "bool"
+                      else pandas.to_numeric(raw, errors="coerce").astype(float))
             infinite = numpy.isinf(values.to_numpy())
             invalid = values.isna() & ~was_missing
             values = values.mask(infinite)

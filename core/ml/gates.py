@@ -1,11 +1,11 @@
-"""The gates (SPEC §3): validation (§5, is the candidate not worse than production?) and
-fairness (§6, are the protected groups treated alike?). `gates_evaluate` gives the
-validation gate, `fairness_gate` the fairness gate; the caller merges the two dicts into
-the version's `gate_results` (a version needs an override to be approved when any gate has
-`passed` False).
+"""The gates (docs/training.md#validation-gate): validation (is the candidate not worse than
+production?) and fairness (§6, are the protected groups treated alike?). `gates_evaluate` gives the
+validation gate, `fairness_gate` the fairness gate; the caller merges the two dicts into the
+version's `gate_results` (a version needs an override to be approved when any gate has `passed`
+False).
 
 Pure: no database access; the caller passes the production version's metrics. The
-candidate fails when its primary metric (metrics.PRIMARY_METRIC) is worse than
+candidate fails when its primary metric (core.ml.kinds.PRIMARY_METRIC) is worse than
 production's by more than `settings.VALIDATION_GATE_MARGIN`, an absolute difference in
 the metric's own units (0.02 = two points of R2 or ROC AUC). A difference equal to the
 margin passes (compared with a 1e-12 tolerance for floating-point noise).
@@ -41,8 +41,8 @@ shows that fairness was considered.
 
 from django.conf import settings
 
-from core.ml.metrics import PRIMARY_METRIC
 from core.errors import ValidationError
+from core.ml.kinds import PRIMARY_METRIC, TASKS
 
 TOLERANCE = 1e-12
 
@@ -58,7 +58,7 @@ def _result(*, passed: bool, metric, higher_is_better, candidate, production, ma
 def gates_evaluate(*, task: str, metrics: dict, production_metrics: dict | None) -> dict:
     """Compare a candidate's metrics with the production version's (None: no production)."""
     if task not in PRIMARY_METRIC:
-        raise ValidationError(f"unknown task {task!r}; one of {', '.join(PRIMARY_METRIC)}")
+        raise ValidationError(f"unknown task {task!r}; one of {', '.join(TASKS)}")
     margin = float(settings.VALIDATION_GATE_MARGIN)
     primary = PRIMARY_METRIC[task]
     if primary is None:

@@ -24,8 +24,8 @@ from typing import Any
 import numpy
 import pandas
 
-from core.ml.features import model_frame
 from core.ml import explain
+from core.ml.features import model_frame
 
 logger = logging.getLogger("pulselytics.training")
 
@@ -46,7 +46,7 @@ def importance_sample(frame: pandas.DataFrame, *, rows: int = MAX_ROWS,
 def mean_absolute_contributions(explanations: list[dict], features: list[str]) -> dict:
     """Per feature, the mean absolute contribution over explained rows."""
     if not explanations:
-        return {name: 0.0 for name in features}
+        return dict.fromkeys(features, 0.0)
     matrix = numpy.array([[row["contributions"][name] for name in features]
                           for row in explanations], dtype=float)
     return {name: float(value)

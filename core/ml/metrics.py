@@ -1,4 +1,4 @@
-"""Validation metrics per task (SPEC §3). Pure: no database access.
+"""Validation metrics per task (docs/training.md#validation-metrics). Pure: no database access.
 
 Every figure is a plain Python float, or None when it is undefined on the given data (for
 example ROC AUC when the target holds a single class), so the result is strict JSON
@@ -28,21 +28,9 @@ import numpy
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
-from core.ml.profile import CATEGORICAL, NUMERIC
 from core.errors import ValidationError
-
-REGRESSION = "regression"
-BINARY = "binary_classification"
-MULTICLASS = "multiclass_classification"
-ANOMALY = "anomaly_detection"
-
-# task -> (metric name, higher is better), or None when no metric ranks candidates.
-PRIMARY_METRIC: dict[str, tuple[str, bool] | None] = {
-    REGRESSION: ("r2", True),
-    BINARY: ("roc_auc", True),
-    MULTICLASS: ("f1", True),
-    ANOMALY: None,
-}
+from core.ml.kinds import ANOMALY, BINARY, MULTICLASS, REGRESSION, TASKS
+from core.ml.outputs import anomaly_scores
 
 SCORE_QUANTILES = {"q01": 0.01, "q05": 0.05, "q50": 0.50, "q95": 0.95, "q99": 0.99}
 
@@ -61,16 +49,6 @@ def _guarded(compute) -> float | None:
             return metric_float(compute())
     except ValueError:
         return None
-
-
-def anomaly_scores(*, estimator: Any, features: Any) -> numpy.ndarray:
-    """The anomaly score: `decision_function` when the detector has one, else `score_samples`.
-
-    Lower means more anomalous for every sklearn outlier detector.
-    """
-    if hasattr(estimator, "decision_function"):
-        return numpy.asarray(estimator.decision_function(features), dtype=float)
-    return numpy.asarray(estimator.score_samples(features), dtype=float)
 
 
 def _regression(estimator, features, target) -> dict:
@@ -139,19 +117,4 @@ def metrics_evaluate(*, task: str, estimator: Any, features: Any, target: Any) -
         return _multiclass(estimator, features, target)
     if task == ANOMALY:
         return _anomaly(estimator, features)
-    raise ValidationError(f"unknown task {task!r}; one of {', '.join(PRIMARY_METRIC)}")
-
-
-def model_outputs(*, task: str, estimator: Any, features: Any) -> tuple[numpy.ndarray, str]:
-    """The model's output as drift monitoring profiles it (SPEC §6), and its kind.
-
-    Regression: the value; binary: the positive-class probability; multiclass: the
-    predicted class (categorical); anomaly detection: the anomaly score.
-    """
-    if task == BINARY:
-        return numpy.asarray(estimator.predict_proba(features))[:, 1].astype(float), NUMERIC
-    if task == MULTICLASS:
-        return numpy.asarray(estimator.predict(features)), CATEGORICAL
-    if task == ANOMALY:
-        return anomaly_scores(estimator=estimator, features=features), NUMERIC
-    return numpy.asarray(estimator.predict(features), dtype=float), NUMERIC
+    raise ValidationError(f"unknown task {task!r}; one of {', '.join(TASKS)}")

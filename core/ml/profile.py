@@ -1,4 +1,5 @@
-"""Reference profiles for drift monitoring (SPEC §6). Pure: no database access.
+"""Reference profiles for drift monitoring (docs/monitoring.md#reference-profile). Pure: no database
+access.
 
 A profile describes the rows a version was trained on (for `register_model`, every row of
 the given file): each input feature of the schema, and the model's output on those rows.
@@ -143,7 +144,7 @@ def reference_profile_build(
     return {
         "format": PROFILE_FORMAT,
         "seed": int(seed),
-        "rows": int(len(frame)),
+        "rows": len(frame),
         "features": features,
         "output": output,
     }

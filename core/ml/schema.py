@@ -68,7 +68,8 @@ def schema_from_frame(
         dtype = _dtype_of(series)
         features.append(feature_spec(
             name=name, dtype=dtype,
-            categories=series.dropna().astype(str).unique().tolist() if dtype == "category" else None,
+            categories=(series.dropna().astype(str).unique().tolist()
+                        if dtype == "category" else None),
             pii=name in pii, protected=name in protected, input=name in input_features,
         ))
     return {"target": target, "features": features}
@@ -92,7 +93,8 @@ def parse_semver(version: str) -> tuple[int, int, int]:
 
 
 def next_version(existing: list[dict], schema: dict) -> str:
-    """Minor bump when the schema is unchanged, major bump when it changed (SPEC §3).
+    """Minor bump when the schema is unchanged, major bump when it changed
+    (docs/registry.md#versioning).
 
     `existing` holds {"version", "feature_schema"} of the model's versions.
     """

@@ -1,4 +1,4 @@
-"""The three governance groups (SPEC §3) with their permissions."""
+"""The three governance groups (docs/registry.md#permissions-and-groups) with their permissions."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations

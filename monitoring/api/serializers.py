@@ -1,4 +1,4 @@
-"""The documented shape of the drift endpoint (SPEC §4), for drf-spectacular."""
+"""The documented shape of the drift endpoint (docs/api.md#drift), for drf-spectacular."""
 
 from rest_framework import serializers
 

@@ -1,4 +1,4 @@
-"""The drift endpoint (SPEC §4): the latest drift report of each live version."""
+"""The drift endpoint (docs/api.md#drift): the latest drift report of each live version."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response

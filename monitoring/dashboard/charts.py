@@ -147,7 +147,7 @@ def bar_chart(*, labels: Sequence[str], values: Sequence[float], title: str, emp
     if not any(values):
         return _empty("chart-bars", title, empty)
     bottom = HEIGHT - BOTTOM
-    axis = _YAxis(min(0.0, min(values)), max(values), top=TOP, bottom=bottom)
+    axis = _YAxis(min(0.0, *values), max(values), top=TOP, bottom=bottom)
     slot = (WIDTH - LEFT - RIGHT) / len(values)
     width = max(1.0, slot * 0.8)
     bars, positions = [], []
@@ -184,7 +184,7 @@ def line_chart(*, series: Sequence[Series], title: str, empty: str, unit: str = 
     times = sorted({t for s in series for t, _ in s.points})
     values = [v for s in series for _, v in s.points]
     bottom = HEIGHT - BOTTOM
-    axis = _YAxis(min(0.0, min(values)), max(values), top=TOP, bottom=bottom)
+    axis = _YAxis(min(0.0, *values), max(values), top=TOP, bottom=bottom)
     first, span = times[0], (times[-1] - times[0]).total_seconds()
     plot = WIDTH - LEFT - RIGHT - 20  # keep the first and last points off the edges
 

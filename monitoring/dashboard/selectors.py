@@ -19,9 +19,9 @@ from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from core.ml.kinds import PRIMARY_METRIC
 from mlregistry import selectors as registry
 from mlregistry.models import Status
-from core.ml.metrics import PRIMARY_METRIC
 from monitoring import selectors as monitoring
 from monitoring.models import ABEvaluation, Alert, DriftReport
 from predictions.models import PredictionLog

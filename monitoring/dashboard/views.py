@@ -1,7 +1,7 @@
-"""The monitoring dashboard, an admin page (SPEC §6): per model its live versions and
-traffic split, predictions per hour, latency, drift per feature over time, the live metric
-trend, the running A/B test's verdict and the open alerts, which people who handle alerts
-can acknowledge from here.
+"""The monitoring dashboard, an admin page (docs/monitoring.md#dashboard): per model its live
+versions and traffic split, predictions per hour, latency, drift per feature over time, the live
+metric trend, the running A/B test's verdict and the open alerts, which people who handle alerts can
+acknowledge from here.
 
 Views only read (monitoring.dashboard.selectors), draw (monitoring.dashboard.charts) and
 call the alert service; both are wrapped in `admin.site.admin_view` (staff login, CSRF,
@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
+from core.errors import ApplicationError
 from monitoring import alerts
 from monitoring.dashboard import charts
 from monitoring.dashboard.selectors import (
@@ -26,7 +27,6 @@ from monitoring.dashboard.selectors import (
     dashboard_models,
     model_dashboard,
 )
-from core.errors import ApplicationError
 
 # Everyone in the governance groups may look at alerts and reports (monitoring 0005).
 VIEW_PERMISSION = "monitoring.view_alert"

@@ -7,12 +7,12 @@ import time
 from django.conf import settings
 from rest_framework import authentication, exceptions, permissions, throttling
 
-from predictions.models import ClientAPIKey
 from core.errors import PermissionDeniedError
+from predictions.models import ClientAPIKey
 
 KEYWORD = "Api-Key"
 
-logger = logging.getLogger("core.api")
+logger = logging.getLogger("pulselytics.api")
 
 # Verified keys per process, by the SHA256 of the presented key: (row, checked at).
 # A revocation reaches every process within API_KEY_CACHE_SECONDS; the lookup it saves

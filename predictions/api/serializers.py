@@ -1,14 +1,14 @@
 """Request parsing and the documented shapes of every body (OpenAPI via drf-spectacular).
 
 Instances are checked against the model's feature schema by predictions.validation (in
-one vectorised pass); here only the envelope is parsed, so errors keep the SPEC §4 shape
+one vectorised pass); here only the envelope is parsed, so errors keep the docs/api.md#errors shape
 `details: [{"index", "field", "code", "message"}]`.
 """
 
 from rest_framework import serializers
 
-from predictions.validation import field_echo, storable
 from core.errors import ValidationError
+from predictions.validation import field_echo, storable
 
 ENVELOPE_FIELDS = {"instances", "routing_key", "client_id"}
 KEY_LIMITS = {"routing_key": 200, "client_id": 100}
@@ -71,7 +71,7 @@ class ErrorDetailSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="stable machine-readable code (SPEC §4)")
+    code = serializers.CharField(help_text="stable machine-readable code (docs/api.md#errors)")
     message = serializers.CharField()
     request_id = serializers.CharField()
     details = serializers.JSONField(help_text="a list of ErrorDetail for validation_error; "

@@ -1,6 +1,5 @@
 from django.urls import path
 
-from monitoring.api.views import ModelDriftView
 from predictions.api import views
 
 urlpatterns = [
@@ -11,7 +10,6 @@ urlpatterns = [
     path("models/<slug:name>/versions", views.ModelVersionsView.as_view(), name="model-versions"),
     path("models/<slug:name>/predict", views.PredictView.as_view(), name="predict"),
     path("models/<slug:name>/explain", views.ExplainView.as_view(), name="explain"),
-    path("models/<slug:name>/drift", ModelDriftView.as_view(), name="model-drift"),
     path("predictions/<str:prediction_id>/feedback", views.FeedbackView.as_view(),
          name="feedback"),
 ]

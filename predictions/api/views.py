@@ -1,4 +1,4 @@
-"""The REST API (SPEC §4): thin views that parse, call one service and format the answer."""
+"""The REST API (docs/api.md): thin views that parse, call one service and format the answer."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import ParseError
@@ -6,12 +6,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import error_response
 from mlregistry import selectors as registry
 from predictions import services
 from predictions.api import serializers as s
 from predictions.api.auth import client_for, model_for_client, model_visible
 from predictions.loader import model_cache
-from core.api import error_response
 
 SCHEMA_VERSION = "v1"
 
@@ -88,8 +88,9 @@ class ModelVersionsView(APIView):
 
 
 class FailuresRecorded:
-    """A predict or explain request answered with a 5xx is recorded as a PredictionFailure
-    (the error-rate SLO, SPEC §6). `routing` is what the service was asked to route by."""
+    """A predict or explain request answered with a 5xx is recorded as a PredictionFailure (the
+    error-rate SLO, docs/monitoring.md#slos). `routing` is what the service was asked to route
+    by."""
 
     endpoint = ""
     routing: dict | None = None

@@ -1,7 +1,8 @@
 """Settings, read from the environment (see README "Configuration").
 
 PULSELYTICS_ENV is `development` (default: plain HTTP, DEBUG only with DEBUG=1) or
-`production` (refuses to start without SECRET_KEY and ALLOWED_HOSTS; HTTPS only).
+`production`, which makes the entry points load pulselytics.settings.production (this
+module plus: refuses to start without SECRET_KEY and ALLOWED_HOSTS; HTTPS only).
 """
 
 import json
@@ -30,12 +31,15 @@ VAR_DIR = Path(os.environ.get("PULSELYTICS_VAR_DIR", BASE_DIR / "var"))
 PULSELYTICS_ENV = os.environ.get("PULSELYTICS_ENV", "development")
 if PULSELYTICS_ENV not in {"development", "production"}:
     raise ImproperlyConfigured("PULSELYTICS_ENV must be 'development' or 'production'")
-IS_PRODUCTION = PULSELYTICS_ENV == "production"
-
-if IS_PRODUCTION:
-    missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS") if not os.environ.get(name)]
-    if missing:
-        raise ImproperlyConfigured(f"production needs {', '.join(missing)} in the environment")
+if (PULSELYTICS_ENV == "production"
+        and os.environ.get("DJANGO_SETTINGS_MODULE") == "pulselytics.settings.base"):
+    # These settings alone would serve production over plain HTTP without its checks.
+    raise ImproperlyConfigured(
+        "PULSELYTICS_ENV=production with DJANGO_SETTINGS_MODULE=pulselytics.settings.base: "
+        "use DJANGO_SETTINGS_MODULE=pulselytics.settings.production (or leave it unset)"
+    )
+# True only in pulselytics.settings.production.
+IS_PRODUCTION = False
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-never-use-in-production")
 DEBUG = env_bool("DEBUG")
@@ -103,7 +107,8 @@ def database_config(url: str) -> dict:
         # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN,
         # which is what serialises the registry's transactions where SELECT FOR UPDATE is a no-op.
         config["OPTIONS"] = {
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000",
+            "init_command": ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                             "PRAGMA busy_timeout=10000"),
             "transaction_mode": "IMMEDIATE",
         }
     return config
@@ -175,18 +180,21 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
 
 # Registry
-# How many prior production versions keep their artifacts whatever clean-up says (SPEC §3).
+# How many prior production versions keep their artifacts whatever clean-up says
+# (docs/registry.md#retention).
 ARTIFACT_KEEP_PRIOR_PRODUCTION = 2
 # Unreferenced artifact files younger than this may belong to a registration in flight.
 ARTIFACT_ORPHAN_GRACE_SECONDS = int(os.environ.get("ARTIFACT_ORPHAN_GRACE_SECONDS", "3600"))
-# Validation gate: a candidate worse than production by more than this fails (SPEC §5).
+# Validation gate: a candidate worse than production by more than this fails
+# (docs/training.md#validation-gate).
 VALIDATION_GATE_MARGIN = float(os.environ.get("VALIDATION_GATE_MARGIN", "0.02"))
-# Fairness gate (SPEC §6): every protected attribute's parity ratio must reach this.
+# Fairness gate (docs/training.md#fairness-gate): every protected attribute's parity ratio must
+# reach this.
 FAIRNESS_GATE_MIN_RATIO = float(os.environ.get("FAIRNESS_GATE_MIN_RATIO", "0.8"))
 # Groups with fewer rows are reported but left out of the parity figures and the gate.
 FAIRNESS_MIN_GROUP_SIZE = int(os.environ.get("FAIRNESS_MIN_GROUP_SIZE", "20"))
 
-# Seed of every training run unless one is given (SPEC §5: deterministic).
+# Seed of every training run unless one is given (docs/training.md#reproducibility).
 TRAINING_SEED = int(os.environ.get("TRAINING_SEED", "42"))
 # The account scheduled work (retraining) acts as.
 SYSTEM_USERNAME = "pulselytics-system"
@@ -204,7 +212,7 @@ PULSELYTICS_LIFECYCLE_HOOKS = [
     "core.ml.recipes.hooks.LoggingHook",
 ]
 
-# Serving (SPEC §4)
+# Serving (docs/api.md)
 PREDICT_MAX_BATCH = int(os.environ.get("PREDICT_MAX_BATCH", "2000"))
 EXPLAIN_MAX_INSTANCES = 100
 # Request bodies above this are refused with 413 payload_too_large before parsing.
@@ -217,7 +225,7 @@ REGISTRY_POLL_SECONDS = float(os.environ.get("REGISTRY_POLL_SECONDS", "1.0"))
 # A version that failed to load is retried after this long (or at the next registry change).
 MODEL_LOAD_RETRY_SECONDS = float(os.environ.get("MODEL_LOAD_RETRY_SECONDS", "30"))
 
-# Monitoring (SPEC §6)
+# Monitoring (docs/monitoring.md)
 # Drift: the window of logged predictions compared with the reference profile.
 DRIFT_WINDOW_HOURS = float(os.environ.get("DRIFT_WINDOW_HOURS", "24"))
 DRIFT_MIN_SAMPLES = int(os.environ.get("DRIFT_MIN_SAMPLES", "100"))
@@ -228,7 +236,8 @@ PERFORMANCE_WINDOW_HOURS = float(os.environ.get("PERFORMANCE_WINDOW_HOURS", "168
 PERFORMANCE_MIN_LABELLED = int(os.environ.get("PERFORMANCE_MIN_LABELLED", "30"))
 # A live metric worse than the version's validation metric by more than this (relative)
 # raises a performance alert.
-PERFORMANCE_DEGRADATION_THRESHOLD = float(os.environ.get("PERFORMANCE_DEGRADATION_THRESHOLD", "0.2"))
+PERFORMANCE_DEGRADATION_THRESHOLD = float(
+    os.environ.get("PERFORMANCE_DEGRADATION_THRESHOLD", "0.2"))
 # Service level objectives per model over a window.
 SLO_WINDOW_MINUTES = float(os.environ.get("SLO_WINDOW_MINUTES", "60"))
 SLO_P95_LATENCY_MS = float(os.environ.get("SLO_P95_LATENCY_MS", "300"))
@@ -251,7 +260,8 @@ ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "")
 ALERT_WEBHOOK_SECRET = os.environ.get("ALERT_WEBHOOK_SECRET", "")
 ALERT_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("ALERT_WEBHOOK_TIMEOUT_SECONDS", "5"))
 ALERT_DELIVERY_MAX_RETRIES = int(os.environ.get("ALERT_DELIVERY_MAX_RETRIES", "5"))
-ALERT_DELIVERY_RETRY_BACKOFF_SECONDS = int(os.environ.get("ALERT_DELIVERY_RETRY_BACKOFF_SECONDS", "30"))
+ALERT_DELIVERY_RETRY_BACKOFF_SECONDS = int(
+    os.environ.get("ALERT_DELIVERY_RETRY_BACKOFF_SECONDS", "30"))
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
@@ -259,11 +269,12 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 # it was trained, or an open performance or drift alert.
 RETRAIN_MAX_AGE_DAYS = float(os.environ.get("RETRAIN_MAX_AGE_DAYS", "7"))
 RETRAIN_MIN_NEW_LABELS = int(os.environ.get("RETRAIN_MIN_NEW_LABELS", "50"))
-# Deploy a retrained candidate that passes every gate without a reviewer (off: SPEC §6).
+# Deploy a retrained candidate that passes every gate without a reviewer (off by default:
+# docs/monitoring.md#retraining).
 AUTO_DEPLOY = env_bool("AUTO_DEPLOY")
 # A running training job whose worker has not reported for this long is taken as dead.
 TRAINING_JOB_STALE_SECONDS = int(os.environ.get("TRAINING_JOB_STALE_SECONDS", "600"))
-# Prediction log retention (SPEC §4).
+# Prediction log retention (docs/operations.md#prediction-log).
 PREDICTION_LOG_RETENTION_DAYS = int(os.environ.get("PREDICTION_LOG_RETENTION_DAYS", "90"))
 
 REST_FRAMEWORK = {
@@ -308,13 +319,3 @@ LOGGING = {
                              "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
-
-if IS_PRODUCTION:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = True
-    SECURE_HSTS_SECONDS = 31_536_000
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

@@ -1,12 +1,18 @@
-"""Test settings: PostgreSQL when its binaries are here (always in CI), else SQLite."""
+"""Test settings: PostgreSQL when the suite started one, else SQLite.
 
-from tests.servers import test_database_url
+tests/database_plugin.py (a pytest plugin, `-p` in pyproject.toml) starts a throwaway
+PostgreSQL before Django loads and puts its URL in TEST_DATABASE_URL; child processes
+inherit it from the environment. These settings read only the environment.
+"""
 
-from .base import *  # noqa: F403
+import os
+
+from .base import *  # noqa: F403 - these settings extend the base settings
 from .base import database_config
 
-_postgres_url = test_database_url()
-DATABASES = {"default": database_config(_postgres_url or "sqlite:///:memory:")}
+DATABASES = {
+    "default": database_config(os.environ.get("TEST_DATABASE_URL") or "sqlite:///:memory:")
+}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -34,15 +34,15 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from demo import data as demo_data
 from mlregistry import selectors
 from mlregistry import services as registry
-from demo import data as demo_data
-from training import services as training
 from monitoring.drift import drift_check_all
 from predictions import services as serving
 from predictions.api import auth
 from predictions.api.auth import APIKeyRateThrottle
 from predictions.loader import model_cache
+from training import services as training
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("groups_restored_after_module", "governance_groups")]

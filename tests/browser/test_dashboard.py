@@ -9,14 +9,14 @@ import pytest
 from django.core.management import call_command
 from selenium.webdriver.common.by import By
 
+from demo.data import demo_leads
 from mlregistry import selectors
 from mlregistry import services as registry
-from demo.data import demo_leads
-from training.services import model_train
 from monitoring.models import Alert
 from predictions import services as serving
 from predictions.api import auth
 from predictions.loader import model_cache
+from training.services import model_train
 
 pytestmark = [pytest.mark.chromium, pytest.mark.postgres,
               pytest.mark.django_db(transaction=True),

@@ -1,4 +1,4 @@
-"""PostgreSQL restarted under a live gunicorn (issue 7, faults; SPEC §4).
+"""PostgreSQL restarted under a live gunicorn (issue 7, faults; docs/api.md#errors).
 
 A PostgreSQL server of the module's own (not the suite's: it is stopped here) holds a
 migrated database with one deployed model; gunicorn (2 sync workers) serves it. While the

@@ -1,7 +1,7 @@
-"""The Celery broker (Redis) down (issue 7, faults; SPEC §4, §6).
+"""The Celery broker (Redis) down (issue 7, faults; docs/api.md#errors, docs/monitoring.md).
 
 Serving never needs the broker: with Redis stopped, predictions and feedback are answered
-and logged, and an integrity alert raised inside a predict request still gives the SPEC
+and logged, and an integrity alert raised inside a predict request still gives the documented
 503 at once, its delivery left pending. When Redis comes back on the same port, the same
 worker and beat reconnect by themselves and the scheduled work that fell due meanwhile
 runs: the periodic resend delivers what the outage held back.

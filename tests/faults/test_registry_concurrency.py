@@ -1,4 +1,5 @@
-"""Twenty approve, deploy and rollback calls at once on one model (issue 7, faults; SPEC §3).
+"""Twenty approve, deploy and rollback calls at once on one model (issue 7, faults;
+docs/registry.md#states-and-transitions).
 
 tests/mlregistry/test_concurrency.py races six deploys, rollbacks or registrations at a
 time; here all three kinds of change race together, twenty threads each on its own
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from mlregistry import services
+from mlregistry import preconditions, services
 from mlregistry.models import MLModelVersion, ModelTransition, Status
 from tests.factories import register_approved_version, register_deployed_version, register_version
 from tests.mlregistry.test_concurrency import assert_model_consistent, race
@@ -29,8 +30,8 @@ DEPLOYS = [(None, False), (30, False), (40, False), (None, True)]
 @pytest.fixture
 def people(data_scientist, reviewer, deployer):
     # Warm the permission caches: the threads share these user objects.
-    deployer.has_perm(services.DEPLOY_PERMISSION)
-    reviewer.has_perm(services.APPROVE_PERMISSION)
+    deployer.has_perm(preconditions.DEPLOY_PERMISSION)
+    reviewer.has_perm(preconditions.APPROVE_PERMISSION)
     return {"user": data_scientist, "reviewer": reviewer, "deployer": deployer}
 
 
@@ -47,8 +48,10 @@ class Call:
 
 
 def _deploy(version, deployer, notes, traffic, shadow) -> Call:
-    run = (lambda: services.model_version_deploy(version=version, user=deployer, notes=notes,
-                                                 traffic=traffic, shadow=shadow))
+    def run():
+        return services.model_version_deploy(version=version, user=deployer, notes=notes,
+                                             traffic=traffic, shadow=shadow)
+
     if shadow:
         return Call(notes, run, version, "shadow_started", Status.STAGING)
     if traffic is not None:

@@ -387,8 +387,9 @@ def test_promote_winner_is_refused_while_the_evaluation_is_inconclusive(
 
     assert evaluation.verdict == "inconclusive"
     assert response.status_code == 302 and response.url == change_url(challenger)
-    assert texts(response) == [(f"Cannot promote winner: the latest A/B evaluation of "
-                                f"{challenger} is inconclusive: there is no winner yet.")]
+    assert texts(response) == [(f"the latest A/B evaluation of {challenger.model.name} "
+                                f"({challenger.version} against {champion.version}) is "
+                                "inconclusive: there is no winner yet")]
     assert registry_state(champion.model_id) == before
 
 

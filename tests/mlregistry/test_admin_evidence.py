@@ -8,11 +8,11 @@ import numpy
 import pytest
 from django.contrib.auth import get_user_model
 
-from mlregistry import artifacts, registration, services
-from mlregistry.models import ModelTransition
-from core.ml.schema import feature_spec
 from core.ml import fairness
 from core.ml import gates as validation
+from core.ml.schema import feature_spec
+from mlregistry import artifacts, registration, services
+from mlregistry.models import ModelTransition
 from tests.factories import tiny_estimator
 
 CHANGELIST = "/admin/mlregistry/mlmodelversion/"

@@ -1,4 +1,5 @@
-"""Concurrent deploys and rollbacks on real PostgreSQL row locks (SPEC §3).
+"""Concurrent deploys and rollbacks on real PostgreSQL row locks
+(docs/registry.md#states-and-transitions).
 
 Every service locks the model's row first, so racing writers are serialised: whatever the
 interleaving, a model ends with at most one champion, live traffic summing to 100, one
@@ -7,14 +8,15 @@ audit row per successful step and an unbroken hash chain; losers get typed error
 
 import threading
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from mlregistry import selectors, services
-from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
 from core.errors import ApplicationError
+from mlregistry import preconditions, selectors, services
+from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
 from tests.factories import (
     register_approved_version,
     register_deployed_version,
@@ -34,8 +36,8 @@ EXPECTED_REFUSALS = {"illegal_transition", "traffic_exceeded", "rollback_unavail
 @pytest.fixture
 def people(data_scientist, reviewer, deployer):
     # Warm the permission caches: the threads share these user objects.
-    deployer.has_perm(services.DEPLOY_PERMISSION)
-    reviewer.has_perm(services.APPROVE_PERMISSION)
+    deployer.has_perm(preconditions.DEPLOY_PERMISSION)
+    reviewer.has_perm(preconditions.APPROVE_PERMISSION)
     return {"user": data_scientist, "reviewer": reviewer, "deployer": deployer}
 
 
@@ -144,15 +146,16 @@ def test_concurrent_rollbacks_and_deploys_stay_consistent(people):
                      for i in range(3)]
         model = current.model
         started = timezone.now()
+        deployer = people["deployer"]
         calls = [
-            lambda: services.model_rollback(model=model, user=people["deployer"], reason="bad"),
-            lambda: services.model_rollback(model=model, user=people["deployer"], reason="worse"),
-            lambda: services.model_version_deploy(version=newcomers[0], user=people["deployer"]),
-            lambda: services.model_version_deploy(version=newcomers[1], user=people["deployer"]),
-            lambda: services.model_version_deploy(version=newcomers[2], user=people["deployer"],
-                                                  traffic=25),
-            lambda: services.model_version_archive(version=current, user=people["deployer"],
-                                                   reason="retire"),
+            partial(services.model_rollback, model=model, user=deployer, reason="bad"),
+            partial(services.model_rollback, model=model, user=deployer, reason="worse"),
+            partial(services.model_version_deploy, version=newcomers[0], user=deployer),
+            partial(services.model_version_deploy, version=newcomers[1], user=deployer),
+            partial(services.model_version_deploy, version=newcomers[2], user=deployer,
+                    traffic=25),
+            partial(services.model_version_archive, version=current, user=deployer,
+                    reason="retire"),
         ]
 
         outcomes = race(calls)
@@ -177,7 +180,8 @@ def test_concurrent_registrations_get_distinct_versions(people):
         name = f"race-register-{round_number}"
 
         outcomes = race([
-            (lambda i=i: register_version(user=people["user"], name=name, slope=1.0 + i % 2))
+            (lambda i=i, name=name: register_version(user=people["user"], name=name,
+                                                     slope=1.0 + i % 2))
             for i in range(THREADS)
         ])
 

@@ -1,4 +1,4 @@
-"""Database constraints hold even when code bypasses the services (SPEC §3)."""
+"""Database constraints hold even when code bypasses the services (docs/registry.md#deployment)."""
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -125,7 +125,9 @@ def check_deferred_constraints_now() -> None:
 def test_live_traffic_sum_above_100_refused_by_database(people, champion):
     challenger = register_approved_version(**people, slope=2.0)
 
-    with pytest.raises(IntegrityError, match="exceeds 100%"), transaction.atomic():
+    # The update must run inside the savepoint that the refusal rolls back, so it shares the
+    # block with the statement that raises (the commit-time check).
+    with pytest.raises(IntegrityError, match="exceeds 100%"), transaction.atomic():  # noqa: PT012 - see above
         MLModelVersion.objects.filter(pk=challenger.pk).update(traffic_percentage=30)
         check_deferred_constraints_now()
 

@@ -1,5 +1,5 @@
-"""The model card (SPEC §3): built as data from the registry, printed as Markdown by
-`manage.py model_card NAME VERSION`."""
+"""The model card (docs/registry.md#commands): built as data from the registry, printed as Markdown
+by `manage.py model_card NAME VERSION`."""
 
 from io import StringIO
 
@@ -7,6 +7,8 @@ import numpy
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.ml import fairness
+from core.ml import gates as validation
 from mlregistry import registration, services
 from mlregistry.model_card import (
     gates_summary,
@@ -14,8 +16,6 @@ from mlregistry.model_card import (
     model_card_build,
     model_card_markdown,
 )
-from core.ml import fairness
-from core.ml import gates as validation
 from tests.factories import SCHEMA, tiny_estimator
 
 DATASET_SHA256 = "5" * 64
@@ -118,7 +118,7 @@ def test_command_fails_in_one_line_for_an_unknown_version(champion):
 
 
 def test_command_fails_for_an_unknown_model(db):
-    with pytest.raises(CommandError, match="^model_not_found: no model named 'nope'$"):
+    with pytest.raises(CommandError, match=r"^model_not_found: no model named 'nope'$"):
         model_card("nope", "1.0.0")
 
 

@@ -6,9 +6,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from core.errors import ModelNotFoundError, VersionNotFoundError
 from mlregistry import selectors, services
 from mlregistry.models import MLModelVersion, ModelTransition, Status
-from core.errors import ModelNotFoundError, VersionNotFoundError
 from tests.factories import register_approved_version, register_deployed_version, register_version
 
 

@@ -1,13 +1,11 @@
-"""The registry's state machine (SPEC §3): transitions, audit rows, four eyes, gates,
-deployment, rollback and artifact clean-up, all through the real services."""
+"""The registry's state machine (docs/registry.md#states-and-transitions): transitions, audit rows,
+four eyes, gates, deployment, rollback and artifact clean-up, all through the real services."""
 
 import os
 import time
 
 import pytest
 
-from mlregistry import artifacts, registration, services
-from mlregistry.models import MLModelVersion, ModelTransition, Status
 from core.errors import (
     FourEyesError,
     GateFailedError,
@@ -17,6 +15,8 @@ from core.errors import (
     TrafficLimitError,
     ValidationError,
 )
+from mlregistry import artifacts, registration, services
+from mlregistry.models import MLModelVersion, ModelTransition, Status
 from tests.factories import (
     UserFactory,
     artifact_tamper,
@@ -342,19 +342,18 @@ def test_deploy_actions_refused_without_deploy_permission(request, people, champ
         "archive": lambda: champion,
         "rollback": lambda: register_deployed_version(**people, slope=2.0),
     }[action]()
+    attempt = {
+        "deploy": lambda: services.model_version_deploy(version=target, user=user),
+        "challenger": lambda: services.model_version_deploy(version=target, user=user, traffic=10),
+        "end_test": lambda: services.model_version_end_test(version=target, user=user),
+        "archive": lambda: services.model_version_archive(version=target, user=user,
+                                                          reason="retire"),
+        "rollback": lambda: services.model_rollback(model=champion.model, user=user, reason="bad"),
+    }[action]
     before = registry_state(champion.model_id)
 
     with pytest.raises(PermissionDeniedError) as refused:
-        if action == "deploy":
-            services.model_version_deploy(version=target, user=user)
-        elif action == "challenger":
-            services.model_version_deploy(version=target, user=user, traffic=10)
-        elif action == "end_test":
-            services.model_version_end_test(version=target, user=user)
-        elif action == "archive":
-            services.model_version_archive(version=target, user=user, reason="retire")
-        else:
-            services.model_rollback(model=champion.model, user=user, reason="bad")
+        attempt()
 
     assert refused.value.details == {"permission": "mlregistry.deploy_mlmodelversion"}
     assert registry_state(champion.model_id) == before
@@ -846,7 +845,7 @@ def test_artifact_cleanup_keeps_orphan_files_within_grace_period(champion, artif
 
 
 def test_artifact_cleanup_never_removes_rollback_target(people, four_production_generations):
-    oldest, prior2, prior1, current = four_production_generations
+    oldest, _prior2, prior1, current = four_production_generations
     registration.artifact_cleanup()
 
     services.model_rollback(model=current.model, user=people["deployer"], reason="bad")

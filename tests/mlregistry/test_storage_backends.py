@@ -1,7 +1,7 @@
-"""Artifacts go through Django's storage API only (SPEC §3, docs/deploy.md): with another
-backend in STORAGES["artifacts"] (Django's InMemoryStorage standing in for S3), a bundle
-is stored, verified, loaded and served from it, and nothing reaches the filesystem folder
-the default backend would use."""
+"""Artifacts go through Django's storage API only (docs/registry.md#artifacts, docs/deploy.md): with
+another backend in STORAGES["artifacts"] (Django's InMemoryStorage standing in for S3), a bundle is
+stored, verified, loaded and served from it, and nothing reaches the filesystem folder the default
+backend would use."""
 
 import json
 from io import StringIO
@@ -14,10 +14,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from mlregistry import artifacts
-from training import services as training
 from predictions import services as serving
 from predictions.loader import model_cache
 from tests.factories import register_deployed_version, register_version, tiny_estimator
+from training import services as training
 
 INSTANCES = [{"followers": 3.0, "hashtags": 2}, {"followers": 10.5, "hashtags": 0}]
 

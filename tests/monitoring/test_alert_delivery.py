@@ -1,6 +1,6 @@
-"""Delivering alerts (SPEC §6): a signed webhook POST and an email per alert sent, retried
-with back-off by Celery until the attempts run out, never holding up the caller, and queued
-again when the broker was down.
+"""Delivering alerts (docs/monitoring.md#alert-delivery): a signed webhook POST and an email per
+alert sent, retried with back-off by Celery until the attempts run out, never holding up the caller,
+and queued again when the broker was down.
 
 The webhook receiver is a real HTTP server on 127.0.0.1 in a thread of the test. Most tests
 use the test settings' eager Celery (a retry runs inline); the last one uses a real worker

@@ -1,7 +1,9 @@
-"""Raising alerts (SPEC §6): one open alert per condition, counted while it repeats, sent when
-it opens, escalates or is due for a reminder after the cool-down; acknowledge and resolve."""
+"""Raising alerts (docs/monitoring.md#alerts): one open alert per condition, counted while it
+repeats, sent when it opens, escalates or is due for a reminder after the cool-down; acknowledge and
+resolve."""
 
 import importlib
+import re
 import threading
 from datetime import timedelta
 
@@ -13,10 +15,10 @@ from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from core.errors import IllegalTransitionError, NotFoundError, PermissionDeniedError
 from monitoring.alerts import alert_acknowledge, alert_raise, alert_resolve
 from monitoring.models import Alert, AlertDelivery
 from monitoring.selectors import alerts_open
-from core.errors import IllegalTransitionError, NotFoundError, PermissionDeniedError
 from tests.factories import UserFactory
 
 RESEND_SCHEDULE = "monitoring: resend pending alert deliveries"
@@ -156,7 +158,7 @@ def test_alert_without_channels_creates_no_delivery(raise_committed, settings):
 
 
 def test_unknown_severity_is_refused(db):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'apocalyptic' is not a valid"):
         alert_raise(kind="drift", severity="apocalyptic", model_name="m", message="x")
 
     assert not Alert.objects.exists()
@@ -240,7 +242,7 @@ def test_resolve_resolved_alert_is_an_illegal_transition(raise_committed, handle
 def test_handling_without_permission_is_denied(raise_committed, outsider, service):
     alert = raise_committed()
 
-    with pytest.raises(PermissionDeniedError, match="monitoring.change_alert"):
+    with pytest.raises(PermissionDeniedError, match=re.escape("monitoring.change_alert")):
         service(alert_id=alert.pk, user=outsider)
 
     alert.refresh_from_db()

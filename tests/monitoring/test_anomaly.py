@@ -1,4 +1,4 @@
-"""Anomaly spikes (SPEC §6 alert kind `anomaly_spike`)."""
+"""Anomaly spikes (docs/monitoring.md#anomaly-spikes alert kind `anomaly_spike`)."""
 
 from datetime import timedelta
 

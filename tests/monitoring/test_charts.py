@@ -57,7 +57,7 @@ def test_bar_chart_without_predictions_says_so():
 
 
 def test_bar_chart_refuses_labels_and_values_of_different_lengths():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="one label per value"):
         charts.bar_chart(labels=["a"], values=[1, 2], title="t", empty="none")
 
 
@@ -133,7 +133,7 @@ def test_heat_map_without_rows_says_so():
 
 
 def test_heat_map_refuses_a_grid_that_does_not_match_its_labels():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="one value per row and column"):
         charts.heat_map(rows=["a"], columns=["x", "y"], values=[[0.1]], title="t", empty="e")
 
 

@@ -56,7 +56,7 @@ def test_check_drift_of_one_model_checks_only_its_versions(versions, args):
 
 
 def test_check_drift_of_an_unknown_model_fails_with_model_not_found(db):
-    with pytest.raises(CommandError, match="^model_not_found: "):
+    with pytest.raises(CommandError, match=r"^model_not_found: "):
         _run("--model", "no-such-model")
 
     assert not DriftReport.objects.exists()

@@ -283,7 +283,7 @@ def test_a_multiclass_classifier_is_checked_on_its_predicted_class(people, now):
         output_kind="categorical")
     current = rng.choice(["bronze", "gold", "silver", "platinum"], 150).tolist()
     _log(version, frame.iloc[:150], at=now - timedelta(hours=1), values=current,
-         probabilities=[{label: 0.25 for label in ("bronze", "gold", "silver", "platinum")}] * 150)
+         probabilities=[dict.fromkeys(("bronze", "gold", "silver", "platinum"), 0.25)] * 150)
 
     report = drift_check(version_id=version.pk, now=now)
 

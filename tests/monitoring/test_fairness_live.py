@@ -6,8 +6,8 @@ import numpy
 import pytest
 from django.utils import timezone
 
-from core.ml.schema import feature_spec
 from core.ml.fairness import fairness_report
+from core.ml.schema import feature_spec
 from monitoring.fairness import fairness_audit, fairness_audit_all
 from monitoring.models import Alert, FairnessReport
 from tests.factories import labelled_logs_create, register_deployed_classifier

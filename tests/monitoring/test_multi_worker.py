@@ -18,17 +18,18 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from mlregistry import services as registry_services
 from mlregistry.models import MLModel, MLModelVersion, Status, TrainingJob
-from training import services as training
 from monitoring import retraining
 from tests.celery_processes import celery_beat, celery_worker, process_env, wait_for
 from tests.monitoring.test_retraining import RECIPE, posts_csv, recipe_production
+from training import services as training
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("groups_restored_after_module", "governance_groups")]
 
 OTHER_RECIPE = "engagement-comments"
-TRAINING_TASK = "training.tasks.training_job_run_task"
+TRAINING_TASK = "mlregistry.tasks.training_job_run_task"
 # Quick checks: on an empty registry each runs in milliseconds.
 CHECK_TASKS = ("monitoring.tasks.slo_check_task", "monitoring.tasks.drift_check_task",
                "monitoring.tasks.ab_evaluate_task", "monitoring.tasks.performance_check_task")
@@ -166,8 +167,8 @@ def test_second_retrain_request_for_a_model_is_refused_while_one_is_active(
                        timeout=WAIT, what="the worker to finish fitting")
         [check] = retraining.retraining_check(model_name=RECIPE)
         with pytest.raises(training.TrainingInProgressError):
-            training.training_job_create(recipe_name=RECIPE, user=training.system_user_get(),
-                                         include_feedback=True)
+            training.training_job_create(
+                recipe_name=RECIPE, user=registry_services.system_user_get(), include_feedback=True)
     wait_for(jobs_finished, timeout=WAIT, what="the retrain to finish")
 
     assert (check.job, check.skipped) == (None, f"training job #{job.pk} is already running")

@@ -1,5 +1,5 @@
-"""A real Celery worker killed in the middle of a retrain (SPEC §6: a crashed retrain leaves
-no half-made version, and the next run succeeds).
+"""A real Celery worker killed in the middle of a retrain (docs/monitoring.md#retraining: a crashed
+retrain leaves no half-made version, and the next run succeeds).
 
 The first worker runs with tests/monitoring/retrain_worker_settings.py, whose lifecycle
 hook holds the training in `before_train`; the test kills that worker's process group

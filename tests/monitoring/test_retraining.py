@@ -12,15 +12,15 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
+from core.errors import PermissionDeniedError
+from demo.data import demo_posts
 from mlregistry import artifacts, registration, selectors
 from mlregistry import services as registry
 from mlregistry.models import MLModelVersion, ModelTransition, Status, TrainingJob
-from training import services as training
-from demo.data import demo_posts
 from monitoring import alerts, retraining
 from monitoring.models import Alert
-from core.errors import PermissionDeniedError
 from tests.factories import labelled_logs_create, register_version, tiny_estimator
+from training import services as training
 
 RECIPE = "engagement-likes"
 INPUTS = ["platform", "media_type", "followers", "hour", "weekday", "caption_length",
@@ -209,7 +209,7 @@ def test_auto_deploy_is_refused_to_people_and_when_off(people, settings):
     with pytest.raises(PermissionDeniedError, match="only the system account"):
         registry.model_version_auto_deploy(version=version, user=people["user"])
     settings.AUTO_DEPLOY = False
-    system = training.system_user_get()
+    system = registry.system_user_get()
     with pytest.raises(PermissionDeniedError, match="AUTO_DEPLOY"):
         registry.model_version_auto_deploy(version=version, user=system)
     version.refresh_from_db()

@@ -1,5 +1,5 @@
-"""Schedules (SPEC §6): django-celery-beat rows from monitoring/schedules.py, and a real
-beat + worker on Redis running a due check with no call from the test."""
+"""Schedules (docs/monitoring.md#schedules): django-celery-beat rows from monitoring/schedules.py,
+and a real beat + worker on Redis running a due check with no call from the test."""
 
 from datetime import timedelta
 

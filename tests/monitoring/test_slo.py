@@ -1,5 +1,5 @@
-"""SLOs per model (SPEC §6): serving figures against numpy on logged rows, breaches and
-their alerts, the minimum request count, and every live model checked."""
+"""SLOs per model (docs/monitoring.md#slos): serving figures against numpy on logged rows, breaches
+and their alerts, the minimum request count, and every live model checked."""
 
 import uuid
 from datetime import timedelta

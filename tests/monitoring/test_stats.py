@@ -1,7 +1,7 @@
 """Drift statistics against an independent computation with numpy/scipy (no database).
 
-Expected figures are computed here from the raw arrays, following SPEC §6 word for word,
-never with monitoring.stats' own helpers.
+Expected figures are computed here from the raw arrays, following docs/monitoring.md#drift word for
+word, never with monitoring.stats' own helpers.
 """
 
 from itertools import pairwise

@@ -22,6 +22,8 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from core.ml.features import model_frame
+from demo.data import demo_leads, demo_posts
 from mlregistry import artifacts, registration, selectors
 from mlregistry import services as registry
 from mlregistry.models import (
@@ -31,14 +33,12 @@ from mlregistry.models import (
     RegistryGeneration,
     TrainingDataset,
 )
-from demo.data import demo_leads, demo_posts
-from core.ml.features import model_frame
-from training.services import model_train
 from predictions import services as serving
 from predictions.api import auth
 from predictions.loader import model_cache
 from predictions.models import PredictionLog
 from tests.factories import UserFactory, ensure_governance_groups
+from training.services import model_train
 
 DEMO_POSTS = 1500
 DEMO_LEADS = 1500

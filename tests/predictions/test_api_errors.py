@@ -1,4 +1,4 @@
-"""Every error of SPEC §4, from the request that causes it: status, `error.code`, the
+"""Every error of docs/api.md#errors, from the request that causes it: status, `error.code`, the
 request id of the envelope, and no prediction logged."""
 
 import json
@@ -18,7 +18,7 @@ PREDICT = f"/api/v1/models/{LIKES}/predict"
 
 
 def assert_error(response, status: int, code: str) -> dict:
-    """The SPEC §4 envelope with this status and code; returns `error`."""
+    """The docs/api.md#errors envelope with this status and code; returns `error`."""
     assert response.status_code == status, response.content
     body = response.json()
     assert set(body) == {"error"}

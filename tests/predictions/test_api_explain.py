@@ -1,5 +1,5 @@
-"""POST /api/v1/models/{name}/explain (SPEC §4): SHAP contributions that add up to the model's
-own value, keyed by the input features, for one instance or up to 100."""
+"""POST /api/v1/models/{name}/explain (docs/api.md#explain): SHAP contributions that add up to the
+model's own value, keyed by the input features, for one instance or up to 100."""
 
 import pytest
 from scipy.special import logit

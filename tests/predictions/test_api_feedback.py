@@ -1,5 +1,5 @@
-"""POST /api/v1/predictions/{prediction_id}/feedback (SPEC §4): the observed outcome, recorded
-once, in the model's terms, and given to the shadows of the same request too."""
+"""POST /api/v1/predictions/{prediction_id}/feedback (docs/api.md#feedback): the observed outcome,
+recorded once, in the model's terms, and given to the shadows of the same request too."""
 
 import pytest
 
@@ -91,7 +91,7 @@ def test_actual_of_the_wrong_kind_is_a_validation_error(demo_models, api_client,
 def test_non_finite_actual_is_not_finite(demo_models, api_client, literal):
     (prediction_id,) = answered(api_client, demo_models, LIKES)
 
-    response = api_client.post_json(feedback_url(prediction_id), raw='{"actual": %s}' % literal)
+    response = api_client.post_json(feedback_url(prediction_id), raw=f'{{"actual": {literal}}}')
 
     assert response.status_code == 422
     assert [d["code"] for d in response.json()["error"]["details"]] == ["not_finite"]

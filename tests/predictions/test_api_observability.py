@@ -1,4 +1,4 @@
-"""Request ids, Prometheus metrics and structured logs of the API (SPEC §4)."""
+"""Request ids, Prometheus metrics and structured logs of the API (docs/api.md#metrics)."""
 
 import json
 import logging
@@ -57,7 +57,7 @@ def test_answer_and_log_use_the_clients_request_id(demo_models, api_client):
 
 def metric_value(client, name: str, labels: dict) -> float:
     text = client.get("/metrics").content.decode()
-    wanted = set(f'{key}="{value}"' for key, value in labels.items())
+    wanted = {f'{key}="{value}"' for key, value in labels.items()}
     for line in text.splitlines():
         match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
         if match and set(match.group(1).split(",")) == wanted:

@@ -1,4 +1,5 @@
-"""OpenAPI 3 at /api/schema/ and Swagger UI at /api/docs/ (SPEC §4), served without a CDN."""
+"""OpenAPI 3 at /api/schema/ and Swagger UI at /api/docs/ (docs/api.md#endpoints), served without a
+CDN."""
 
 import re
 

@@ -1,5 +1,5 @@
-"""POST /api/v1/models/{name}/predict (SPEC §4): answers equal the model's own output, in the
-documented shape, and every answered prediction is logged once (PII dropped)."""
+"""POST /api/v1/models/{name}/predict (docs/api.md#predict): answers equal the model's own output,
+in the documented shape, and every answered prediction is logged once (PII dropped)."""
 
 import uuid
 

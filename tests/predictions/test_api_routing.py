@@ -1,5 +1,6 @@
-"""Routing through the API (SPEC §3, §4): sticky champion/challenger assignment, shadows that
-are logged and never returned, and per-client models with the global one as fallback."""
+"""Routing through the API (docs/registry.md#deployment, docs/api.md#predict): sticky
+champion/challenger assignment, shadows that are logged and never returned, and per-client models
+with the global one as fallback."""
 
 import pytest
 

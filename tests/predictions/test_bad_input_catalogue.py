@@ -1,5 +1,5 @@
 """The bad-input catalogue (issue 7): every kind of bad request the API can receive, in one
-table, each answered with its SPEC §4 status and code and leaving the database as it was.
+table, each answered with its docs/api.md#errors status and code and leaving the database as it was.
 
 Each row of CATALOGUE is one request against one small live regression model (schema
 SCHEMA: a bounded float, a bounded int, a declared category, a bool and an optional PII
@@ -49,10 +49,10 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from core.ml.schema import feature_spec
 from mlregistry import registration
 from mlregistry import services as registry
 from mlregistry.models import MLModelVersion, ModelTransition
-from core.ml.schema import feature_spec
 from monitoring.models import Alert
 from predictions.models import PredictionFailure, PredictionLog
 

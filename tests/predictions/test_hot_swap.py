@@ -1,5 +1,5 @@
-"""Hot swap under load (SPEC §4): gunicorn workers notice a deploy and a rollback made from
-the command line within 5 s, without a restart and without failing a request.
+"""Hot swap under load (docs/api.md#predict): gunicorn workers notice a deploy and a rollback made
+from the command line within 5 s, without a restart and without failing a request.
 
 Two versions of engagement-likes are trained on different demo data; v1 is the champion.
 A real gunicorn (2 sync workers, the test's PostgreSQL database and artifact folder) serves
@@ -21,18 +21,18 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from demo import data as demo_data
 from mlregistry import selectors
 from mlregistry import services as registry
-from demo import data as demo_data
-from training import services as training
 from predictions import services as serving
 from tests.servers import free_port, process_group_stop
+from training import services as training
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("groups_restored_after_module", "governance_groups")]
 
 MODEL = "engagement-likes"
-SWITCH_SECONDS = 5.0  # SPEC §4: a deploy or rollback is noticed within 5 s
+SWITCH_SECONDS = 5.0  # docs/api.md#predict: a deploy or rollback is noticed within 5 s
 OBSERVE_AFTER_SWITCH = 1.5  # keep watching past the deadline: the new version must stay
 CLIENT_THREADS = 3  # more than the workers, so both are kept busy
 CLIENT_MAX_SECONDS = 60  # the load stops by itself whatever happens to the test
@@ -130,7 +130,7 @@ def _env(artifact_dir) -> dict:
 
 def _manage(env: dict, *args: str) -> str:
     result = subprocess.run([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR,
-                            env=env, capture_output=True, text=True, timeout=60)
+                            env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -1,5 +1,6 @@
-"""Prediction log retention (SPEC §4): rows older than PREDICTION_LOG_RETENTION_DAYS are
-deleted in bounded batches by the scheduled purge; everything younger stays."""
+"""Prediction log retention (docs/monitoring.md#schedules): rows older than
+PREDICTION_LOG_RETENTION_DAYS are deleted in bounded batches by the scheduled purge; everything
+younger stays."""
 
 import uuid
 from datetime import timedelta

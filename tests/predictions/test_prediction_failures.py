@@ -1,6 +1,6 @@
-"""Failed requests for the error-rate SLO (SPEC §6): every predict or explain answered with
-a 5xx leaves one PredictionFailure row, written outside the failed request's work; client
-errors leave none; the row holds no input values; failing to record changes no answer."""
+"""Failed requests for the error-rate SLO (docs/monitoring.md#slos): every predict or explain
+answered with a 5xx leaves one PredictionFailure row, written outside the failed request's work;
+client errors leave none; the row holds no input values; failing to record changes no answer."""
 
 import pytest
 

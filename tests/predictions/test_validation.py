@@ -6,14 +6,14 @@ import pandas
 import pytest
 from pandas.testing import assert_frame_equal
 
-from core.ml.schema import feature_spec
+from core.errors import ValidationError
 from core.ml.features import model_frame
 from core.ml.recipes.engagement import EngagementLikes
 from core.ml.recipes.lead_conversion import LeadConversion
+from core.ml.schema import feature_spec
 from predictions import validation
 from predictions.parsers import NON_FINITE, StrictJSONParser
 from predictions.validation import ValidatedBatch, instances_validate
-from core.errors import ValidationError
 
 SCHEMA = {"target": "y", "features": [
     feature_spec(name="amount", dtype="float", minimum=0, maximum=100),
@@ -77,8 +77,8 @@ def lead_instance(i):
             "emails_opened": i % 7, "days_since_first_touch": 3 * i, "demo_requested": i % 3 == 0}
 
 
-@pytest.mark.parametrize("recipe, make", [(EngagementLikes(), engagement_instance),
-                                          (LeadConversion(), lead_instance)])
+@pytest.mark.parametrize(("recipe", "make"), [(EngagementLikes(), engagement_instance),
+                                            (LeadConversion(), lead_instance)])
 def test_validate_real_schema_frame_equals_model_frame(recipe, make):
     schema = recipe.feature_schema()
     instances = [make(i) for i in range(50)]
@@ -211,7 +211,8 @@ def test_validate_parsed_non_finite_number_is_not_finite(literal):
     instances = parsed(f'[{{"amount": {literal}, "count": {literal}, "active": true, '
                        f'"color": "red", "email": "x"}}]')
 
-    assert entries(errors_of(instances)) == [(0, "amount", "not_finite"), (0, "count", "not_finite")]
+    assert entries(errors_of(instances)) == [(0, "amount", "not_finite"),
+                                             (0, "count", "not_finite")]
 
 
 def test_validate_integer_beyond_float_range_is_not_finite():

@@ -170,7 +170,8 @@ def csrf_posts(scene: dict, alert: Alert) -> list[tuple[str, dict]]:
     """Every state-changing admin POST, with valid data but no CSRF token."""
     posts = [(action_url(scene[target], action), form)
              for action, (target, form) in ACTION_POSTS.items()]
-    return posts + [
+    return [
+        *posts,
         (reverse("monitoring_dashboard:acknowledge", args=[alert.pk]), {}),
         (reverse("admin:monitoring_alert_changelist"),
          {"action": "acknowledge", "_selected_action": [alert.pk]}),

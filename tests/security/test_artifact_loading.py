@@ -1,4 +1,5 @@
-"""Artifacts are only unpickled after their hash matches (SPEC §3), on the serving path.
+"""Artifacts are only unpickled after their hash matches (docs/registry.md#artifacts), on the
+serving path.
 
 mlregistry.artifacts.bundle_load is proven in tests/mlregistry/test_artifacts.py (a
 flipped byte in the estimator, the reference profile or the manifest, a missing file,

@@ -79,7 +79,7 @@ def test_the_other_governance_role_is_permission_denied(scene, request, command,
     user = request.getfixturevalue(role)
     before = registry_state(scene.model_id)
 
-    with pytest.raises(CommandError, match="^permission_denied: "):
+    with pytest.raises(CommandError, match=r"^permission_denied: "):
         call_command(command, NAME, *arguments, "--user", user.username, stdout=StringIO())
 
     assert registry_state(scene.model_id) == before
@@ -90,7 +90,7 @@ def test_creator_holding_both_permissions_still_cannot_approve(scene, data_scien
                                 "deploy_mlmodelversion")
     before = registry_state(scene.model_id)
 
-    with pytest.raises(CommandError, match="^four_eyes_violation: "):
+    with pytest.raises(CommandError, match=r"^four_eyes_violation: "):
         call_command("approve", NAME, "1.3.0", "--notes", "mine", "--user", creator.username,
                      stdout=StringIO())
 

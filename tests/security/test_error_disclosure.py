@@ -1,5 +1,5 @@
 """No stack trace in any error body, no feature value in any error body or log line
-(SPEC §4).
+(docs/api.md#errors).
 
 Each test sends distinctive feature values (VALUES), forces a failure whose exception
 message quotes them beside a MARKER (as a scikit-learn or database error may quote the

@@ -1,4 +1,4 @@
-"""Production settings (SPEC §2) do what `manage.py check --deploy` only reads off them.
+"""Production settings (docs/deploy.md) do what `manage.py check --deploy` only reads off them.
 
 That the check itself is clean (exit 0, no warning, `--fail-level WARNING`) with
 PULSELYTICS_ENV=production, a 50+ character SECRET_KEY, ALLOWED_HOSTS and an SQLite
@@ -51,7 +51,7 @@ def production_probe(tmp_path) -> dict:
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
         "PULSELYTICS_VAR_DIR": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "pulselytics.settings.base",
+        "DJANGO_SETTINGS_MODULE": "pulselytics.settings.production",
         "PULSELYTICS_ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "pulselytics.example",

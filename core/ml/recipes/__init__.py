@@ -5,8 +5,8 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from core.ml.recipes.base import LifecycleHooks, Recipe
 from core.errors import NotFoundError
+from core.ml.recipes.base import LifecycleHooks, Recipe
 
 
 class RecipeNotFoundError(NotFoundError):

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
+from core.ml.kinds import REGRESSION
 from core.ml.recipes.base import Feature, Recipe
 from core.ml.recipes.preprocessing import tabular_preprocessing
 
@@ -59,7 +60,7 @@ POST_FEATURES = (
 class EngagementRegression(Recipe):
     """Shared by the likes and comments recipes: same inputs, same model, another target."""
 
-    task = "regression"
+    task = REGRESSION
     features = POST_FEATURES
     min_samples = 50
     n_estimators: ClassVar[int] = 200

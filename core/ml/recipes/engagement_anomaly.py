@@ -41,8 +41,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from core.ml.recipes.base import Feature, Recipe
 from core.errors import InsufficientDataError, ValidationError
+from core.ml.kinds import ANOMALY
+from core.ml.recipes.base import Feature, Recipe
 
 ANOMALY_FEATURES = (
     Feature("followers", "int", minimum=0),
@@ -132,7 +133,7 @@ class RobustZScoreDetector(OutlierMixin, BaseEstimator):
 
 class EngagementAnomaly(Recipe):
     name = "engagement-anomaly"
-    task = "anomaly_detection"
+    task = ANOMALY
     target = None
     features = ANOMALY_FEATURES
     min_samples = 30

@@ -29,6 +29,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
+from core.ml.kinds import BINARY
 from core.ml.recipes.base import Feature, Recipe
 from core.ml.recipes.preprocessing import tabular_preprocessing
 
@@ -52,7 +53,7 @@ LEAD_FEATURES = (
 
 class LeadConversion(Recipe):
     name = "lead-conversion"
-    task = "binary_classification"
+    task = BINARY
     target = "converted"
     features = LEAD_FEATURES
     min_samples = 50

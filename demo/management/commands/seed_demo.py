@@ -1,5 +1,5 @@
-from demo import services as demo
 from core.commands import ApplicationCommand
+from demo import services as demo
 
 
 class Command(ApplicationCommand):
@@ -14,7 +14,7 @@ class Command(ApplicationCommand):
             self.stdout.write(f"already live: {', '.join(summary.already_live)}")
         if summary.candidate:
             self.stdout.write(f"awaiting review: {summary.candidate}")
-        self.stdout.write("Demo logins (password for each: %s):" % summary.password)
+        self.stdout.write(f"Demo logins (password for each: {summary.password}):")
         for username, role in summary.users:
             self.stdout.write(f"  {username:<6} {role}")
         self.stdout.write(f"Demo API key: {summary.api_key}")

@@ -4,9 +4,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from monitoring import tasks
-from demo import traffic
 from core.commands import ApplicationCommand
+from demo import traffic
+from monitoring import tasks
 
 
 def _counts(counter) -> str:

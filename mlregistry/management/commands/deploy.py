@@ -1,5 +1,5 @@
-from mlregistry import selectors, services
 from core.commands import ApplicationCommand
+from mlregistry import selectors, services
 
 
 class Command(ApplicationCommand):
@@ -22,4 +22,5 @@ class Command(ApplicationCommand):
         )
         role = "shadow" if deployed.is_shadow else (
             "champion" if deployed.status == "production" else "challenger")
-        self.stdout.write(f"{deployed} deployed as {role} with {deployed.traffic_percentage}% of traffic")
+        self.stdout.write(
+            f"{deployed} deployed as {role} with {deployed.traffic_percentage}% of traffic")

@@ -1,5 +1,5 @@
-from mlregistry import selectors
 from core.commands import ApplicationCommand
+from mlregistry import selectors
 
 
 class Command(ApplicationCommand):

@@ -1,6 +1,6 @@
+from core.commands import ApplicationCommand
 from mlregistry import selectors
 from mlregistry.model_card import model_card_build, model_card_markdown
-from core.commands import ApplicationCommand
 
 
 class Command(ApplicationCommand):

@@ -4,8 +4,8 @@ from django.core.management.base import CommandError
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
 
-from mlregistry import selectors
 from core.commands import ApplicationCommand
+from mlregistry import selectors
 
 
 class Command(ApplicationCommand):

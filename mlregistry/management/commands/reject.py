@@ -1,5 +1,5 @@
-from mlregistry import selectors, services
 from core.commands import ApplicationCommand
+from mlregistry import selectors, services
 
 
 class Command(ApplicationCommand):

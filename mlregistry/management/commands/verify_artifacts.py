@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 
-from mlregistry import selectors
 from core.commands import ApplicationCommand
+from mlregistry import selectors
 
 
 class Command(ApplicationCommand):

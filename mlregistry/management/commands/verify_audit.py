@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 
-from mlregistry import selectors
 from core.commands import ApplicationCommand
+from mlregistry import selectors
 
 
 class Command(ApplicationCommand):
@@ -20,7 +20,8 @@ class Command(ApplicationCommand):
                 self.stdout.write(f"{result.model}: BROKEN {self.describe(result)}")
                 broken.append(result)
         if broken:
-            raise CommandError(f"audit trail of {broken[0].model} broken {self.describe(broken[0])}")
+            raise CommandError(
+                f"audit trail of {broken[0].model} broken {self.describe(broken[0])}")
 
     @staticmethod
     def describe(result) -> str:

@@ -1,5 +1,5 @@
-from monitoring.drift import drift_check_all
 from core.commands import ApplicationCommand
+from monitoring.drift import drift_check_all
 
 
 class Command(ApplicationCommand):

@@ -1,6 +1,6 @@
+from core.commands import ApplicationCommand
 from mlregistry import selectors
 from monitoring.ab import ab_evaluate, ab_evaluate_all
-from core.commands import ApplicationCommand
 
 
 def _figure(value, spec: str = ".4f") -> str:

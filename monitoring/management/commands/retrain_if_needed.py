@@ -1,5 +1,5 @@
-from monitoring.retraining import retraining_check
 from core.commands import ApplicationCommand
+from monitoring.retraining import retraining_check
 
 
 class Command(ApplicationCommand):

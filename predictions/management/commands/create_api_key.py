@@ -1,5 +1,5 @@
-from predictions import services
 from core.commands import ApplicationCommand
+from predictions import services
 
 
 class Command(ApplicationCommand):

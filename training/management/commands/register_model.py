@@ -1,6 +1,6 @@
-from mlregistry import registration
-from mlregistry.models import Task
 from core.commands import ApplicationCommand
+from core.ml.kinds import TASKS
+from training import registration
 
 
 class Command(ApplicationCommand):
@@ -15,7 +15,7 @@ class Command(ApplicationCommand):
         parser.add_argument("--artifact", required=True, help="joblib file of the fitted model")
         parser.add_argument("--data", required=True, help="CSV or Parquet file")
         parser.add_argument("--target", required=True, help="target column in the data")
-        parser.add_argument("--task", required=True, choices=Task.values)
+        parser.add_argument("--task", required=True, choices=TASKS)
         parser.add_argument("--user", required=True, help="username of the registering person")
         parser.add_argument("--protected", nargs="+", action="extend", default=[],
                             metavar="COL", help="protected attribute column(s)")
@@ -32,7 +32,7 @@ class Command(ApplicationCommand):
             f"registered {version.model.name} {version.version} ({version.status}) "
             f"model_sha256={version.model_sha256}"
         )
-        for name, gate in sorted(version.gate_results.items()):
-            self.stdout.write(f"{name} gate: {'passed' if gate.get('passed') else 'FAILED'} "
+        for gate_name, gate in sorted(version.gate_results.items()):
+            self.stdout.write(f"{gate_name} gate: {'passed' if gate.get('passed') else 'FAILED'} "
                               f"({gate.get('reason', '')})")
         self.stdout.write(version.version)

@@ -1,7 +1,8 @@
 from tqdm import tqdm
 
-from training import services as training_services
 from core.commands import ApplicationCommand
+from mlregistry import services as registry_services
+from training import services as training_services
 
 
 class Command(ApplicationCommand):
@@ -13,10 +14,11 @@ class Command(ApplicationCommand):
         parser.add_argument("--data", help="CSV or Parquet file (default: the latest registered)")
         parser.add_argument("--client", default="", help="train on this client's rows only")
         parser.add_argument("--user", help="who trains (default: the system account)")
-        parser.add_argument("--seed", type=int, help="random seed (default: settings.TRAINING_SEED)")
+        parser.add_argument("--seed", type=int,
+                            help="random seed (default: settings.TRAINING_SEED)")
 
     def run(self, *args, name, data, client, user, seed, **options):
-        user = self.user(user) if user else training_services.system_user_get()
+        user = self.user(user) if user else registry_services.system_user_get()
         with tqdm(total=100, desc=name, unit="%", file=self.stderr._out,
                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
             def progress(fraction: float, stage: str) -> None:
@@ -31,7 +33,7 @@ class Command(ApplicationCommand):
                             if isinstance(value, float))
         self.stdout.write(f"trained {version.model.name} {version.version} ({version.status}): "
                           f"{figures}")
-        for name, gate in sorted(version.gate_results.items()):
-            self.stdout.write(f"{name} gate: {'passed' if gate.get('passed') else 'FAILED'} "
+        for gate_name, gate in sorted(version.gate_results.items()):
+            self.stdout.write(f"{gate_name} gate: {'passed' if gate.get('passed') else 'FAILED'} "
                               f"({gate.get('reason', '')})")
         self.stdout.write(version.version)

@@ -3,11 +3,11 @@
 import pandas
 import pytest
 
-from core.ml.schema import schema_from_frame
-from demo import data as demo_data
 from core.ml.recipes.engagement import EngagementComments, EngagementLikes
 from core.ml.recipes.engagement_anomaly import EngagementAnomaly
 from core.ml.recipes.lead_conversion import LeadConversion
+from core.ml.schema import schema_from_frame
+from demo import data as demo_data
 
 POST_RECIPES = (EngagementLikes(), EngagementComments(), EngagementAnomaly())
 ALL_RECIPES = ((*POST_RECIPES, LeadConversion()))
@@ -55,7 +55,7 @@ def test_frame_has_the_columns_the_recipe_declares(recipe, posts, leads):
 def test_column_dtypes_match_the_declared_dtypes(recipe, posts, leads):
     frame = _frame_for(recipe, posts, leads)
     names = [f.name for f in recipe.features]
-    inferred = schema_from_frame(frame[names + ["client_id"]], target="client_id",
+    inferred = schema_from_frame(frame[[*names, "client_id"]], target="client_id",
                                  input_features=names)
 
     assert [f["dtype"] for f in inferred["features"]] == [f.dtype for f in recipe.features]

@@ -6,13 +6,13 @@ import numpy
 import pandas
 from django.utils import timezone
 
+from core.ml.recipes import recipe_get
+from demo.data import demo_leads
 from mlregistry import artifacts
 from mlregistry.models import MLModelVersion, TrainingJob
+from tests.training.conftest import tiny_frame
 from training import services as training_services
 from training import trainer
-from demo.data import demo_leads
-from core.ml.recipes import recipe_get
-from tests.mlregistry.training.conftest import tiny_frame
 
 
 def _native(value):

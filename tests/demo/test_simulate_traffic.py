@@ -8,18 +8,18 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.errors import ValidationError
+from core.ml.recipes import recipe_get
+from demo import traffic
+from demo.data import DEFAULT_SEED, demo_leads
 from mlregistry import selectors
 from mlregistry import services as registry
-from demo.data import DEFAULT_SEED, demo_leads
-from core.ml.recipes import recipe_get
-from training.services import model_train
-from demo import traffic
 from monitoring.models import DriftReport
 from predictions import services as serving
 from predictions.api import auth
 from predictions.loader import model_cache
 from predictions.models import PredictionLog
-from core.errors import ValidationError
+from training.services import model_train
 
 ALL_DEMO = list(traffic.DEFAULT_MODELS)
 
@@ -211,7 +211,7 @@ def test_send_refuses_a_rate_out_of_bounds(rate):
 # -- the command ------------------------------------------------------------------------------
 
 def test_command_refuses_a_non_local_url():
-    with pytest.raises(CommandError, match="non_local_target: .*http://example.com"):
+    with pytest.raises(CommandError, match=r"non_local_target: .*http://example\.com"):
         call_command("simulate_traffic", "--url", "http://example.com:8000", "--key", "k")
 
 

@@ -2,7 +2,7 @@
 
 Each recipe is fitted once per module on 1,500 demo rows (the anomaly rule on 20), as the
 trainer fits it: the canonical frame of model_frame, `build_estimator(seed=0, n_samples)`.
-Every explanation must add up (SPEC §4: |base + sum - value| <= 1e-6 max(1, |value|)),
+Every explanation must add up (docs/api.md#explain: |base + sum - value| <= 1e-6 max(1, |value|)),
 carry every input feature, and report the model's own output as its value.
 """
 
@@ -15,14 +15,6 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from demo.data import demo_leads, demo_posts
-from core.ml.features import model_frame
-from core.ml.metrics import anomaly_scores, model_outputs
-from core.ml.profile import reference_profile_build
-from core.ml.recipes.engagement import EngagementComments, EngagementLikes
-from core.ml.recipes.engagement_anomaly import EngagementAnomaly, RobustZScoreDetector
-from core.ml.recipes.lead_conversion import LeadConversion
-from core.ml.recipes.preprocessing import tabular_preprocessing
 from core.ml.explain import (
     BACKGROUND_ROWS,
     MAX_INSTANCES,
@@ -31,6 +23,14 @@ from core.ml.explain import (
     explainer_build,
     explanation_row,
 )
+from core.ml.features import model_frame
+from core.ml.outputs import anomaly_scores, model_outputs
+from core.ml.profile import reference_profile_build
+from core.ml.recipes.engagement import EngagementComments, EngagementLikes
+from core.ml.recipes.engagement_anomaly import EngagementAnomaly, RobustZScoreDetector
+from core.ml.recipes.lead_conversion import LeadConversion
+from core.ml.recipes.preprocessing import tabular_preprocessing
+from demo.data import demo_leads, demo_posts
 
 ROWS = 1500
 EXPLAINED = 100

@@ -5,6 +5,7 @@ All pure: no database.
 
 import hashlib
 import json
+from itertools import pairwise
 
 import numpy
 import pandas
@@ -13,13 +14,14 @@ from sklearn import metrics as skm
 from sklearn.ensemble import IsolationForest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+from core.errors import ValidationError
+from core.ml.gates import gates_evaluate
+from core.ml.kinds import PRIMARY_METRIC
+from core.ml.metrics import metrics_evaluate
+from core.ml.profile import reference_profile_build
 from core.ml.schema import feature_spec
 from training import external
 from training.datasets import dataset_load
-from core.ml.metrics import PRIMARY_METRIC, metrics_evaluate
-from core.ml.profile import reference_profile_build
-from core.ml.gates import gates_evaluate
-from core.errors import ValidationError
 
 DECILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
@@ -63,7 +65,7 @@ def test_dataset_hash_changes_with_content(tmp_path):
     assert dataset_load(first).sha256 != dataset_load(second).sha256
 
 
-@pytest.mark.parametrize("name, content", [
+@pytest.mark.parametrize(("name", "content"), [
     ("posts.xlsx", b"a,b\n1,2\n"),          # unknown extension
     ("posts.parquet", b"not a parquet file"),  # unreadable
     ("posts.csv", b"\xff\xfe\x00bad\x00\n\xff"),  # undecodable bytes
@@ -212,7 +214,7 @@ def test_profile_counts_follow_left_open_bins_and_sum_to_n():
     edges = entry["edges"]
     bounds = [-numpy.inf, *edges, numpy.inf]
     expected = [int(((values > low) & (values <= high)).sum())
-                for low, high in zip(bounds[:-1], bounds[1:])]
+                for low, high in pairwise(bounds)]
     assert entry["counts"] == expected
     assert len(entry["counts"]) == len(edges) + 1
     assert sum(entry["counts"]) == entry["n"] == len(values)

@@ -27,15 +27,15 @@ from scipy.special import logit
 from sklearn.metrics import brier_score_loss, r2_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from core.ml.schema import DTYPES
-from demo import data as demo_data
+from core.errors import ValidationError
 from core.ml import fairness
 from core.ml.features import model_frame
 from core.ml.recipes import recipes_all
 from core.ml.recipes.engagement import EngagementComments, EngagementLikes
 from core.ml.recipes.engagement_anomaly import EngagementAnomaly, RobustZScoreDetector
 from core.ml.recipes.lead_conversion import LeadConversion
-from core.errors import ValidationError
+from core.ml.schema import DTYPES
+from demo import data as demo_data
 
 SEED = 42
 SPLIT_SEED = 0

@@ -18,7 +18,8 @@ def tiny_frame(n: int = 200, seed: int = 0, clients=("acme", "globex")) -> panda
     followers = rng.uniform(100, 1000, n)
     has_link = rng.integers(0, 2, n).astype(bool)
     platform = rng.choice(["instagram", "tiktok"], n)
-    likes = 3 * followers + 10 * has_link + numpy.where(platform == "tiktok", 50, 0) + rng.normal(0, 5, n)
+    likes = (3 * followers + 10 * has_link + numpy.where(platform == "tiktok", 50, 0)
+             + rng.normal(0, 5, n))
     return pandas.DataFrame({
         "client_id": rng.choice(list(clients), n),
         "followers": followers, "has_link": has_link, "platform": platform,

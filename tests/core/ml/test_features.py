@@ -3,8 +3,8 @@ import math
 import numpy
 import pandas
 
-from core.ml.schema import feature_spec
 from core.ml.features import model_frame
+from core.ml.schema import feature_spec
 
 SCHEMA = {"target": "y", "features": [
     feature_spec(name="x", dtype="float"),

@@ -7,14 +7,12 @@ import pandas
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from mlregistry import registration
+from core.ml import explain, importance
+from core.ml.recipes import recipe_get
 from core.ml.schema import feature_spec
 from demo import data as demo_data
-from core.ml import importance
-from training import trainer
-from core.ml.recipes import recipe_get
+from training import registration, trainer
 from training.services import model_train
-from core.ml import explain
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from mlregistry.models import (
     TrainingDataset,
     TrainingJob,
 )
-from training import services as training_services
 from tests.factories import register_version
-from tests.mlregistry.training.conftest import tiny_frame
+from tests.training.conftest import tiny_frame
+from training import services as training_services
 
 
 def train(*args) -> str:

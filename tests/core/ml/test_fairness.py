@@ -1,4 +1,4 @@
-"""The fairness audit and the fairness gate (SPEC §6). Pure: no database.
+"""The fairness audit and the fairness gate (docs/monitoring.md#fairness). Pure: no database.
 
 Every expected figure is computed by hand from the rows written out in the test.
 """
@@ -10,8 +10,7 @@ import pytest
 
 from core.ml.fairness import MISSING, fairness_report
 from core.ml.gates import fairness_gate
-
-BINARY = "binary_classification"
+from core.ml.kinds import BINARY
 
 
 def binary_report(**overrides) -> dict:

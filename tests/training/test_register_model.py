@@ -12,10 +12,10 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from core.ml.profile import DECILES
+from core.ml.schema import input_feature_names
 from mlregistry import artifacts, selectors, services
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
-from core.ml.schema import input_feature_names
-from core.ml.profile import DECILES
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def missing_feature_data(cancer, tmp_path):
     return {"data": path}
 
 
-@pytest.mark.parametrize("failure, arguments, reason", [
+@pytest.mark.parametrize(("failure", "arguments", "reason"), [
     ("unknown user", lambda cancer, tmp_path: {"user": "nobody"}, "no user named 'nobody'"),
     ("missing target column", lambda cancer, tmp_path: {"target": "diagnosis"},
      "column(s) not in the data: diagnosis"),
@@ -196,7 +196,7 @@ def test_register_model_failure_is_one_line_and_changes_nothing(
 def test_register_model_refuses_a_user_without_register_permission(
     breast_cancer, outsider, artifact_dir,
 ):
-    with pytest.raises(CommandError, match="^permission_denied: olly may not register"):
+    with pytest.raises(CommandError, match=r"^permission_denied: olly may not register"):
         register(breast_cancer, user="olly")
 
     assert registry_is_empty(artifact_dir)
@@ -281,7 +281,7 @@ def test_approve_of_a_version_failing_the_fairness_gate_needs_a_justification(
 ):
     version_string = register_biased(biased_model)
 
-    with pytest.raises(CommandError, match="^gate_failed: .*fairness"):
+    with pytest.raises(CommandError, match=r"^gate_failed: .*fairness"):
         call_command("approve", "lead-score", version_string, "--user", "rita",
                      "--notes", "looks fine", stdout=StringIO())
 

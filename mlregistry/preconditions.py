@@ -1,0 +1,178 @@
+"""When each registry action is allowed: one check per action, asked by two callers.
+
+The service calls the check inside its transaction, on the rows it has just locked, and the
+error the check raises is the service's refusal. The admin asks the same check through
+`refusal()` to decide whether to offer the action and, if not, to say why. So the rules are
+written once (docs/registry.md#states-and-transitions, #four-eyes).
+
+A check raises PermissionDeniedError when the user lacks the permission, FourEyesError when
+the user made the version, IllegalTransitionError (or RollbackUnavailableError) when the
+state does not allow it; input (notes, traffic shares, gate overrides) is checked by the
+service itself.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from core.errors import (
+    ApplicationError,
+    FourEyesError,
+    IllegalTransitionError,
+    RollbackUnavailableError,
+)
+from core.permissions import require_permission
+from mlregistry.models import MLModel, MLModelVersion, Status
+
+APPROVE_PERMISSION = "mlregistry.approve_mlmodelversion"
+DEPLOY_PERMISSION = "mlregistry.deploy_mlmodelversion"
+REGISTER_PERMISSION = "mlregistry.add_mlmodelversion"
+
+
+def refusal(check: Callable[..., Any], **arguments) -> ApplicationError | None:
+    """The error `check(**arguments)` raises, or None when the action may go ahead."""
+    try:
+        check(**arguments)
+    except ApplicationError as exc:
+        return exc
+    return None
+
+
+def _four_eyes(version: MLModelVersion, user: AbstractBaseUser, verb: str) -> None:
+    if version.created_by_id == user.pk:
+        raise FourEyesError(
+            f"{user.get_username()} created {version} and may not {verb} it (four eyes)")
+
+
+def in_live_test(version: MLModelVersion) -> bool:
+    return version.status == Status.STAGING and bool(
+        version.traffic_percentage or version.is_shadow)
+
+
+def _champion(model_id: int) -> MLModelVersion | None:
+    return MLModelVersion.objects.filter(model_id=model_id, status=Status.PRODUCTION).first()
+
+
+# --- review -------------------------------------------------------------------------------
+
+
+def approve_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
+    require_permission(user, APPROVE_PERMISSION, "approve model versions")
+    _four_eyes(version, user, "approve")
+    if version.status != Status.TESTING:
+        raise IllegalTransitionError(
+            f"cannot approve {version}: {version.status} -> staging is not allowed "
+            "(only testing versions can be approved)",
+            details={"from": version.status, "to": Status.STAGING},
+        )
+
+
+def reject_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
+    require_permission(user, APPROVE_PERMISSION, "reject model versions")
+    _four_eyes(version, user, "reject")
+    if version.status not in (Status.TESTING, Status.STAGING):
+        raise IllegalTransitionError(
+            f"cannot reject {version}: {version.status} -> archived is not allowed "
+            "(only testing or staging versions can be rejected)",
+            details={"from": version.status, "to": Status.ARCHIVED},
+        )
+
+
+def withdraw_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
+    require_permission(user, APPROVE_PERMISSION, "withdraw approvals")
+    if version.status != Status.STAGING:
+        raise IllegalTransitionError(
+            f"cannot withdraw approval of {version}: {version.status} -> testing is not "
+            "allowed (only staging versions can go back to testing)",
+            details={"from": version.status, "to": Status.TESTING},
+        )
+
+
+# --- deployment ---------------------------------------------------------------------------
+
+
+def deploy_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
+    """Deploy as champion (a challenger that won is deployed the same way)."""
+    require_permission(user, DEPLOY_PERMISSION, "deploy model versions")
+    if version.status != Status.STAGING:
+        raise IllegalTransitionError(
+            f"cannot deploy {version}: {version.status} -> production is not allowed "
+            "(only approved (staging) versions can be deployed; archived ones come back "
+            "through rollback)",
+            details={"from": version.status, "to": Status.PRODUCTION},
+        )
+
+
+def live_test_start_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
+    """Start an A/B or shadow test of the version beside the champion."""
+    require_permission(user, DEPLOY_PERMISSION, "deploy model versions")
+    if version.status != Status.STAGING:
+        raise IllegalTransitionError(
+            f"cannot start a test of {version}: {version.status} -> staging is not allowed "
+            "(only approved (staging) versions can be tested)",
+            details={"from": version.status, "to": Status.STAGING},
+        )
+    if in_live_test(version):
+        raise IllegalTransitionError(
+            f"cannot start a test of {version}: it is already in a live test (end it first)",
+            details={"from": version.status, "to": Status.STAGING},
+        )
+    if _champion(version.model_id) is None:
+        raise IllegalTransitionError(
+            f"cannot start a test of {version}: {version.model.name} has no production "
+            "version",
+            details={"from": version.status, "to": Status.STAGING},
+        )
+
+
+def live_test_end_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
+    require_permission(user, DEPLOY_PERMISSION, "end tests")
+    if not in_live_test(version):
+        raise IllegalTransitionError(
+            f"cannot end a test of {version}: {version.status} -> staging is not allowed "
+            "(it is not in a live A/B or shadow test)",
+            details={"from": version.status, "to": Status.STAGING},
+        )
+
+
+def archive_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
+    require_permission(user, DEPLOY_PERMISSION, "archive model versions")
+    if version.status == Status.ARCHIVED:
+        raise IllegalTransitionError(
+            f"cannot archive {version}: archived -> archived is not allowed "
+            "(it is already archived)",
+            details={"from": version.status, "to": Status.ARCHIVED},
+        )
+
+
+def rollback_check(*, model: MLModel, user: AbstractBaseUser,
+                   to_version: str | None = None) -> MLModelVersion:
+    """Roll back to `to_version`, or to the latest prior production version; returns the
+    version that would become champion again."""
+    require_permission(user, DEPLOY_PERMISSION, "roll back models")
+    candidates = MLModelVersion.objects.filter(
+        model=model, status=Status.ARCHIVED, deployed_at__isnull=False
+    )
+    if to_version:
+        target = MLModelVersion.objects.filter(model=model, version=to_version).first()
+        if target is None:
+            raise RollbackUnavailableError(f"{model.name} has no version {to_version}")
+        if not candidates.filter(pk=target.pk).exists():
+            raise RollbackUnavailableError(
+                f"cannot roll back {model.name} to {to_version}: it is {target.status} and "
+                "only archived versions that were once in production can be restored"
+            )
+        if target.artifacts_deleted_at is not None:
+            raise RollbackUnavailableError(
+                f"cannot roll back {model.name} to {to_version}: its artifacts were removed "
+                f"by clean-up on {target.artifacts_deleted_at:%Y-%m-%d}"
+            )
+        return target
+    target = candidates.filter(artifacts_deleted_at__isnull=True).order_by(
+        "-deprecated_at", "-pk").first()
+    if target is None:
+        raise RollbackUnavailableError(
+            f"{model.name} has no previous production version to roll back to"
+        )
+    return target

@@ -1,0 +1,44 @@
+"""Monitoring's action on the version admin: promote the winner of an A/B test.
+
+Registered with the registry's version admin from MonitoringConfig.ready(), so the
+registry never imports monitoring (docs/architecture.md).
+"""
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from mlregistry import forms, selectors
+from mlregistry.admin_actions import VersionAction
+from mlregistry.models import MLModelVersion
+from monitoring import ab
+from monitoring.models import ABEvaluation
+
+
+def _promote_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
+    ab.ab_promote_check(model_name=version.model.name, user=user, challenger=version)
+
+
+def _promote_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
+    evaluation = ab.ab_promote_check(model_name=version.model.name, user=user,
+                                     challenger=version)
+    champion = evaluation.champion.version
+    if evaluation.verdict == ABEvaluation.Verdict.CHALLENGER_BETTER:
+        effect = (f"The challenger won: {version} becomes the champion with 100% of traffic and "
+                  f"{champion} is archived.")
+    else:
+        effect = (f"The champion won: the test of {version} ends and {champion} keeps all "
+                  "traffic.")
+    return {"effect": effect, "evaluation": evaluation}
+
+
+def _promote(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
+    previous = selectors.model_production_version(model=version.model)
+    winner = ab.ab_promote_winner(model_name=version.model.name, user=user, challenger=version)
+    if winner.pk == version.pk:
+        archived = f"; {previous.version} is archived" if previous is not None else ""
+        return f"Promoted the A/B winner: {winner} is now champion with 100% of traffic{archived}."
+    return f"The champion {winner.version} won the A/B test: the test of {version} ended."
+
+
+PROMOTE_WINNER = VersionAction(
+    "promote-winner", "Promote winner", forms.ConfirmForm, _promote_check, _promote_describe,
+    _promote, extra_template="admin/monitoring/ab_evaluation_latest.html")

@@ -1,0 +1,24 @@
+"""Monitoring's answers to what the layers below it report (connected in apps.ready())."""
+
+from django.dispatch import receiver
+
+from monitoring import retraining
+from monitoring.alerts import alert_raise
+from monitoring.models import Alert
+from predictions.signals import model_load_refused
+from training.signals import training_job_finished
+
+
+@receiver(training_job_finished, dispatch_uid="monitoring.retrain_followup")
+def retrain_followup(sender, *, job, **kwargs) -> None:
+    # Only retrains on feedback are monitoring's: it queued them.
+    if job.include_feedback:
+        retraining.retrain_job_finished(job=job)
+
+
+@receiver(model_load_refused, dispatch_uid="monitoring.integrity_alert")
+def integrity_alert(sender, *, model_name: str, version: str, error, **kwargs) -> None:
+    alert_raise(kind=Alert.Kind.INTEGRITY, severity=Alert.Severity.CRITICAL,
+                model_name=model_name, version=version,
+                message=f"{model_name} {version} is not served: {error.message}",
+                payload={"code": error.code, **error.details})

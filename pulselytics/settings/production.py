@@ -1,0 +1,27 @@
+"""Production settings: base plus the HTTPS hardening and the start-up checks.
+
+Loaded when PULSELYTICS_ENV=production (pulselytics.settings.settings_module(), which every
+entry point uses). Refuses to start without SECRET_KEY and ALLOWED_HOSTS in the environment.
+"""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403 - these settings extend the base settings
+from .base import env_list
+
+missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS") if not os.environ.get(name)]
+if missing:
+    raise ImproperlyConfigured(f"production needs {', '.join(missing)} in the environment")
+
+IS_PRODUCTION = True
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = True
+SECURE_HSTS_SECONDS = 31_536_000
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
