@@ -31,12 +31,13 @@ from core.errors import ApplicationError
 from core.ml.recipes import recipes_all
 from mlregistry import selectors as registry
 from mlregistry import services as registry_services
-from mlregistry.models import MLModel, MLModelVersion, Status, TrainingJob
+from mlregistry.models import MLModel, MLModelVersion, Status
 from mlregistry.preconditions import APPROVE_PERMISSION
 from monitoring import alerts
 from monitoring.models import Alert
 from predictions import selectors as prediction_selectors
 from training import services as training
+from training.models import TrainingJob
 
 logger = logging.getLogger("pulselytics.monitoring")
 

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 @pytest.mark.parametrize("path", [
     "/admin/mlregistry/mlmodelversion/add/",
     "/admin/mlregistry/modeltransition/add/",
-    "/admin/mlregistry/trainingjob/add/",
+    "/admin/training/trainingjob/add/",
     "/admin/predictions/predictionlog/add/",
     "/admin/monitoring/driftreport/add/",
     "/admin/monitoring/performancereport/add/",

@@ -26,9 +26,10 @@ from core.ml import gates as validation
 from core.ml.recipes import recipe_get
 from core.permissions import require_permission
 from mlregistry import artifacts, registration
-from mlregistry.models import MLModel, MLModelVersion, Status, TrainingDataset, TrainingJob
+from mlregistry.models import MLModel, MLModelVersion, Status
 from mlregistry.preconditions import REGISTER_PERMISSION
 from training import datasets, feedback, signals, trainer
+from training.models import TrainingDataset, TrainingJob
 
 logger = logging.getLogger("pulselytics.training")
 

@@ -6,8 +6,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status, TrainingDataset
+from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
 from predictions.models import ClientAPIKey
+from training.models import TrainingDataset
 
 MODELS = ["engagement-likes", "engagement-comments", "engagement-anomaly", "lead-conversion"]
 

@@ -19,11 +19,12 @@ from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from mlregistry import services as registry_services
-from mlregistry.models import MLModel, MLModelVersion, Status, TrainingJob
+from mlregistry.models import MLModel, MLModelVersion, Status
 from monitoring import retraining
 from tests.celery_processes import celery_beat, celery_worker, process_env, wait_for
 from tests.monitoring.test_retraining import RECIPE, posts_csv, recipe_production
 from training import services as training
+from training.models import TrainingJob
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("groups_restored_after_module", "governance_groups")]

@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from mlregistry.models import MLModelVersion, Status, TrainingJob
+from mlregistry.models import MLModelVersion, Status
 from tests.celery_processes import celery_worker, process_env, wait_for
 from tests.monitoring.test_retraining import (
     RECIPE,
@@ -25,6 +25,7 @@ from tests.monitoring.test_retraining import (
     referenced_files,
     trained_production,
 )
+from training.models import TrainingJob
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("groups_restored_after_module", "governance_groups")]

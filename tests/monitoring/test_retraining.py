@@ -16,11 +16,12 @@ from core.errors import PermissionDeniedError
 from demo.data import demo_posts
 from mlregistry import artifacts, registration, selectors
 from mlregistry import services as registry
-from mlregistry.models import MLModelVersion, ModelTransition, Status, TrainingJob
+from mlregistry.models import MLModelVersion, ModelTransition, Status
 from monitoring import alerts, retraining
 from monitoring.models import Alert
 from tests.factories import labelled_logs_create, register_version, tiny_estimator
 from training import services as training
+from training.models import TrainingJob
 
 RECIPE = "engagement-likes"
 INPUTS = ["platform", "media_type", "followers", "hour", "weekday", "caption_length",

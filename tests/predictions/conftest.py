@@ -26,18 +26,13 @@ from core.ml.features import model_frame
 from demo.data import demo_leads, demo_posts
 from mlregistry import artifacts, registration, selectors
 from mlregistry import services as registry
-from mlregistry.models import (
-    MLModel,
-    MLModelVersion,
-    ModelTransition,
-    RegistryGeneration,
-    TrainingDataset,
-)
+from mlregistry.models import MLModel, MLModelVersion, ModelTransition, RegistryGeneration
 from predictions import services as serving
 from predictions.api import auth
 from predictions.loader import model_cache
 from predictions.models import PredictionLog
 from tests.factories import UserFactory, ensure_governance_groups
+from training.models import TrainingDataset
 from training.services import model_train
 
 DEMO_POSTS = 1500

@@ -9,10 +9,11 @@ from django.utils import timezone
 from core.ml.recipes import recipe_get
 from demo.data import demo_leads
 from mlregistry import artifacts
-from mlregistry.models import MLModelVersion, TrainingJob
+from mlregistry.models import MLModelVersion
 from tests.training.conftest import tiny_frame
 from training import services as training_services
 from training import trainer
+from training.models import TrainingJob
 
 
 def _native(value):

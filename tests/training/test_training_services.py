@@ -6,17 +6,11 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from mlregistry import services
-from mlregistry.models import (
-    MLModel,
-    MLModelVersion,
-    ModelTransition,
-    Status,
-    TrainingDataset,
-    TrainingJob,
-)
+from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
 from tests.factories import register_version
 from tests.training.conftest import tiny_frame
 from training import services as training_services
+from training.models import TrainingDataset, TrainingJob
 
 
 def train(*args) -> str:
