@@ -16,7 +16,11 @@ class ApplicationCommand(BaseCommand):
             raise CommandError(f"{exc.code}: {exc.message}") from exc
 
     def user(self, username: str):
+        """The active account `--user` names; anything else is refused before any work."""
         try:
-            return get_user_model().objects.get(username=username)
+            user = get_user_model().objects.get(username=username)
         except get_user_model().DoesNotExist:
             raise CommandError(f"no user named {username!r}") from None
+        if not user.is_active:
+            raise CommandError(f"user {username!r} is not active")
+        return user

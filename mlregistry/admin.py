@@ -10,7 +10,10 @@ from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
 
 
 @admin.register(MLModel)
-class MLModelAdmin(admin.ModelAdmin):
+class MLModelAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """A model's identity (name, task, client, global model) is fixed at registration: it
+    decides who is served by what. Nobody edits it here (docs/registry.md#models-and-versions)."""
+
     list_display = ["name", "task", "client_id", "created_at"]
     list_filter = ["task"]
     search_fields = ["name", "description", "client_id"]

@@ -1,6 +1,6 @@
-"""The version admin's registry actions: approve, reject, deploy, A/B or shadow test, end
-test, roll back; apps above the registry add theirs (monitoring: promote winner) with
-`version_action_register`.
+"""The version admin's registry actions: approve, reject, deploy, A/B or shadow test, end test, roll
+back, withdraw approval, archive; apps above the registry add theirs (monitoring: promote winner)
+with `version_action_register`.
 
 Each action is a page of its own under /admin/mlregistry/mlmodelversion/<pk>/<action>/:
 GET shows the version, what will happen (for a rollback the service's dry-run plan, for
@@ -69,6 +69,23 @@ def _reject_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
     return {"effect": effect}
 
 
+def _withdraw_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
+    effect = f"{version} goes back from staging to testing and needs a new approval."
+    if preconditions.in_live_test(version):
+        effect += " Its live test ends and its traffic returns to the champion."
+    return {"effect": effect}
+
+
+def _archive_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
+    effect = f"{version} is archived: it can no longer be approved or deployed."
+    if version.status == Status.PRODUCTION:
+        effect += (f" It is the champion: {version.model.name} is left without a production "
+                   "version and its running tests end (a rollback can bring it back).")
+    elif preconditions.in_live_test(version):
+        effect += " Its live test ends and its traffic returns to the champion."
+    return {"effect": effect}
+
+
 def _deploy_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
     champion = _champion(version)
     effect = f"{version} becomes the champion of {version.model.name} with 100% of traffic."
@@ -124,6 +141,17 @@ def _approve(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str
 def _reject(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
     version = services.model_version_reject(version=version, user=user, notes=data["notes"])
     return f"Rejected {version}: it is archived."
+
+
+def _withdraw(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
+    version = services.model_version_withdraw_approval(version=version, user=user,
+                                                       notes=data["notes"])
+    return f"Withdrew the approval of {version}: it is back in testing."
+
+
+def _archive(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
+    version = services.model_version_archive(version=version, user=user, reason=data["reason"])
+    return f"Archived {version}."
 
 
 def _deploy(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
@@ -189,6 +217,10 @@ ACTIONS = [
                   _end_test_describe, _end_test),
     VersionAction("rollback", "Roll back", forms.RollbackForm, _rollback_check,
                   _rollback_describe, _rollback),
+    VersionAction("withdraw", "Withdraw approval", forms.WithdrawForm,
+                  preconditions.withdraw_check, _withdraw_describe, _withdraw),
+    VersionAction("archive", "Archive", forms.ArchiveForm, preconditions.archive_check,
+                  _archive_describe, _archive),
 ]
 ACTIONS_BY_NAME = {action.name: action for action in ACTIONS}
 

@@ -52,6 +52,20 @@ class RejectForm(ActionForm):
         help_text="Why the version is rejected. It is archived with these notes.")
 
 
+class WithdrawForm(ActionForm):
+    notes = _notes(
+        label="Why the approval is withdrawn", required=True,
+        help_text="The version goes back to testing (a live test of it ends) and needs a new "
+                  "approval. Kept in the audit trail.")
+
+
+class ArchiveForm(ActionForm):
+    reason = _notes(
+        label="Reason", required=True,
+        help_text="Why the version is retired. An archived version can no longer be approved "
+                  "or deployed. Kept in the audit trail.")
+
+
 class NotesForm(ActionForm):
     """Deploy, shadow test, end test: optional notes for the audit trail."""
 

@@ -9,6 +9,7 @@ model_card`) and as HTML in the version's admin page. Reads the registry only: n
 artifact is loaded.
 """
 
+import re
 from datetime import datetime
 
 from core.ml.kinds import ANOMALY, BINARY, HIGHER_IS_BETTER, MULTICLASS, PRIMARY_METRIC, REGRESSION
@@ -209,9 +210,26 @@ def _number(value) -> str:
     return str(value)
 
 
+# Markdown's punctuation: a backslash makes each one literal (CommonMark), so free text
+# typed by a person can neither open a heading, a list, a link or HTML nor close a table cell.
+MARKDOWN_PUNCTUATION = "\\`*_{}[]()#+-.!|<>~"
+
+
+def _inline(text: str) -> str:
+    """Free text as one literal line of Markdown."""
+    return "".join(f"\\{c}" if c in MARKDOWN_PUNCTUATION else c for c in " ".join(text.split()))
+
+
+def _fenced(text: str) -> list[str]:
+    """Free text as a literal block: a fence longer than any run of backticks inside."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}text", *text.splitlines(), fence]
+
+
 def _cell(value) -> str:
     text = value if isinstance(value, str) else _number(value)
-    return " ".join(text.split()).replace("|", "\\|") or " "
+    return re.sub(r"(?<!\\)\|", r"\|", " ".join(text.split())) or " "
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -234,13 +252,14 @@ def _header_section(card: dict) -> list[str]:
             f"- Client: {card['client_id'] or 'global model'}",
             f"- Created by {card['created_by']} at {card['created_at']}",
             f"- model_sha256: `{card['model_sha256']}`", "",
-            "## Purpose", "", card["purpose"] or "No description recorded.", ""]
+            "## Purpose", "",
+            *(_fenced(card["purpose"]) if card["purpose"] else ["No description recorded."]), ""]
 
 
 def _data_section(data: dict) -> list[str]:
     lines = ["## Data", "", f"- Training dataset SHA256: `{data['training_dataset_sha256']}`"]
     if data["dataset"]:
-        lines.append(f"- Dataset file: {data['dataset']}")
+        lines.append(f"- Dataset file: {_inline(data['dataset'])}")
     lines += [f"- Training samples: {data['training_samples']}"
               + (f" (train {data['train_rows']}, validation {data['validation_rows']})"
                  if data["train_rows"] is not None else ""),
@@ -295,7 +314,8 @@ def _gates_section(gates: list[dict]) -> list[str]:
             lines.append(f"  - threshold: {gate['threshold']}")
         lines += [f"  - {f['label']}: {_number(f['value'])}" for f in gate["figures"]]
         if gate["override_justification"]:
-            lines.append(f"  - Override justification: {gate['override_justification']}")
+            lines.append(
+                f"  - Override justification: {_inline(gate['override_justification'])}")
     return [*lines, ""]
 
 
@@ -303,13 +323,13 @@ def _approvals_section(approvals: dict) -> list[str]:
     lines = ["## Approvals", ""]
     if approvals["approved_by"]:
         lines += [(f"Approved by {approvals['approved_by']} at {approvals['approved_at']}: "
-                   f"{' '.join(approvals['approval_notes'].split())}"), ""]
+                   f"{_inline(approvals['approval_notes'])}"), ""]
     else:
         lines += ["Not approved.", ""]
     if approvals["decisions"]:
         lines += _table(["When", "Who", "Decision", "From", "To", "Notes"],
                         [[d["at"], d["actor"], d["reason"], d["from_status"] or "–",
-                          d["to_status"], d["notes"]] for d in approvals["decisions"]])
+                          d["to_status"], _inline(d["notes"])] for d in approvals["decisions"]])
     return lines
 
 

@@ -1,7 +1,7 @@
 """Registry tables, choices and constraints. Workflow lives in services.py."""
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -19,8 +19,16 @@ class Status(models.TextChoices):
     ARCHIVED = "archived"
 
 
+# Model names: lowercase letters, digits and hyphens, at most 63 characters. They appear in
+# URLs, metric labels, alert subjects and file names; nothing else may reach them.
+MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+MODEL_NAME_RULE = ("lowercase letters, digits and hyphens, starting with a letter or digit, "
+                   "at most 63 characters")
+
+
 class MLModel(models.Model):
-    name = models.SlugField(max_length=100, unique=True)
+    name = models.SlugField(max_length=100, unique=True, validators=[
+        RegexValidator(MODEL_NAME_PATTERN, message=f"a model name is {MODEL_NAME_RULE}")])
     task = models.CharField(max_length=32, choices=Task.choices)
     description = models.TextField(blank=True)
     client_id = models.CharField(

@@ -5,6 +5,8 @@ model's row lock; artifact clean-up deletes the files no kept version needs. The
 and deployment that follow live in services.py.
 """
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -17,13 +19,28 @@ from core.ml.kinds import task_kind
 from core.ml.schema import next_version
 from core.permissions import require_permission
 from mlregistry import artifacts, transitions
-from mlregistry.models import MLModel, MLModelVersion, Status
+from mlregistry.models import (
+    MODEL_NAME_PATTERN,
+    MODEL_NAME_RULE,
+    MLModel,
+    MLModelVersion,
+    Status,
+)
 from mlregistry.preconditions import REGISTER_PERMISSION
+from mlregistry.services import system_user_get
 
 
 def _bundle(estimator: Any, reference_profile: dict) -> dict:
     return {"objects": {"estimator": estimator},
             "documents": {"reference_profile": reference_profile}}
+
+
+def model_name_check(name: str) -> None:
+    """Refuse a name outside MODEL_NAME_PATTERN: names reach URLs, metric labels, alert
+    subjects and file names."""
+    if not re.fullmatch(MODEL_NAME_PATTERN, name or ""):
+        raise ValidationError(f"invalid model name {name!r}: a model name is {MODEL_NAME_RULE}",
+                              details={"field": "name"})
 
 
 def model_version_artifact_paths(*, estimator: Any, reference_profile: dict) -> set[str]:
@@ -48,6 +65,7 @@ def model_version_register(
     """
     require_permission(user, REGISTER_PERMISSION, "register model versions")
     task_kind(task)
+    model_name_check(name)
     with transaction.atomic():
         model, _ = MLModel.objects.get_or_create(
             name=name, defaults={"task": task, "description": description, "client_id": client_id,
@@ -83,32 +101,54 @@ def model_version_register(
 # --- artifact clean-up --------------------------------------------------------------------
 
 
-def artifact_cleanup(*, dry_run: bool = False) -> set[str]:
-    """Delete artifact files that no kept version needs; returns the paths (to be) deleted.
+@dataclass(frozen=True)
+class CleanupPlan:
+    paths: set[str]  # artifact files deleted (or, in a dry run, to be deleted)
+    versions: list[str]  # "name version" of each version whose files go
+    dry_run: bool
+
+
+CLEANUP_REASON = "artifacts_cleaned"
+
+
+def artifact_cleanup(*, dry_run: bool = False) -> CleanupPlan:
+    """Delete artifact files that no kept version needs (docs/registry.md#retention).
 
     Kept: every version that is not archived, and the ARTIFACT_KEEP_PRIOR_PRODUCTION most
     recent prior production versions of each model, so a rollback always has something to
-    restore. Versions whose files go are marked with `artifacts_deleted_at`.
+    restore. Each version whose files go gets `artifacts_deleted_at` and one audit row
+    (`artifacts_cleaned`, by the system account); unreferenced files older than
+    ARTIFACT_ORPHAN_GRACE_SECONDS go too. A dry run changes nothing.
     """
     with transaction.atomic():
         # Every model's lock, in a fixed order: no registration writes or reuses a file and
         # no rollback picks a target while files are chosen and deleted.
         list(MLModel.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
-        to_delete, retired_pks = _artifact_cleanup_plan()
-        if not dry_run:
-            MLModelVersion.objects.filter(pk__in=retired_pks).update(
-                artifacts_deleted_at=timezone.now()
-            )
-            artifacts.artifact_files_delete(paths=to_delete)
-    return to_delete
+        to_delete, retired = _artifact_cleanup_plan()
+        plan = CleanupPlan(paths=to_delete, dry_run=dry_run,
+                           versions=[f"{version.model.name} {version.version}"
+                                     for version in retired])
+        if dry_run:
+            return plan
+        now = timezone.now()
+        actor = system_user_get()
+        for version in retired:
+            files = len(artifacts.manifest_paths(version.artifact_manifest) & to_delete)
+            transitions.transition_record(
+                version=version, actor=actor, from_status=version.status,
+                to_status=version.status, reason=CLEANUP_REASON, now=now,
+                notes=f"artifacts removed by clean-up ({files} file(s) no kept version shares)")
+        MLModelVersion.objects.filter(pk__in=[version.pk for version in retired]).update(
+            artifacts_deleted_at=now)
+        artifacts.artifact_files_delete(paths=to_delete)
+    return plan
 
 
-def _artifact_cleanup_plan() -> tuple[set[str], list[int]]:
+def _artifact_cleanup_plan() -> tuple[set[str], list[MLModelVersion]]:
     keep_prior = settings.ARTIFACT_KEEP_PRIOR_PRODUCTION
-    kept_paths, retired_paths, retired_pks = set(), set(), []
-    versions = MLModelVersion.objects.filter(artifacts_deleted_at__isnull=True).only(
-        "pk", "model_id", "status", "deployed_at", "deprecated_at", "artifact_manifest"
-    ).order_by("model_id", "-deprecated_at", "-pk")
+    kept_paths, retired_paths, retired = set(), set(), []
+    versions = MLModelVersion.objects.filter(artifacts_deleted_at__isnull=True).select_related(
+        "model").order_by("model_id", "-deprecated_at", "-pk")
     prior_seen: dict[int, int] = {}
     for version in versions:
         paths = artifacts.manifest_paths(version.artifact_manifest)
@@ -120,10 +160,10 @@ def _artifact_cleanup_plan() -> tuple[set[str], list[int]]:
             kept_paths |= paths
         else:
             retired_paths |= paths
-            retired_pks.append(version.pk)
+            retired.append(version)
     # Files nothing references are orphans of failed registrations; the grace period spares
     # those of a first registration of a new model, whose row no lock covered yet.
     orphans = artifacts.artifact_files_older_than(
         seconds=settings.ARTIFACT_ORPHAN_GRACE_SECONDS
     ) - kept_paths - retired_paths
-    return (retired_paths - kept_paths) | orphans, retired_pks
+    return (retired_paths - kept_paths) | orphans, retired

@@ -1,7 +1,7 @@
 """The one list of periodic tasks (docs/monitoring.md#schedules).
 
-Installed as django-celery-beat `PeriodicTask` rows, upserted by name, by a data migration
-(and again by `seed_demo`); operators change intervals or disable a row in the admin, and
+Installed as django-celery-beat `PeriodicTask` rows, upserted by name, by data migrations;
+operators change intervals or disable a row in the admin, and
 an upsert never overrides what they changed.
 """
 
@@ -36,6 +36,10 @@ SCHEDULES = [
              "monitoring.tasks.alert_deliveries_resend_task", 5 * 60,
              "Queues again alert deliveries that are still pending well after their next "
              "attempt was due (the broker was down when they were raised, or a retry was lost)."),
+    Schedule("registry: artifact clean-up", "mlregistry.tasks.artifact_cleanup_task", 24 * HOUR,
+             "Deletes the artifact files no kept version needs (every version not archived and "
+             "the ARTIFACT_KEEP_PRIOR_PRODUCTION latest former champions stay); one audit row "
+             "per version cleaned."),
 ]
 
 

@@ -6,6 +6,7 @@ import factory
 import numpy
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from sklearn.linear_model import LinearRegression
 
 from core.ml.schema import feature_spec
@@ -118,13 +119,14 @@ def registry_state(model_id: int) -> dict:
 
 
 def ensure_governance_groups() -> None:
-    """Re-create the groups of mlregistry 0002/0005 and monitoring 0005 (a transactional
-    test's flush deletes them)."""
+    """Re-create the groups of mlregistry 0002/0005/0010 and monitoring 0005 (a
+    transactional test's flush deletes them)."""
     import importlib
 
     from django.contrib.auth.models import Permission
 
     groups = importlib.import_module("mlregistry.migrations.0002_groups").GROUPS
+    withdrawn = importlib.import_module("mlregistry.migrations.0010_model_identity_fixed").WITHDRAWN
     training = importlib.import_module("mlregistry.migrations.0005_training_permissions")
     extra = {"Data scientists": training.DATA_SCIENTIST_EXTRA,
              "Reviewers": training.VIEW_FOR_ALL, "Deployers": training.VIEW_FOR_ALL}
@@ -133,7 +135,10 @@ def ensure_governance_groups() -> None:
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set([
             *Permission.objects.filter(content_type__app_label="mlregistry",
-                                       codename__in=[*codenames, *extra[name]]),
+                                       codename__in=set(codenames) - set(withdrawn)),
+            # training/0001 moved the training tables' permissions to the training app.
+            *Permission.objects.filter(content_type__app_label="training",
+                                       codename__in=extra[name]),
             *Permission.objects.filter(content_type__app_label="monitoring",
                                        codename__in=monitoring.GROUP_PERMISSIONS[name]),
             *Permission.objects.filter(content_type__app_label="django_celery_beat",
@@ -228,6 +233,16 @@ def prediction_logs_create(*, version: MLModelVersion, frame, values, created_at
 
 
 # --- live performance, fairness and A/B tests: logged predictions with outcomes ------------
+
+
+def labelled_errors_create(version: MLModelVersion, *, arm: str, noise: float, seed: int,
+                           n: int = 40) -> None:
+    """`n` answered predictions of a regression `version`, off their outcome by N(0, noise)."""
+    rng = numpy.random.default_rng(seed)
+    actual = rng.normal(100.0, 20.0, n)
+    predicted = actual + rng.normal(0.0, noise, n)
+    labelled_logs_create(version=version, arm=arm, values=predicted.tolist(),
+                         actuals=actual.tolist(), created_at=timezone.now())
 
 
 def labelled_logs_create(

@@ -31,6 +31,7 @@ def model_version_register_external(
     fairness gate audits the protected columns. Lands in `testing`.
     """
     require_permission(user, REGISTER_PERMISSION, "register model versions")
+    registration.model_name_check(name)
     dataset = datasets.dataset_load(data_path)
     try:
         # The operator's own file: loading it is the point of the command.

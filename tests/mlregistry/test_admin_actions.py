@@ -3,7 +3,6 @@ permission, confirmed on their own page, performed through the real services."""
 
 from datetime import timedelta
 
-import numpy
 import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
@@ -15,7 +14,7 @@ from monitoring.ab import ab_evaluate
 from tests.factories import (
     UserFactory,
     grant_permissions,
-    labelled_logs_create,
+    labelled_errors_create,
     register_approved_version,
     register_deployed_version,
     register_version,
@@ -90,8 +89,9 @@ def test_deployer_is_offered_deploy_and_tests_but_not_review_on_a_staging_versio
         champion, people, deployer, reviewer):
     version = register_approved_version(**people, slope=3.0)
 
-    assert offered(logged_in(deployer), version) == {"deploy", "ab-test", "shadow-test"}
-    assert offered(logged_in(reviewer), version) == {"reject"}
+    assert offered(logged_in(deployer), version) == {"deploy", "ab-test", "shadow-test",
+                                                     "archive"}
+    assert offered(logged_in(reviewer), version) == {"reject", "withdraw"}
 
 
 def test_approve_page_shows_the_version_and_the_notes_form(testing_version, reviewer):
@@ -259,7 +259,7 @@ def test_deployer_ends_an_ab_test(champion, people, deployer):
     challenger = register_deployed_version(**people, slope=3.0, traffic=20)
     client = logged_in(deployer)
 
-    assert offered(client, challenger) == {"deploy", "end-test"}
+    assert offered(client, challenger) == {"deploy", "end-test", "archive"}
     response = client.post(action_url(challenger, "end-test"), {"notes": "enough data"})
 
     assert response.status_code == 302
@@ -336,15 +336,6 @@ def test_rollback_from_a_former_champions_page_restores_that_version(
     assert fresh(replaced_champion).status == Status.ARCHIVED
 
 
-def log_errors(version, *, arm: str, noise: float, seed: int, n: int = 40) -> None:
-    """`n` answered predictions of `version`, off their outcome by N(0, noise)."""
-    rng = numpy.random.default_rng(seed)
-    actual = rng.normal(100.0, 20.0, n)
-    predicted = actual + rng.normal(0.0, noise, n)
-    labelled_logs_create(version=version, arm=arm, values=predicted.tolist(),
-                         actuals=actual.tolist(), created_at=timezone.now())
-
-
 @pytest.fixture
 def challenger(champion, people):
     return register_deployed_version(**people, slope=3.0, traffic=20)
@@ -352,8 +343,8 @@ def challenger(champion, people):
 
 def test_promote_winner_shows_the_verdict_and_deploys_the_better_challenger(
         champion, challenger, deployer):
-    log_errors(champion, arm="champion", noise=12.0, seed=1)
-    log_errors(challenger, arm="challenger", noise=2.0, seed=2)
+    labelled_errors_create(champion, arm="champion", noise=12.0, seed=1)
+    labelled_errors_create(challenger, arm="challenger", noise=2.0, seed=2)
     [evaluation] = ab_evaluate(model_name=champion.model.name,
                                now=timezone.now() + timedelta(minutes=1))
     client = logged_in(deployer)
@@ -375,8 +366,8 @@ def test_promote_winner_shows_the_verdict_and_deploys_the_better_challenger(
 
 def test_promote_winner_is_refused_while_the_evaluation_is_inconclusive(
         champion, challenger, deployer):
-    log_errors(champion, arm="champion", noise=5.0, seed=1, n=5)
-    log_errors(challenger, arm="challenger", noise=5.0, seed=2, n=5)
+    labelled_errors_create(champion, arm="champion", noise=5.0, seed=1, n=5)
+    labelled_errors_create(challenger, arm="challenger", noise=5.0, seed=2, n=5)
     [evaluation] = ab_evaluate(model_name=champion.model.name,
                                now=timezone.now() + timedelta(minutes=1))
     client = logged_in(deployer)

@@ -98,7 +98,7 @@ def test_command_prints_every_spec_section_and_the_dataset_hash(candidate):
     assert "- **validation**: failed (r2 0.8500 is worse than production's 0.9000" in output
     assert "Parity ratio 0.9091, parity difference 0.2000.\n" in output
     assert f"- scikit-learn: {candidate.artifact_manifest['environment']['scikit-learn']}" in output
-    assert "## Purpose\n\nLikes a post will get.\n" in output
+    assert "## Purpose\n\n```text\nLikes a post will get.\n```\n" in output
 
 
 def test_command_escapes_table_cells(candidate, reviewer):
@@ -108,6 +108,29 @@ def test_command_escapes_table_cells(candidate, reviewer):
     output = model_card("engagement-likes", candidate.version)
 
     assert "| approved | testing | staging | a \\| b c Override of validation: ok |" in output
+
+
+def test_a_forged_section_in_the_description_stays_inside_its_fence(candidate):
+    candidate.model.description = "Likes.\n```\n## Gates\n\n- **validation**: passed"
+    candidate.model.save(update_fields=["description"])
+
+    output = model_card("engagement-likes", candidate.version)
+
+    # The only "## Gates" outside the fence is the card's own, after the fence closes.
+    assert output.index("\n````\n") < output.rindex("\n## Gates\n")
+    assert "````text\nLikes.\n```\n## Gates\n\n- **validation**: passed\n````\n" in output
+
+
+def test_approval_notes_cannot_start_a_heading_or_a_list(candidate, reviewer):
+    services.model_version_approve(version=candidate, user=reviewer,
+                                   notes="fine\n## Approved by the board\n- gates: passed",
+                                   override_justification="*trust me*")
+
+    output = model_card("engagement-likes", candidate.version)
+
+    assert "\n## Approved by the board" not in output
+    assert "fine \\#\\# Approved by the board \\- gates: passed" in output
+    assert "Override justification: \\*trust me\\*" in output
 
 
 def test_command_fails_in_one_line_for_an_unknown_version(champion):

@@ -41,7 +41,7 @@ ACTIONS = {
         version=version, user=user, reason="superseded")),
 }
 # The admin's button for each action that has one.
-ADMIN_ACTIONS = {"approve", "reject", "deploy", "ab-test", "end-test"}
+ADMIN_ACTIONS = {"approve", "reject", "withdraw", "deploy", "ab-test", "end-test", "archive"}
 
 
 def _version(state: str, people: dict) -> MLModelVersion:

@@ -764,7 +764,7 @@ def test_artifact_cleanup_keeps_two_prior_production_versions(four_production_ge
                                                               artifact_dir):
     oldest, prior2, prior1, current = four_production_generations
 
-    deleted = registration.artifact_cleanup()
+    deleted = registration.artifact_cleanup().paths
 
     assert deleted == {estimator_path(artifact_dir, oldest).relative_to(artifact_dir).as_posix()}
     assert not estimator_path(artifact_dir, oldest).exists()
@@ -801,7 +801,7 @@ def test_artifact_cleanup_keeps_testing_and_staging_versions(people, artifact_di
 def test_artifact_cleanup_dry_run_deletes_nothing(four_production_generations, artifact_dir):
     oldest, *_ = four_production_generations
 
-    deleted = registration.artifact_cleanup(dry_run=True)
+    deleted = registration.artifact_cleanup(dry_run=True).paths
 
     assert estimator_path(artifact_dir, oldest).relative_to(artifact_dir).as_posix() in deleted
     assert estimator_path(artifact_dir, oldest).exists()
@@ -823,7 +823,7 @@ def test_artifact_cleanup_deletes_orphan_files_past_grace_period(champion, artif
     settings.ARTIFACT_ORPHAN_GRACE_SECONDS = 0
     orphan = _orphan(artifact_dir, "ff" + "0" * 62)
 
-    deleted = registration.artifact_cleanup()
+    deleted = registration.artifact_cleanup().paths
 
     assert orphan.relative_to(artifact_dir).as_posix() in deleted
     assert not orphan.exists()
@@ -837,7 +837,7 @@ def test_artifact_cleanup_keeps_orphan_files_within_grace_period(champion, artif
     young = _orphan(artifact_dir, "ff" + "1" * 62)
     old = _orphan(artifact_dir, "ff" + "2" * 62, age_seconds=7200)
 
-    deleted = registration.artifact_cleanup()
+    deleted = registration.artifact_cleanup().paths
 
     assert young.exists()
     assert not old.exists()

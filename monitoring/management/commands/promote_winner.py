@@ -1,0 +1,16 @@
+from core.commands import ApplicationCommand
+from monitoring import ab
+
+
+class Command(ApplicationCommand):
+    help = ("Act on the latest A/B evaluation of a model's running test: a better challenger "
+            "becomes the champion, a worse one has its test ended; refused while inconclusive.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("--user", required=True)
+
+    def run(self, *args, name, user, **options):
+        winner = ab.ab_promote_winner(model_name=name, user=self.user(user))
+        self.stdout.write(f"{winner} won the A/B test: champion with "
+                          f"{winner.traffic_percentage}% of traffic")

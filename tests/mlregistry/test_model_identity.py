@@ -1,0 +1,79 @@
+"""A model's identity (name, task, client, global model) is fixed at registration: nobody
+re-tenants or re-tasks a model in the admin, and names are checked."""
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+
+from core.errors import ValidationError
+from mlregistry.models import MLModel
+from tests.factories import register_version
+
+pytestmark = pytest.mark.django_db
+
+
+def identity(model: MLModel) -> tuple:
+    model.refresh_from_db()
+    return model.name, model.task, model.client_id, model.global_model_id, model.description
+
+
+@pytest.fixture
+def model(data_scientist) -> MLModel:
+    return register_version(user=data_scientist).model
+
+
+def test_data_scientists_hold_no_permission_to_add_or_change_models(data_scientist):
+    assert not data_scientist.has_perm("mlregistry.change_mlmodel")
+    assert not data_scientist.has_perm("mlregistry.add_mlmodel")
+    assert data_scientist.has_perm("mlregistry.view_mlmodel")
+
+
+@pytest.mark.parametrize("who", ["data_scientist", "reviewer", "deployer"])
+def test_nobody_changes_a_models_identity_in_the_admin(request, model, who):
+    client = Client()
+    client.force_login(request.getfixturevalue(who))
+    before = identity(model)
+    change_url = reverse("admin:mlregistry_mlmodel_change", args=[model.pk])
+
+    page = client.get(change_url)
+    forged = client.post(change_url, {"name": "engagement-likes--globex", "task": "regression",
+                                      "client_id": "globex", "description": "mine now"})
+    added = client.post(reverse("admin:mlregistry_mlmodel_add"),
+                        {"name": "shadow-model", "task": "regression"})
+
+    assert page.status_code == 200
+    assert b'name="client_id"' not in page.content and b'name="name"' not in page.content
+    assert forged.status_code == 403 and added.status_code == 403
+    assert identity(model) == before
+    assert not MLModel.objects.filter(name="shadow-model").exists()
+
+
+@pytest.mark.parametrize("name", ["../../evil\nBcc: x", "Engagement", "under_score", "-leading",
+                                  "a" * 64, ""])
+def test_registration_refuses_a_name_outside_the_pattern(data_scientist, name):
+    with pytest.raises(ValidationError, match="invalid model name") as refused:
+        register_version(user=data_scientist, name=name)
+
+    assert refused.value.details == {"field": "name"}
+    assert not MLModel.objects.exists()
+
+
+def test_registration_accepts_the_names_the_platform_makes(data_scientist):
+    version = register_version(user=data_scientist, name="engagement-likes--acme-outdoor")
+
+    assert version.model.name == "engagement-likes--acme-outdoor"
+
+
+def test_register_model_command_refuses_a_bad_name_before_loading_anything(
+        data_scientist, tmp_path):
+    artifact = tmp_path / "model.joblib"
+    artifact.write_bytes(b"not a model file: loading it first would fail differently")
+    data = tmp_path / "data.csv"
+    data.write_text("a,b,y\n1,2,3\n")
+
+    with pytest.raises(CommandError, match=r"^validation_error: invalid model name"):
+        call_command("register_model", "../evil", "--artifact", str(artifact), "--data",
+                     str(data), "--target", "y", "--task", "regression", "--user", "dana")
+
+    assert not MLModel.objects.exists()
