@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.ml.kinds import TASKS
+from mlregistry.audit import seal_valid, transition_content
 
 # The task kinds of core.ml.kinds, as choices (member names: the values upper-cased).
 Task = models.TextChoices("Task", [(task.upper(), task) for task in TASKS])
@@ -135,10 +136,13 @@ class MLModelVersion(models.Model):
 
 
 class ModelTransition(models.Model):
-    """One immutable audit row per state change, hash-chained per model.
+    """One immutable audit row per state change, chained per model and sealed.
 
-    `row_sha256` is the hash of the row's own content including `previous_sha256`, the
-    previous row's `row_sha256`; editing any row breaks the chain (see verify_audit).
+    `row_sha256` is the row's seal: HMAC-SHA256, under the audit key named by `key_id`, of
+    the row's content, which includes `previous_sha256` (the previous row's seal) and what
+    the version was at that moment (its model_sha256, dataset, schema and gates hashes,
+    traffic, shadow flag). Editing any row breaks the chain (mlregistry/audit.py,
+    verify_audit).
     """
 
     model = models.ForeignKey(MLModel, on_delete=models.PROTECT, related_name="transitions")
@@ -156,6 +160,19 @@ class ModelTransition(models.Model):
     traffic_after = models.PositiveSmallIntegerField(default=0)
     previous_sha256 = models.CharField(max_length=64, blank=True)
     row_sha256 = models.CharField(max_length=64)
+    # What the version was when the row was written: bound into the sealed content.
+    model_sha256 = models.CharField(max_length=64, blank=True)
+    dataset_sha256 = models.CharField(max_length=64, blank=True)
+    schema_sha256 = models.CharField(max_length=64, blank=True)
+    gates_sha256 = models.CharField(max_length=64, blank=True)
+    is_shadow = models.BooleanField(default=False)
+    # Who ran the command that made the change, as the operating system knows them
+    # (empty for the admin, the API and scheduled work).
+    os_user = models.CharField(max_length=150, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    # The audit key that sealed the row; empty: never sealed (its chain was already broken
+    # when sealing began), so it fails verification.
+    key_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["model", "sequence"]
@@ -175,6 +192,24 @@ class ModelTransition(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("ModelTransition rows are immutable")
+
+    def sealed_content(self) -> dict:
+        """The content `row_sha256` seals, rebuilt from the stored row."""
+        return transition_content(
+            model_id=self.model_id, version_id=self.version_id, version=self.version.version,
+            sequence=self.sequence, actor_id=self.actor_id, created_at=self.created_at,
+            from_status=self.from_status, to_status=self.to_status, notes=self.notes,
+            reason=self.reason, traffic_before=self.traffic_before,
+            traffic_after=self.traffic_after, previous_sha256=self.previous_sha256,
+            model_sha256=self.model_sha256, dataset_sha256=self.dataset_sha256,
+            schema_sha256=self.schema_sha256, gates_sha256=self.gates_sha256,
+            is_shadow=self.is_shadow, os_user=self.os_user, host=self.host,
+            key_id=self.key_id,
+        )
+
+    @property
+    def seal_valid(self) -> bool:
+        return seal_valid(self.sealed_content(), self.row_sha256)
 
 
 class RegistryGeneration(models.Model):

@@ -6,7 +6,7 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 
 from core.errors import ModelNotFoundError, VersionNotFoundError
-from mlregistry import artifacts, audit
+from mlregistry import artifacts, transitions
 from mlregistry.models import (
     MLModel,
     MLModelVersion,
@@ -169,6 +169,17 @@ class AuditResult:
         return not self.problem
 
 
+def _binding_problem(row: ModelTransition) -> str:
+    """What of the version differs from what its sealed row binds, or ""."""
+    bound = transitions.version_binding(row.version)
+    changed = [name for name in ("model_sha256", "dataset_sha256", "schema_sha256", "gates_sha256")
+               if getattr(row, name) != bound[name]]
+    if not changed:
+        return ""
+    return (f"version {row.version.version}'s {', '.join(changed)} differs from what this row "
+            "sealed (the version was changed outside the registry)")
+
+
 def audit_verify_model(*, model: MLModel) -> AuditResult:
     """Walk a model's chain; report the first row whose hash or link does not hold."""
     expected_previous, count, last_row_of_version = "", 0, {}
@@ -182,16 +193,11 @@ def audit_verify_model(*, model: MLModel) -> AuditResult:
             problem = f"sequence {row.sequence} where {count} was expected (a row is missing)"
         elif row.previous_sha256 != expected_previous:
             problem = "previous_sha256 does not match the previous row"
+        elif not row.seal_valid:
+            problem = ("content does not match its seal (the row was edited, or was not sealed "
+                       f"with audit key {row.key_id or '(none)'})")
         else:
-            content = audit.transition_content(
-                model_id=row.model_id, version_id=row.version_id, version=row.version.version,
-                sequence=row.sequence, actor_id=row.actor_id, created_at=row.created_at,
-                from_status=row.from_status, to_status=row.to_status, notes=row.notes,
-                reason=row.reason, traffic_before=row.traffic_before,
-                traffic_after=row.traffic_after, previous_sha256=row.previous_sha256,
-            )
-            if audit.content_sha256(content) != row.row_sha256:
-                problem = "content does not match its row_sha256 (the row was edited)"
+            problem = _binding_problem(row)
         if problem:
             return AuditResult(model=model.name, rows=count, broken_row_id=row.pk,
                                broken_sequence=row.sequence, problem=problem)
@@ -225,12 +231,40 @@ class ArtifactCheck:
         return not self.error
 
 
+APPROVAL_REASONS = ("approved", "auto_approved")
+
+
+def sealed_artifact_check(*, version_id: int, model_sha256: str,
+                          approved: bool = False) -> None:
+    """Raise ArtifactIntegrityError unless every audit row of the version is sealed by the
+    audit key and bound this very artifact (`model_sha256` hashes the manifest, which hashes
+    every file); with `approved`, one of them must be its approval. Serving asks this
+    before loading anything: only what was approved answers."""
+    rows = list(ModelTransition.objects.filter(version_id=version_id)
+                .select_related("version__model").order_by("sequence"))
+    for row in rows:
+        label = f"{row.version}: audit row #{row.sequence} ({row.reason})"
+        if not row.seal_valid:
+            raise artifacts.ArtifactIntegrityError(
+                f"{label} is not sealed by the audit key", details={"sequence": row.sequence})
+        if row.model_sha256 != model_sha256:
+            raise artifacts.ArtifactIntegrityError(
+                f"{label} sealed artifact {row.model_sha256[:12]}, not {model_sha256[:12]}",
+                details={"sequence": row.sequence, "sealed": row.model_sha256,
+                         "actual": model_sha256})
+    if approved and not any(row.reason in APPROVAL_REASONS for row in rows):
+        raise artifacts.ArtifactIntegrityError(
+            f"version {version_id} has no sealed approval", details={"version_id": version_id})
+
+
 def artifacts_verify_model(*, model: MLModel) -> list[ArtifactCheck]:
-    """Check every stored version's manifest and files byte for byte (unpickles nothing)."""
+    """Check every stored version's manifest and files byte for byte, and that its audit rows
+    sealed this artifact (unpickles nothing)."""
     checks = []
     versions = MLModelVersion.objects.filter(model=model, artifacts_deleted_at__isnull=True)
     for version in versions.select_related("model").order_by("created_at", "pk"):
         try:
+            sealed_artifact_check(version_id=version.pk, model_sha256=version.model_sha256)
             artifacts.bundle_verify(manifest=version.artifact_manifest,
                                     model_sha256=version.model_sha256)
         except artifacts.ArtifactIntegrityError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import F
 
+from core.commands import command_origin
 from core.errors import TrafficLimitError
 from mlregistry import audit
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, RegistryGeneration, Status
@@ -37,26 +38,35 @@ def transition_record(
     reason: str, notes: str = "", traffic_before: int = 0, traffic_after: int = 0,
     now: datetime,
 ) -> ModelTransition:
-    """Append one row to the model's hash chain. The caller holds the model's row lock."""
+    """Append one sealed row to the model's chain. The caller holds the model's row lock."""
     previous = (
         ModelTransition.objects.filter(model_id=version.model_id)
         .order_by("-sequence").values("sequence", "row_sha256").first()
     )
-    sequence = previous["sequence"] + 1 if previous else 1
-    previous_sha256 = previous["row_sha256"] if previous else ""
-    content = audit.transition_content(
-        model_id=version.model_id, version_id=version.pk, version=version.version,
-        sequence=sequence, actor_id=actor.pk, created_at=now, from_status=from_status,
-        to_status=to_status, notes=notes, reason=reason, traffic_before=traffic_before,
-        traffic_after=traffic_after, previous_sha256=previous_sha256,
+    key_id, key = audit.current_key()
+    os_user, host = command_origin.get() or ("", "")
+    row = ModelTransition(
+        model_id=version.model_id, version=version,
+        sequence=previous["sequence"] + 1 if previous else 1, actor=actor, created_at=now,
+        from_status=from_status, to_status=to_status, notes=notes, reason=reason,
+        traffic_before=traffic_before, traffic_after=traffic_after,
+        previous_sha256=previous["row_sha256"] if previous else "",
+        **version_binding(version), os_user=os_user, host=host, key_id=key_id,
     )
+    row.row_sha256 = audit.content_seal(row.sealed_content(), key)
     _registry_generation_bump()
-    return ModelTransition.objects.create(
-        model_id=version.model_id, version=version, sequence=sequence, actor=actor,
-        created_at=now, from_status=from_status, to_status=to_status, notes=notes,
-        reason=reason, traffic_before=traffic_before, traffic_after=traffic_after,
-        previous_sha256=previous_sha256, row_sha256=audit.content_sha256(content),
-    )
+    row.save(force_insert=True)
+    return row
+
+
+def version_binding(version: MLModelVersion) -> dict:
+    """What a row binds of its version: the artifact (model_sha256 hashes the manifest,
+    which hashes every file), the data, the schema, the gates and the shadow flag."""
+    return {"model_sha256": version.model_sha256,
+            "dataset_sha256": version.training_dataset_sha256,
+            "schema_sha256": audit.json_sha256(version.feature_schema),
+            "gates_sha256": audit.json_sha256(version.gate_results),
+            "is_shadow": version.is_shadow}
 
 
 def set_state(

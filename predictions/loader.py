@@ -189,6 +189,8 @@ class ModelCache:
             if key in self._bundles:
                 return self._bundles[key]
             try:
+                selectors.sealed_artifact_check(version_id=live.version_id,
+                                                model_sha256=live.model_sha256, approved=True)
                 loaded = artifacts.bundle_load(manifest=live.artifact_manifest,
                                                model_sha256=live.model_sha256)
             except (artifacts.ArtifactIntegrityError,

@@ -105,18 +105,23 @@ def test_installed_dependencies_match_the_lock():
         )
 
 
-@pytest.mark.parametrize("present", [{}, {"SECRET_KEY": "x" * 60}, {"ALLOWED_HOSTS": "a.example"}])
-def test_production_refuses_to_start_without_secret_key_and_allowed_hosts(tmp_path, present):
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "ALLOWED_HOSTS", "AUDIT_HMAC_KEY")
+
+
+@pytest.mark.parametrize("present", [{}, {"SECRET_KEY": "x" * 60}, {"ALLOWED_HOSTS": "a.example"},
+                                     {"SECRET_KEY": "x" * 60, "ALLOWED_HOSTS": "a.example"}])
+def test_production_refuses_to_start_without_its_secrets_and_hosts(tmp_path, present):
     env = production_env(tmp_path, **present)
     result = manage("check", env=env)
-    missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS") if name not in present]
+    missing = [name for name in REQUIRED_IN_PRODUCTION if name not in present]
     assert result.returncode != 0
     assert f"production needs {', '.join(missing)} in the environment" in result.stderr
 
 
 def test_production_passes_the_deploy_checks(tmp_path):
     env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(50),
-                         ALLOWED_HOSTS="pulselytics.example")
+                         ALLOWED_HOSTS="pulselytics.example",
+                         AUDIT_HMAC_KEY=secrets.token_urlsafe(32))
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
@@ -142,7 +147,8 @@ def test_settings_module_follows_pulselytics_env(monkeypatch, env, expected):
 def test_every_entry_point_loads_the_production_settings_under_production(tmp_path,
                                                                          entry_point):
     env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(50),
-                         ALLOWED_HOSTS="pulselytics.example")
+                         ALLOWED_HOSTS="pulselytics.example",
+                         AUDIT_HMAC_KEY=secrets.token_urlsafe(32))
     result = run_python(f"""
         import os
         {entry_point}
@@ -158,7 +164,8 @@ def test_base_settings_refuse_to_run_production(tmp_path):
     # Base alone would serve production over plain HTTP, without the start-up checks.
     env = clean_env(tmp_path, PULSELYTICS_ENV="production",
                     DJANGO_SETTINGS_MODULE="pulselytics.settings.base",
-                    SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="pulselytics.example")
+                    SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="pulselytics.example",
+                    AUDIT_HMAC_KEY=secrets.token_urlsafe(32))
     result = manage("check", env=env)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr

@@ -180,6 +180,12 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
 
 # Registry
+# The audit chain's HMAC key (mlregistry/audit.py): required in production; in development
+# it is derived from SECRET_KEY. The id is stored in every row; after a rotation, keys that
+# sealed older rows stay here, by id, to verify them (JSON: {"id": "key"}).
+AUDIT_HMAC_KEY = os.environ.get("AUDIT_HMAC_KEY", "")
+AUDIT_HMAC_KEY_ID = os.environ.get("AUDIT_HMAC_KEY_ID", "1")
+AUDIT_HMAC_RETIRED_KEYS = json.loads(os.environ.get("AUDIT_HMAC_RETIRED_KEYS") or "{}")
 # How many prior production versions keep their artifacts whatever clean-up says
 # (docs/registry.md#retention).
 ARTIFACT_KEEP_PRIOR_PRODUCTION = 2

@@ -1,7 +1,8 @@
 """Production settings: base plus the HTTPS hardening and the start-up checks.
 
-Loaded when PULSELYTICS_ENV=production (pulselytics.settings.settings_module(), which every
-entry point uses). Refuses to start without SECRET_KEY and ALLOWED_HOSTS in the environment.
+Loaded when PULSELYTICS_ENV=production (pulselytics.settings.settings_module(), which every entry
+point uses). Refuses to start without SECRET_KEY, ALLOWED_HOSTS and AUDIT_HMAC_KEY in the
+environment.
 """
 
 import os
@@ -11,7 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *  # noqa: F403 - these settings extend the base settings
 from .base import env_list
 
-missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS") if not os.environ.get(name)]
+missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS", "AUDIT_HMAC_KEY")
+           if not os.environ.get(name)]
 if missing:
     raise ImproperlyConfigured(f"production needs {', '.join(missing)} in the environment")
 

@@ -254,7 +254,7 @@ def test_change_view_names_broken_row_after_tampering(reviewer_client, candidate
 
     assert "Audit chain broken" in text
     assert (f"at row id={tampered.pk} (sequence {tampered.sequence}, version 1.0.0): content "
-            "does not match its row_sha256") in text
+            "does not match its seal") in text
     assert section(response, "chain-status").startswith("Audit chain broken")
 
 

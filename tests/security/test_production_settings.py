@@ -55,6 +55,7 @@ def production_probe(tmp_path) -> dict:
         "PULSELYTICS_ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "pulselytics.example",
+        "AUDIT_HMAC_KEY": secrets.token_urlsafe(32),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'production.sqlite3'}",
     }
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(PROBE)],
