@@ -4,10 +4,16 @@ lives in training/tasks.py."""
 
 from celery import shared_task
 
-from mlregistry import registration
+from mlregistry import anchors, registration
 
 
 @shared_task(acks_late=True)
 def artifact_cleanup_task() -> int:
     # Idempotent: a second run finds nothing more to delete.
     return len(registration.artifact_cleanup().versions)
+
+
+@shared_task(acks_late=True)
+def audit_anchor_task() -> str:
+    # Idempotent: the day's anchor is written once.
+    return anchors.audit_anchor_write().name

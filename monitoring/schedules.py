@@ -40,6 +40,9 @@ SCHEDULES = [
              "Deletes the artifact files no kept version needs (every version not archived and "
              "the ARTIFACT_KEEP_PRIOR_PRODUCTION latest former champions stay); one audit row "
              "per version cleaned."),
+    Schedule("registry: audit anchor", "mlregistry.tasks.audit_anchor_task", 24 * HOUR,
+             "Writes the day's signed anchor of every audit chain's head through the "
+             "artifact storage (never replaced); verify_audit --anchor checks against it."),
 ]
 
 

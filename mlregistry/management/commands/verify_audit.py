@@ -1,16 +1,24 @@
+from pathlib import Path
+
 from django.core.management.base import CommandError
 
 from core.commands import ApplicationCommand
-from mlregistry import selectors
+from mlregistry import anchors, selectors
 
 
 class Command(ApplicationCommand):
-    help = "Walk each model's hash-chained audit trail and name the first broken row."
+    help = ("Walk each model's sealed audit chain and name the first broken row; with "
+            "--anchor, also prove that no row up to that anchor was rewritten or removed.")
 
     def add_arguments(self, parser):
         parser.add_argument("name", nargs="?")
+        parser.add_argument("--anchor", type=Path,
+                            help="an anchor file written by audit_anchor (a copy kept "
+                                 "outside the database)")
 
-    def run(self, *args, name, **options):
+    def run(self, *args, name, anchor, **options):
+        if anchor is not None:
+            self.anchor_verify(anchor)
         broken = []
         for model in selectors.models_for(name):
             result = selectors.audit_verify_model(model=model)
@@ -22,6 +30,20 @@ class Command(ApplicationCommand):
         if broken:
             raise CommandError(
                 f"audit trail of {broken[0].model} broken {self.describe(broken[0])}")
+
+    def anchor_verify(self, path: Path) -> None:
+        try:
+            document = anchors.anchor_read(path.read_bytes())
+        except OSError as exc:
+            raise CommandError(f"cannot read anchor {path}: {exc.strerror}") from None
+        mismatches = anchors.anchor_check(document)
+        for mismatch in mismatches:
+            self.stdout.write(f"{mismatch.model}: BROKEN against the anchor: {mismatch.problem}")
+        if mismatches:
+            raise CommandError(f"audit trail of {mismatches[0].model} differs from the anchor "
+                               f"of {document['written_at']}: {mismatches[0].problem}")
+        self.stdout.write(f"anchor of {document['written_at']}: every recorded chain head "
+                          f"holds ({len(document['models'])} model(s))")
 
     @staticmethod
     def describe(result) -> str:
