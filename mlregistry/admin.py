@@ -4,7 +4,7 @@ from django.utils.html import format_html, format_html_join
 from core.admin_mixins import ReadOnlyAdminMixin
 from core.ml.kinds import PRIMARY_METRIC
 from mlregistry import selectors
-from mlregistry.admin_actions import VersionActionsMixin
+from mlregistry.admin_actions import ArtifactCleanupAdminMixin, VersionActionsMixin
 from mlregistry.model_card import gates_summary, model_card_build
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
 
@@ -66,7 +66,8 @@ class ClientFilter(admin.SimpleListFilter):
 
 
 @admin.register(MLModelVersion)
-class MLModelVersionAdmin(VersionActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class MLModelVersionAdmin(ArtifactCleanupAdminMixin, VersionActionsMixin, ReadOnlyAdminMixin,
+                          admin.ModelAdmin):
     """Read-only here: every state change goes through mlregistry.services.
 
     The change view lays out the reviewer's evidence (the model card's data, the audit

@@ -16,6 +16,7 @@ error message too, and nothing changes.
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.models import AbstractBaseUser
@@ -26,7 +27,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from core.errors import ApplicationError, PermissionDeniedError
-from mlregistry import forms, preconditions, selectors, services
+from mlregistry import forms, preconditions, registration, selectors, services
 from mlregistry.models import MLModelVersion, Status
 
 # Only for the confirmation page's dry run: the real reason is asked for on that page.
@@ -249,6 +250,43 @@ def version_action_refusal(*, action: VersionAction, version: MLModelVersion,
         return None
     # A missing permission is a 403; four eyes and the version's state are explained.
     return Refusal(error.message, forbidden=error.code == PermissionDeniedError.code)
+
+
+class ArtifactCleanupAdminMixin:
+    """For MLModelVersionAdmin: /cleanup/ shows the clean-up's dry run and, on POST, runs it
+    as the signed-in user (the same precondition as the service: the deploy permission)."""
+
+    def get_urls(self):
+        url_name = f"{self.opts.app_label}_{self.opts.model_name}_cleanup"
+        # Before the admin's own patterns: its catch-all "<path:object_id>/" would match.
+        return [path("cleanup/", self.admin_site.admin_view(self.artifact_cleanup_view),
+                     name=url_name), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        may = preconditions.refusal(preconditions.cleanup_check, user=request.user) is None
+        url = (reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_cleanup",
+                       current_app=self.admin_site.name) if may else "")
+        return super().changelist_view(request, {**(extra_context or {}), "cleanup_url": url})
+
+    def artifact_cleanup_view(self, request: HttpRequest) -> HttpResponse:
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
+        refusal = preconditions.refusal(preconditions.cleanup_check, user=request.user)
+        if refusal is not None:
+            raise PermissionDenied(refusal.message)
+        changelist_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist",
+                                 current_app=self.admin_site.name)
+        if request.method == "POST":
+            plan = registration.artifact_cleanup(user=request.user)
+            messages.success(request, f"Removed {len(plan.paths)} artifact file(s) of "
+                                      f"{len(plan.versions)} version(s).")
+            return redirect(changelist_url)
+        context = {**self.admin_site.each_context(request), "opts": self.opts,
+                   "title": "Clean up artifacts", "changelist_url": changelist_url,
+                   "plan": registration.artifact_cleanup(dry_run=True, user=request.user),
+                   "keep_prior": settings.ARTIFACT_KEEP_PRIOR_PRODUCTION}
+        return TemplateResponse(request, "admin/mlregistry/mlmodelversion/cleanup_confirm.html",
+                                context)
 
 
 class VersionActionsMixin:

@@ -146,6 +146,11 @@ def archive_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
         )
 
 
+def cleanup_check(*, user: AbstractBaseUser) -> None:
+    """Clean up artifacts by hand (the daily schedule acts as the system account)."""
+    require_permission(user, DEPLOY_PERMISSION, "clean up artifacts")
+
+
 def rollback_check(*, model: MLModel, user: AbstractBaseUser,
                    to_version: str | None = None) -> MLModelVersion:
     """Roll back to `to_version`, or to the latest prior production version; returns the

@@ -18,7 +18,7 @@ from core.errors import ValidationError
 from core.ml.kinds import task_kind
 from core.ml.schema import next_version
 from core.permissions import require_permission
-from mlregistry import artifacts, transitions
+from mlregistry import artifacts, preconditions, transitions
 from mlregistry.models import (
     MODEL_NAME_PATTERN,
     MODEL_NAME_RULE,
@@ -111,15 +111,18 @@ class CleanupPlan:
 CLEANUP_REASON = "artifacts_cleaned"
 
 
-def artifact_cleanup(*, dry_run: bool = False) -> CleanupPlan:
+def artifact_cleanup(*, dry_run: bool = False,
+                     user: AbstractBaseUser | None = None) -> CleanupPlan:
     """Delete artifact files that no kept version needs (docs/registry.md#retention).
 
     Kept: every version that is not archived, and the ARTIFACT_KEEP_PRIOR_PRODUCTION most
     recent prior production versions of each model, so a rollback always has something to
     restore. Each version whose files go gets `artifacts_deleted_at` and one audit row
-    (`artifacts_cleaned`, by the system account); unreferenced files older than
-    ARTIFACT_ORPHAN_GRACE_SECONDS go too. A dry run changes nothing.
+    (`artifacts_cleaned`, by `user`, or the system account on the schedule); unreferenced
+    files older than ARTIFACT_ORPHAN_GRACE_SECONDS go too. A dry run changes nothing.
     """
+    if user is not None:
+        preconditions.cleanup_check(user=user)
     with transaction.atomic():
         # Every model's lock, in a fixed order: no registration writes or reuses a file and
         # no rollback picks a target while files are chosen and deleted.
@@ -131,7 +134,7 @@ def artifact_cleanup(*, dry_run: bool = False) -> CleanupPlan:
         if dry_run:
             return plan
         now = timezone.now()
-        actor = system_user_get()
+        actor = user or system_user_get()
         for version in retired:
             files = len(artifacts.manifest_paths(version.artifact_manifest) & to_delete)
             transitions.transition_record(

@@ -223,3 +223,41 @@ def test_a_data_scientist_may_neither_withdraw_nor_archive(people, data_scientis
 
     assert [response.status_code for response in responses] == [403, 403]
     assert registry_state(version.model_id) == before
+
+
+def cleanup_url() -> str:
+    return reverse("admin:mlregistry_mlmodelversion_cleanup")
+
+
+def test_deployer_sees_the_dry_run_then_cleans_up_in_the_admin(people, deployer, settings):
+    settings.ARTIFACT_KEEP_PRIOR_PRODUCTION = 2
+    oldest, *_ = _former_champions(people, 4)
+    client = logged_in(deployer)
+    before = registry_state(oldest.model_id)
+
+    changelist = client.get(reverse("admin:mlregistry_mlmodelversion_changelist"))
+    page = client.get(cleanup_url())
+    unchanged = registry_state(oldest.model_id)
+    response = client.post(cleanup_url())
+
+    assert b'id="artifact-cleanup"' in changelist.content
+    assert f"the artifacts of engagement-likes {oldest.version}" in page.content.decode()
+    assert unchanged == before
+    assert response.status_code == 302
+    assert fresh(oldest).artifacts_deleted_at is not None
+    assert (last_row(oldest).reason, last_row(oldest).actor) == ("artifacts_cleaned", deployer)
+    assert chain_intact(oldest)
+
+
+def test_a_reviewer_may_not_clean_up_artifacts(people, reviewer, settings):
+    settings.ARTIFACT_KEEP_PRIOR_PRODUCTION = 2
+    oldest, *_ = _former_champions(people, 4)
+    client = logged_in(reviewer)
+    before = registry_state(oldest.model_id)
+
+    changelist = client.get(reverse("admin:mlregistry_mlmodelversion_changelist"))
+    forced = client.post(cleanup_url())
+
+    assert b'id="artifact-cleanup"' not in changelist.content
+    assert forced.status_code == 403
+    assert registry_state(oldest.model_id) == before
