@@ -62,3 +62,19 @@ def schedules_install(*, periodic_task_model, interval_model) -> int:
                                            enabled=True)
         created += 1
     return created
+
+
+def schedule_install_operation(name: str):
+    """The data migration that installs a new schedule `name` (with any other missing one)
+    and, reversed, removes it. Each migration that adds a schedule uses this."""
+    from django.db import migrations  # noqa: PLC0415 - only migrations need it
+
+    def install(apps, schema_editor):
+        schedules_install(
+            periodic_task_model=apps.get_model("django_celery_beat", "PeriodicTask"),
+            interval_model=apps.get_model("django_celery_beat", "IntervalSchedule"))
+
+    def uninstall(apps, schema_editor):
+        apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=name).delete()
+
+    return migrations.RunPython(install, uninstall)

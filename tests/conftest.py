@@ -50,6 +50,12 @@ def artifact_dir(tmp_path, settings):
     return location
 
 
+@pytest.fixture
+def tripwire(tmp_path):
+    """Where a Tripwire (tests/factories.py) leaves its trace when it is unpickled."""
+    return tmp_path / "unpickled"
+
+
 @pytest.fixture(scope="module")
 def groups_restored_after_module(django_db_blocker):
     """A transactional test's flush deletes the migrated groups: put them back afterwards."""

@@ -1,5 +1,6 @@
 """Test data, built with factory_boy for plain rows and the real services for versions."""
 
+import os
 from pathlib import Path
 
 import factory
@@ -38,6 +39,16 @@ class UserFactory(factory.django.DjangoModelFactory):
         if create and names:
             self.groups.set(Group.objects.filter(name__in=names))
         self.save()
+
+
+class Tripwire:
+    """Unpickling this object creates a directory: proof that something was unpickled."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
 
 
 def tiny_estimator(slope: float = 2.0) -> LinearRegression:

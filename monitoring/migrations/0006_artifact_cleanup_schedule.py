@@ -2,18 +2,7 @@
 
 from django.db import migrations
 
-from monitoring.schedules import schedules_install
-
-NAME = "registry: artifact clean-up"
-
-
-def install(apps, schema_editor):
-    schedules_install(periodic_task_model=apps.get_model("django_celery_beat", "PeriodicTask"),
-                      interval_model=apps.get_model("django_celery_beat", "IntervalSchedule"))
-
-
-def uninstall(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
+from monitoring.schedules import schedule_install_operation
 
 
 class Migration(migrations.Migration):
@@ -23,4 +12,4 @@ class Migration(migrations.Migration):
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(install, uninstall)]
+    operations = [schedule_install_operation("registry: artifact clean-up")]

@@ -2,18 +2,7 @@
 
 from django.db import migrations
 
-from monitoring.schedules import schedules_install
-
-NAME = "registry: audit anchor"
-
-
-def install(apps, schema_editor):
-    schedules_install(periodic_task_model=apps.get_model("django_celery_beat", "PeriodicTask"),
-                      interval_model=apps.get_model("django_celery_beat", "IntervalSchedule"))
-
-
-def uninstall(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
+from monitoring.schedules import schedule_install_operation
 
 
 class Migration(migrations.Migration):
@@ -22,4 +11,4 @@ class Migration(migrations.Migration):
         ("monitoring", "0006_artifact_cleanup_schedule"),
     ]
 
-    operations = [migrations.RunPython(install, uninstall)]
+    operations = [schedule_install_operation("registry: audit anchor")]

@@ -18,17 +18,7 @@ from sklearn.ensemble import GradientBoostingRegressor
 from mlregistry import artifacts, registration
 from mlregistry.artifacts import ArtifactIntegrityError, IncompatibleEnvironmentError
 from mlregistry.models import MLModelVersion
-from tests.factories import SCHEMA
-
-
-class Tripwire:
-    """Unpickling this object creates a directory: proof that something was unpickled."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (os.mkdir, (self.path,))
+from tests.factories import SCHEMA, Tripwire
 
 
 def register(*, user, estimator, name="engagement-likes") -> MLModelVersion:
@@ -37,11 +27,6 @@ def register(*, user, estimator, name="engagement-likes") -> MLModelVersion:
         training_dataset_sha256="0" * 64, training_samples=10, training_duration_seconds=0.01,
         hyperparameters={}, metrics={"r2": 0.9}, reference_profile={"features": {"x": [1, 2]}},
     )
-
-
-@pytest.fixture
-def tripwire(tmp_path):
-    return tmp_path / "unpickled"
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ unpickles it. Rollback to a tampered version is refused in tests/mlregistry/test
 """
 
 import json
-import os
 
 import joblib
 import pytest
@@ -22,24 +21,9 @@ from mlregistry import services as registry
 from mlregistry.models import MLModelVersion
 from monitoring.models import Alert
 from predictions.models import PredictionLog
-from tests.factories import SCHEMA
+from tests.factories import SCHEMA, Tripwire
 
 MODEL = "tripwire-likes"
-
-
-class Tripwire:
-    """Unpickling this object creates a directory: proof that something was unpickled."""
-
-    def __init__(self, path) -> None:
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (os.mkdir, (self.path,))
-
-
-@pytest.fixture
-def tripwire(tmp_path):
-    return tmp_path / "unpickled"
 
 
 @pytest.fixture

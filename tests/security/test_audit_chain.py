@@ -11,7 +11,6 @@
 
 import hashlib
 import json
-import os
 import socket
 from io import StringIO
 
@@ -22,26 +21,11 @@ from mlregistry import artifacts, audit
 from mlregistry.models import MLModelVersion, ModelTransition
 from monitoring.models import Alert
 from predictions.models import PredictionLog
-from tests.factories import register_approved_version, register_deployed_version
+from tests.factories import Tripwire, register_approved_version, register_deployed_version
 
 pytestmark = pytest.mark.django_db
 
 NAME = "engagement-likes"
-
-
-class Tripwire:
-    """Unpickling this object creates a directory: proof that something was unpickled."""
-
-    def __init__(self, path) -> None:
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (os.mkdir, (self.path,))
-
-
-@pytest.fixture
-def tripwire(tmp_path):
-    return tmp_path / "unpickled"
 
 
 @pytest.fixture
