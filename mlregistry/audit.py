@@ -1,9 +1,11 @@
 """The audit trail's keyed hash chain (no database access; keys come from settings).
 
 Each transition row's content (docs/registry.md#audit-trail) names who did what to which
-version, and binds what that version is: its `model_sha256` (the manifest's hash, so every
-artifact file), its dataset hash, the hashes of its feature schema and gate results, its
-traffic and shadow flag, and for a command the OS user and host that ran it. The content
+version (or to the model itself: its description), and binds what that version is: its
+`model_sha256` (the manifest's hash, so every artifact file), its dataset hash, the hashes
+of its feature schema and gate results, its traffic and shadow flag; what the model is
+(the hash of its name, task, client, global model and description); and for a command the
+OS user and host that ran it. The content
 includes the previous row's seal, and each row is sealed with HMAC-SHA256 under the audit
 key: rewriting a row and recomputing the chain needs the key, not just database access.
 
@@ -38,11 +40,11 @@ def _canonical(document) -> bytes:
 
 
 def transition_content(
-    *, model_id: int, version_id: int, version: str, sequence: int, actor_id: int,
+    *, model_id: int, version_id: int | None, version: str, sequence: int, actor_id: int,
     created_at: datetime, from_status: str, to_status: str, notes: str, reason: str,
     traffic_before: int, traffic_after: int, previous_sha256: str, model_sha256: str,
     dataset_sha256: str, schema_sha256: str, gates_sha256: str, is_shadow: bool,
-    os_user: str, host: str, key_id: str,
+    identity_sha256: str, os_user: str, host: str, key_id: str,
 ) -> dict:
     return {
         "model_id": model_id,
@@ -63,6 +65,7 @@ def transition_content(
         "schema_sha256": schema_sha256,
         "gates_sha256": gates_sha256,
         "is_shadow": is_shadow,
+        "identity_sha256": identity_sha256,
         "os_user": os_user,
         "host": host,
         "key_id": key_id,

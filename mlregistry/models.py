@@ -23,6 +23,7 @@ class Status(models.TextChoices):
 # Model names: lowercase letters, digits and hyphens, at most 63 characters. They appear in
 # URLs, metric labels, alert subjects and file names; nothing else may reach them.
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+MODEL_DESCRIPTION_MAX_LENGTH = 2000
 MODEL_NAME_RULE = ("lowercase letters, digits and hyphens, starting with a letter or digit, "
                    "at most 63 characters")
 
@@ -146,8 +147,10 @@ class ModelTransition(models.Model):
     """
 
     model = models.ForeignKey(MLModel, on_delete=models.PROTECT, related_name="transitions")
+    # Empty for a change to the model itself (its description).
     version = models.ForeignKey(
-        MLModelVersion, on_delete=models.PROTECT, related_name="transitions"
+        MLModelVersion, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="transitions",
     )
     sequence = models.PositiveIntegerField()
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
@@ -166,6 +169,8 @@ class ModelTransition(models.Model):
     schema_sha256 = models.CharField(max_length=64, blank=True)
     gates_sha256 = models.CharField(max_length=64, blank=True)
     is_shadow = models.BooleanField(default=False)
+    # What the model was: its name, task, client, global model and description.
+    identity_sha256 = models.CharField(max_length=64, blank=True)
     # Who ran the command that made the change, as the operating system knows them
     # (empty for the admin, the API and scheduled work).
     os_user = models.CharField(max_length=150, blank=True)
@@ -196,14 +201,16 @@ class ModelTransition(models.Model):
     def sealed_content(self) -> dict:
         """The content `row_sha256` seals, rebuilt from the stored row."""
         return transition_content(
-            model_id=self.model_id, version_id=self.version_id, version=self.version.version,
+            model_id=self.model_id, version_id=self.version_id,
+            version=self.version.version if self.version_id else "",
             sequence=self.sequence, actor_id=self.actor_id, created_at=self.created_at,
             from_status=self.from_status, to_status=self.to_status, notes=self.notes,
             reason=self.reason, traffic_before=self.traffic_before,
             traffic_after=self.traffic_after, previous_sha256=self.previous_sha256,
             model_sha256=self.model_sha256, dataset_sha256=self.dataset_sha256,
             schema_sha256=self.schema_sha256, gates_sha256=self.gates_sha256,
-            is_shadow=self.is_shadow, os_user=self.os_user, host=self.host,
+            is_shadow=self.is_shadow, identity_sha256=self.identity_sha256,
+            os_user=self.os_user, host=self.host,
             key_id=self.key_id,
         )
 

@@ -146,6 +146,11 @@ def archive_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
         )
 
 
+def describe_check(*, user: AbstractBaseUser) -> None:
+    """Change a model's description (data scientists document their models)."""
+    require_permission(user, REGISTER_PERMISSION, "describe models")
+
+
 def cleanup_check(*, user: AbstractBaseUser) -> None:
     """Clean up artifacts by hand (the daily schedule acts as the system account)."""
     require_permission(user, DEPLOY_PERMISSION, "clean up artifacts")

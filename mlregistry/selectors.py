@@ -171,6 +171,8 @@ class AuditResult:
 
 def _binding_problem(row: ModelTransition) -> str:
     """What of the version differs from what its sealed row binds, or ""."""
+    if row.version_id is None:  # a row about the model itself binds no version
+        return ""
     bound = transitions.version_binding(row.version)
     changed = [name for name in ("model_sha256", "dataset_sha256", "schema_sha256", "gates_sha256")
                if getattr(row, name) != bound[name]]
@@ -182,7 +184,7 @@ def _binding_problem(row: ModelTransition) -> str:
 
 def audit_verify_model(*, model: MLModel) -> AuditResult:
     """Walk a model's chain; report the first row whose hash or link does not hold."""
-    expected_previous, count, last_row_of_version = "", 0, {}
+    expected_previous, count, last_row_of_version, last_row = "", 0, {}, None
     for count, row in enumerate(
         ModelTransition.objects.filter(model=model).select_related("version").order_by("sequence")
         .iterator(chunk_size=1000),
@@ -203,6 +205,14 @@ def audit_verify_model(*, model: MLModel) -> AuditResult:
                                broken_sequence=row.sequence, problem=problem)
         expected_previous = row.row_sha256
         last_row_of_version[row.version_id] = row
+        last_row = row
+    if count and last_row.identity_sha256 != transitions.model_identity_sha256(model):
+        return AuditResult(
+            model=model.name, rows=count, broken_row_id=last_row.pk,
+            broken_sequence=last_row.sequence,
+            problem="the model's name, task, client, global model or description differs from "
+                    "what its last audit row sealed (the model was changed outside the "
+                    "registry)")
     # A chain cut short at its end still links up; the versions' own states give it away.
     for version in MLModelVersion.objects.filter(model=model).order_by("pk"):
         last = last_row_of_version.get(version.pk)

@@ -27,7 +27,7 @@ from core.errors import (
     ValidationError,
 )
 from mlregistry import artifacts, preconditions, selectors, transitions
-from mlregistry.models import MLModel, MLModelVersion, Status
+from mlregistry.models import MODEL_DESCRIPTION_MAX_LENGTH, MLModel, MLModelVersion, Status
 
 
 def system_user_get() -> AbstractBaseUser:
@@ -251,6 +251,30 @@ def model_version_archive(*, version: MLModelVersion, user: AbstractBaseUser,
                               deprecated_at=now if was_champion else version.deprecated_at)
         transitions.rebalance_champion(model)
     return version
+
+
+DESCRIBED_REASON = "described"
+
+
+def model_describe(*, model: MLModel, user: AbstractBaseUser, description: str) -> MLModel:
+    """Change what a model is for; the only change to a model after registration. One
+    sealed audit row about the model carries the new text."""
+    description = (description or "").strip()
+    if len(description) > MODEL_DESCRIPTION_MAX_LENGTH:
+        raise ValidationError(
+            f"a description has at most {MODEL_DESCRIPTION_MAX_LENGTH} characters",
+            details={"field": "description"})
+    with transaction.atomic():
+        model = transitions.lock_model(model.pk)
+        preconditions.describe_check(user=user)
+        if description == model.description:
+            raise ValidationError(f"{model.name} already has this description",
+                                  details={"field": "description"})
+        model.description = description
+        model.save(update_fields=["description"])
+        transitions.model_transition_record(model=model, actor=user, reason=DESCRIBED_REASON,
+                                            notes=description, now=timezone.now())
+    return model
 
 
 @dataclass(frozen=True)

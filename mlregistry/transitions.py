@@ -38,20 +38,37 @@ def transition_record(
     reason: str, notes: str = "", traffic_before: int = 0, traffic_after: int = 0,
     now: datetime,
 ) -> ModelTransition:
-    """Append one sealed row to the model's chain. The caller holds the model's row lock."""
+    """Append one sealed row about `version` to its model's chain. The caller holds the
+    model's row lock."""
+    return _sealed_row_append(
+        model=version.model, version=version, actor=actor, from_status=from_status,
+        to_status=to_status, reason=reason, notes=notes, traffic_before=traffic_before,
+        traffic_after=traffic_after, now=now, **version_binding(version))
+
+
+def model_transition_record(*, model: MLModel, actor: AbstractBaseUser, reason: str,
+                            notes: str, now: datetime) -> ModelTransition:
+    """Append one sealed row about the model itself (no version). The caller holds the
+    model's row lock."""
+    return _sealed_row_append(model=model, version=None, actor=actor, from_status="",
+                              to_status="", reason=reason, notes=notes, traffic_before=0,
+                              traffic_after=0, now=now)
+
+
+def _sealed_row_append(*, model: MLModel, version: MLModelVersion | None, now: datetime,
+                       **fields: Any) -> ModelTransition:
     previous = (
-        ModelTransition.objects.filter(model_id=version.model_id)
+        ModelTransition.objects.filter(model_id=model.pk)
         .order_by("-sequence").values("sequence", "row_sha256").first()
     )
     key_id, key = audit.current_key()
     os_user, host = command_origin.get() or ("", "")
     row = ModelTransition(
-        model_id=version.model_id, version=version,
-        sequence=previous["sequence"] + 1 if previous else 1, actor=actor, created_at=now,
-        from_status=from_status, to_status=to_status, notes=notes, reason=reason,
-        traffic_before=traffic_before, traffic_after=traffic_after,
+        model_id=model.pk, version=version, created_at=now,
+        sequence=previous["sequence"] + 1 if previous else 1,
         previous_sha256=previous["row_sha256"] if previous else "",
-        **version_binding(version), os_user=os_user, host=host, key_id=key_id,
+        identity_sha256=model_identity_sha256(model), os_user=os_user, host=host,
+        key_id=key_id, **fields,
     )
     row.row_sha256 = audit.content_seal(row.sealed_content(), key)
     _registry_generation_bump()
@@ -67,6 +84,15 @@ def version_binding(version: MLModelVersion) -> dict:
             "schema_sha256": audit.json_sha256(version.feature_schema),
             "gates_sha256": audit.json_sha256(version.gate_results),
             "is_shadow": version.is_shadow}
+
+
+def model_identity_sha256(model: MLModel) -> str:
+    """What a row binds of its model: who it serves and what it is."""
+    global_model = (MLModel.objects.filter(pk=model.global_model_id)
+                    .values_list("name", flat=True).first() if model.global_model_id else None)
+    return audit.json_sha256({"name": model.name, "task": model.task,
+                              "client_id": model.client_id, "global_model": global_model,
+                              "description": model.description})
 
 
 def set_state(

@@ -1,7 +1,8 @@
 """The audit chain becomes keyed and binds what each version is (mlregistry/audit.py).
 
 New columns hold what a row binds (model_sha256, dataset, schema and gates hashes, shadow
-flag), who ran a command (OS user, host) and the sealing key's id. Existing chains are
+flag, the model's identity), who ran a command (OS user, host) and the sealing key's id; a
+row may now be about the model itself (no version). Existing chains are
 first checked as they were (plain SHA-256 links); an intact chain is then sealed row by row
 with HMAC-SHA256 under the current audit key, binding each version as it is now. A chain
 that was already broken is left unsealed (empty key id), so verify_audit keeps reporting it.
@@ -11,6 +12,7 @@ import hashlib
 import json
 from datetime import UTC
 
+import django.db.models.deletion
 from django.db import migrations, models
 
 from mlregistry import audit
@@ -44,11 +46,16 @@ def seal(apps, schema_editor):
     version_table = apps.get_model("mlregistry", "MLModelVersion")
     transition_table = apps.get_model("mlregistry", "ModelTransition")
     key_id, key = audit.current_key()
-    for model_id in model_table.objects.order_by("pk").values_list("pk", flat=True):
-        versions = {v.pk: v for v in version_table.objects.filter(model_id=model_id)}
-        rows = list(transition_table.objects.filter(model_id=model_id).order_by("sequence"))
+    names = dict(model_table.objects.values_list("pk", "name"))
+    for model in model_table.objects.order_by("pk"):
+        versions = {v.pk: v for v in version_table.objects.filter(model_id=model.pk)}
+        rows = list(transition_table.objects.filter(model_id=model.pk).order_by("sequence"))
         if not _legacy_chain_intact(rows, versions):
             continue
+        # As transitions.model_identity_sha256 computes it.
+        identity = audit.json_sha256({
+            "name": model.name, "task": model.task, "client_id": model.client_id,
+            "global_model": names.get(model.global_model_id), "description": model.description})
         previous = ""
         for row in rows:
             version = versions[row.version_id]
@@ -57,6 +64,7 @@ def seal(apps, schema_editor):
             row.schema_sha256 = audit.json_sha256(version.feature_schema)
             row.gates_sha256 = audit.json_sha256(version.gate_results)
             row.is_shadow = version.is_shadow and row.to_status == "staging"
+            row.identity_sha256 = identity
             row.key_id = key_id
             row.previous_sha256 = previous
             content = audit.transition_content(
@@ -67,13 +75,14 @@ def seal(apps, schema_editor):
                 traffic_after=row.traffic_after, previous_sha256=previous,
                 model_sha256=row.model_sha256, dataset_sha256=row.dataset_sha256,
                 schema_sha256=row.schema_sha256, gates_sha256=row.gates_sha256,
-                is_shadow=row.is_shadow, os_user="", host="", key_id=key_id)
+                is_shadow=row.is_shadow, identity_sha256=identity, os_user="", host="",
+                key_id=key_id)
             row.row_sha256 = audit.content_seal(content, key)
             previous = row.row_sha256
         # Historical models have no custom save(): a bulk update writes the rows as sealed.
         transition_table.objects.bulk_update(rows, [
             "model_sha256", "dataset_sha256", "schema_sha256", "gates_sha256", "is_shadow",
-            "key_id", "previous_sha256", "row_sha256"])
+            "identity_sha256", "key_id", "previous_sha256", "row_sha256"])
 
 
 class Migration(migrations.Migration):
@@ -93,6 +102,13 @@ class Migration(migrations.Migration):
                             field=models.CharField(blank=True, max_length=64)),
         migrations.AddField(model_name="modeltransition", name="is_shadow",
                             field=models.BooleanField(default=False)),
+        migrations.AddField(model_name="modeltransition", name="identity_sha256",
+                            field=models.CharField(blank=True, max_length=64)),
+        migrations.AlterField(
+            model_name="modeltransition", name="version",
+            field=models.ForeignKey(blank=True, null=True,
+                                    on_delete=django.db.models.deletion.PROTECT,
+                                    related_name="transitions", to="mlregistry.mlmodelversion")),
         migrations.AddField(model_name="modeltransition", name="os_user",
                             field=models.CharField(blank=True, max_length=150)),
         migrations.AddField(model_name="modeltransition", name="host",

@@ -1,13 +1,16 @@
 """A model's identity (name, task, client, global model) is fixed at registration: nobody
 re-tenants or re-tasks a model in the admin, and names are checked."""
 
+from io import StringIO
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from core.errors import ValidationError
-from mlregistry.models import MLModel
+from core.errors import PermissionDeniedError, ValidationError
+from mlregistry import services
+from mlregistry.models import MLModel, ModelTransition
 from tests.factories import register_version
 
 pytestmark = pytest.mark.django_db
@@ -77,3 +80,44 @@ def test_register_model_command_refuses_a_bad_name_before_loading_anything(
                      str(data), "--target", "y", "--task", "regression", "--user", "dana")
 
     assert not MLModel.objects.exists()
+
+
+def verify_audit() -> str:
+    out = StringIO()
+    call_command("verify_audit", "engagement-likes", stdout=out)
+    return out.getvalue()
+
+
+def test_describing_a_model_writes_one_sealed_row_about_the_model(model, data_scientist):
+    rows = ModelTransition.objects.filter(model=model).count()
+
+    call_command("describe_model", model.name, "--user", "dana", "--description",
+                 "Likes a post will get, for campaign planning.", stdout=StringIO())
+
+    model.refresh_from_db()
+    row = ModelTransition.objects.filter(model=model).order_by("-sequence").first()
+    assert model.description == "Likes a post will get, for campaign planning."
+    assert ModelTransition.objects.filter(model=model).count() == rows + 1
+    assert (row.version, row.reason, row.notes) == (
+        None, "described", "Likes a post will get, for campaign planning.")
+    assert row.seal_valid
+    assert "engagement-likes: OK" in verify_audit()
+
+
+def test_a_deployer_may_not_describe_a_model(model, deployer):
+    before = identity(model)
+
+    with pytest.raises(PermissionDeniedError):
+        services.model_describe(model=model, user=deployer, description="mine")
+
+    assert identity(model) == before
+
+
+@pytest.mark.parametrize("change", [{"client_id": "globex"}, {"description": "quietly edited"},
+                                    {"task": "binary_classification"}])
+def test_a_model_changed_outside_the_registry_fails_verification(model, change):
+    MLModel.objects.filter(pk=model.pk).update(**change)
+
+    with pytest.raises(CommandError, match="the model's name, task, client, global model or "
+                                           "description differs"):
+        verify_audit()

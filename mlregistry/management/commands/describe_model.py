@@ -1,0 +1,17 @@
+from core.commands import ApplicationCommand
+from mlregistry import selectors, services
+
+
+class Command(ApplicationCommand):
+    help = ("Change what a model is for (its description): one sealed audit row about the "
+            "model. Its name, task, client and global model never change.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("--user", required=True)
+        parser.add_argument("--description", required=True)
+
+    def run(self, *args, name, user, description, **options):
+        model = services.model_describe(model=selectors.model_get(name=name),
+                                        user=self.user(user), description=description)
+        self.stdout.write(f"{model.name} described by {user}")
