@@ -7,14 +7,30 @@ button to the next page, read the admin's messages.
 """
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 # The longest a page may take to appear: a ceiling for a slow machine, not a speed test.
 WAIT_SECONDS = 20
+
+
+def _replaced(page: WebElement):
+    """Selenium's staleness_of, also when Chromium, in the middle of replacing the document,
+    answers that the old node "does not belong to the document" instead of "stale"."""
+    def condition(driver) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in (exc.msg or ""):
+                return True
+            raise
+        return False
+    return condition
 
 
 class AdminBrowser:
@@ -38,7 +54,7 @@ class AdminBrowser:
         """Click a link or a submit button and wait until the page it leads to has loaded."""
         page = self.find("html")
         element.click()
-        self.wait(expected_conditions.staleness_of(page))
+        self.wait(_replaced(page))
         self.wait(lambda driver: driver.execute_script("return document.readyState")
                   == "complete")
 
