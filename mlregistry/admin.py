@@ -1,9 +1,16 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from core.admin_mixins import ReadOnlyAdminMixin
+from core.errors import ApplicationError
 from core.ml.kinds import PRIMARY_METRIC
-from mlregistry import selectors
+from mlregistry import forms, preconditions, selectors, services
 from mlregistry.admin_actions import ArtifactCleanupAdminMixin, VersionActionsMixin
 from mlregistry.model_card import gates_summary, model_card_build
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
@@ -12,11 +19,48 @@ from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
 @admin.register(MLModel)
 class MLModelAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """A model's identity (name, task, client, global model) is fixed at registration: it
-    decides who is served by what. Nobody edits it here (docs/registry.md#models-and-versions)."""
+    decides who is served by what. Nobody edits it here (docs/registry.md#models-and-versions).
+    Its description changes on a page of its own, through the audited service."""
 
     list_display = ["name", "task", "client_id", "created_at"]
     list_filter = ["task"]
     search_fields = ["name", "description", "client_id"]
+
+    def get_urls(self):
+        # Before the admin's own patterns: its catch-all "<path:object_id>/" would match.
+        return [path("<path:object_id>/describe/", self.admin_site.admin_view(self.describe_view),
+                     name="mlregistry_mlmodel_describe"), *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        may = preconditions.refusal(preconditions.describe_check, user=request.user) is None
+        url = reverse("admin:mlregistry_mlmodel_describe", args=[unquote(object_id)],
+                      current_app=self.admin_site.name) if may else ""
+        return super().change_view(request, object_id, form_url,
+                                   {**(extra_context or {}), "describe_url": url})
+
+    def describe_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        model = self.get_object(request, unquote(object_id))
+        if model is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        refusal = preconditions.refusal(preconditions.describe_check, user=request.user)
+        if refusal is not None:
+            raise PermissionDenied(refusal.message)
+        change_url = reverse("admin:mlregistry_mlmodel_change", args=[model.pk],
+                             current_app=self.admin_site.name)
+        form = forms.DescribeForm(request.POST or None, initial={"description": model.description})
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.model_describe(model=model, user=request.user,
+                                        description=form.cleaned_data["description"])
+            except ApplicationError as exc:
+                form.add_error("description", exc.message)
+            else:
+                messages.success(request, f"Described {model.name}: one audit row recorded.")
+                return redirect(change_url)
+        context = {**self.admin_site.each_context(request), "opts": self.opts,
+                   "title": f"Describe {model.name}", "model": model, "form": form,
+                   "change_url": change_url}
+        return TemplateResponse(request, "admin/mlregistry/mlmodel/describe.html", context)
 
 
 CHART_WIDTH, CHART_LABEL_WIDTH, CHART_VALUE_WIDTH = 720, 190, 150

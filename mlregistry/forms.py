@@ -7,7 +7,18 @@ allowed transitions, traffic limits) are the services' to enforce.
 from django import forms
 
 from mlregistry import selectors
-from mlregistry.models import MLModelVersion
+from mlregistry.models import MODEL_DESCRIPTION_MAX_LENGTH, MLModelVersion
+
+
+class DescribeForm(forms.Form):
+    """The one thing about a model that changes after registration: what it is for."""
+
+    required_css_class = "required"
+    description = forms.CharField(
+        max_length=MODEL_DESCRIPTION_MAX_LENGTH, required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
+        help_text="What the model predicts and for whom. The change is kept in the audit "
+                  "trail.")
 
 
 class ActionForm(forms.Form):

@@ -121,3 +121,35 @@ def test_a_model_changed_outside_the_registry_fails_verification(model, change):
     with pytest.raises(CommandError, match="the model's name, task, client, global model or "
                                            "description differs"):
         verify_audit()
+
+
+def describe_url(model: MLModel) -> str:
+    return reverse("admin:mlregistry_mlmodel_describe", args=[model.pk])
+
+
+def test_a_data_scientist_changes_the_description_in_the_admin(model, data_scientist):
+    client = Client()
+    client.force_login(data_scientist)
+
+    page = client.get(reverse("admin:mlregistry_mlmodel_change", args=[model.pk]))
+    response = client.post(describe_url(model), {"description": "Expected likes of a post."})
+
+    assert b'id="describe-model"' in page.content
+    assert response.status_code == 302
+    model.refresh_from_db()
+    assert model.description == "Expected likes of a post."
+    row = ModelTransition.objects.filter(model=model).order_by("-sequence").first()
+    assert (row.reason, row.actor, row.version) == ("described", data_scientist, None)
+
+
+def test_a_reviewer_is_not_offered_the_description_and_may_not_force_it(model, reviewer):
+    client = Client()
+    client.force_login(reviewer)
+    before = identity(model)
+
+    page = client.get(reverse("admin:mlregistry_mlmodel_change", args=[model.pk]))
+    forced = client.post(describe_url(model), {"description": "mine"})
+
+    assert b'id="describe-model"' not in page.content
+    assert forced.status_code == 403
+    assert identity(model) == before
