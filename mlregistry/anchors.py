@@ -39,10 +39,6 @@ class AnchorMismatch:
     problem: str
 
 
-def _signature(document: dict, key: bytes) -> str:
-    return hmac.new(key, artifacts.canonical_json(document), "sha256").hexdigest()
-
-
 def chain_heads() -> dict[str, dict]:
     """Per model name: rows in its chain and the last row's seal and time."""
     heads = {}
@@ -65,7 +61,7 @@ def audit_anchor_write(*, now: datetime | None = None) -> AnchorWrite:
     key_id, key = audit.current_key()
     document = {"format": ANCHOR_FORMAT, "written_at": now.astimezone(UTC).isoformat(),
                 "key_id": key_id, "models": chain_heads()}
-    signed = {"anchor": document, "signature": _signature(document, key)}
+    signed = {"anchor": document, "signature": audit.content_seal(document, key)}
     storage.save(name, ContentFile(json.dumps(signed, indent=1, sort_keys=True).encode()))
     return AnchorWrite(name=name, written=True, models=len(document["models"]))
 
@@ -81,7 +77,7 @@ def anchor_read(data: bytes) -> dict:
     except audit.UnknownAuditKeyError:
         raise AnchorInvalidError(
             f"the anchor is signed with unknown audit key {document['key_id']}") from None
-    if not hmac.compare_digest(_signature(document, key), str(signature)):
+    if not hmac.compare_digest(audit.content_seal(document, key), str(signature)):
         raise AnchorInvalidError("the anchor's signature does not match its content")
     return document
 

@@ -169,11 +169,14 @@ class AuditResult:
         return not self.problem
 
 
-def _binding_problem(row: ModelTransition) -> str:
-    """What of the version differs from what its sealed row binds, or ""."""
+def _binding_problem(row: ModelTransition, bindings: dict[int, dict]) -> str:
+    """What of the version differs from what its sealed row binds, or "". `bindings` keeps
+    each version's binding for the walk: hashing its schema and gates once is enough."""
     if row.version_id is None:  # a row about the model itself binds no version
         return ""
-    bound = transitions.version_binding(row.version)
+    if row.version_id not in bindings:
+        bindings[row.version_id] = transitions.version_binding(row.version)
+    bound = bindings[row.version_id]
     changed = [name for name in ("model_sha256", "dataset_sha256", "schema_sha256", "gates_sha256")
                if getattr(row, name) != bound[name]]
     if not changed:
@@ -185,6 +188,7 @@ def _binding_problem(row: ModelTransition) -> str:
 def audit_verify_model(*, model: MLModel) -> AuditResult:
     """Walk a model's chain; report the first row whose hash or link does not hold."""
     expected_previous, count, last_row_of_version, last_row = "", 0, {}, None
+    bindings: dict[int, dict] = {}
     for count, row in enumerate(
         ModelTransition.objects.filter(model=model).select_related("version").order_by("sequence")
         .iterator(chunk_size=1000),
@@ -199,7 +203,7 @@ def audit_verify_model(*, model: MLModel) -> AuditResult:
             problem = ("content does not match its seal (the row was edited, or was not sealed "
                        f"with audit key {row.key_id or '(none)'})")
         else:
-            problem = _binding_problem(row)
+            problem = _binding_problem(row, bindings)
         if problem:
             return AuditResult(model=model.name, rows=count, broken_row_id=row.pk,
                                broken_sequence=row.sequence, problem=problem)
