@@ -80,6 +80,12 @@ class RollbackUnavailableError(ConflictError):
     code = "rollback_unavailable"
 
 
+class ArtifactNotTrustedError(ConflictError):
+    """A version's model file is a pickle, or holds types no reviewer trusted yet."""
+
+    code = "artifact_not_trusted"
+
+
 class ModelIntegrityError(ApplicationError):
     code = "model_integrity_error"
     http_status = 503

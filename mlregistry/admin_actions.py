@@ -1,6 +1,6 @@
-"""The version admin's registry actions: approve, reject, deploy, A/B or shadow test, end test, roll
-back, withdraw approval, archive; apps above the registry add theirs (monitoring: promote winner)
-with `version_action_register`.
+"""The version admin's registry actions: trust types, approve, reject, deploy, A/B or shadow test,
+end test, roll back, withdraw approval, archive; apps above the registry add theirs (monitoring:
+promote winner) with `version_action_register`.
 
 Each action is a page of its own under /admin/mlregistry/mlmodelversion/<pk>/<action>/:
 GET shows the version, what will happen (for a rollback the service's dry-run plan, for
@@ -61,6 +61,12 @@ def _approve_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
     return {"effect": f"{version} goes from testing to staging, approved by you. It receives "
                       "no traffic until a deployer deploys it.",
             "failed_gates": failed}
+
+
+def _trust_types_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
+    return {"effect": f"The types you tick are trusted for {version}: serving may create them "
+                      "when it loads the model file. Approval stays a separate step; once no "
+                      "type awaits trust, it can be approved."}
 
 
 def _reject_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
@@ -139,6 +145,12 @@ def _approve(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str
     return f"Approved {version}{override}: it is now staging."
 
 
+def _trust_types(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
+    version = services.model_version_types_trust(version=version, user=user,
+                                                 types=data["types"], reason=data["reason"])
+    return f"Trusted {', '.join(data['types'])} for {version}."
+
+
 def _reject(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
     version = services.model_version_reject(version=version, user=user, notes=data["notes"])
     return f"Rejected {version}: it is archived."
@@ -204,6 +216,8 @@ class VersionAction:
 
 
 ACTIONS = [
+    VersionAction("trust-types", "Trust types", forms.TrustTypesForm,
+                  preconditions.types_trust_check, _trust_types_describe, _trust_types),
     VersionAction("approve", "Approve", forms.ApproveForm, preconditions.approve_check,
                   _approve_describe, _approve),
     VersionAction("reject", "Reject", forms.RejectForm, preconditions.reject_check,

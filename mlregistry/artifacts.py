@@ -1,10 +1,17 @@
-"""The artifact store: the only module that touches storage.
+"""The artifact store: the only module that touches storage (docs/registry.md#artifacts).
 
 Every artifact is written through Django's storage API (STORAGES["artifacts"]) under a
 content-addressed path. A manifest lists each artifact with its SHA256 and size plus the
-training environment; the SHA256 of the canonical manifest is the version's `model_sha256`.
-Loading checks the manifest against the registry, the environment, and every file's hash
-before anything is unpickled.
+training environment and the types a reviewer trusted; the SHA256 of the canonical manifest
+is the version's `model_sha256`. Loading checks the manifest against the registry, the
+environment, and every file's hash before anything is deserialized.
+
+Estimators are stored as skops files (`skops.io`), which load without running the code a
+pickle can carry: a skops file names every type it holds, and loading refuses any type
+that is neither trusted by policy (TRUSTED_TYPE_PREFIXES) nor trusted for this version by a
+reviewer (`trusted_types` in the manifest). Versions registered before skops hold joblib
+pickles ("joblib" entries); they still load, after the same verification, until
+`migrate_artifacts` converts them.
 """
 
 import hashlib
@@ -12,6 +19,7 @@ import io
 import json
 import platform
 import subprocess
+import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +29,8 @@ import joblib
 import numpy
 import pandas
 import sklearn
+import skops
+import skops.io
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import storages
@@ -31,6 +41,11 @@ MANIFEST_FORMAT = 1
 OBJECT_PREFIX = "objects"
 MANIFEST_PREFIX = "manifests"
 DATASET_PREFIX = "datasets"
+SKOPS = "skops"
+PICKLE = "joblib"  # the format of estimators registered before skops
+# Types a skops file may hold without a reviewer: scikit-learn, numpy and scipy, and the
+# platform's own recipe code (its transformers, detectors and feature functions).
+TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "core.ml.recipes.")
 
 
 class ArtifactIntegrityError(ModelIntegrityError):
@@ -40,6 +55,28 @@ class ArtifactIntegrityError(ModelIntegrityError):
 class IncompatibleEnvironmentError(ApplicationError):
     code = "incompatible_environment"
     http_status = 503
+
+
+class UntrustedTypesError(ModelIntegrityError):
+    """A model file holds types outside the trusted set that no reviewer trusted."""
+
+
+@dataclass(frozen=True)
+class PreparedBundle:
+    """A bundle serialized once, not yet stored: its manifest and every file's bytes by
+    storage name (the manifest's own file included). skops files are not byte-for-byte
+    reproducible, so what is hashed is exactly what is written."""
+
+    manifest: dict
+    files: dict[str, bytes]
+
+    @property
+    def model_sha256(self) -> str:
+        return manifest_sha256(self.manifest)
+
+    @property
+    def paths(self) -> set[str]:
+        return set(self.files)
 
 
 @dataclass(frozen=True)
@@ -96,7 +133,7 @@ def training_environment() -> dict:
         "scikit-learn": sklearn.__version__,
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
-        "joblib": joblib.__version__,
+        "skops": skops.__version__,
         "code_commit": code_commit(),
     }
 
@@ -110,74 +147,87 @@ def manifest_name(model_sha256: str) -> str:
     return f"{MANIFEST_PREFIX}/{model_sha256}.json"
 
 
-def _object_name(data: bytes) -> str:
+def object_name(data: bytes) -> str:
+    """The content-addressed storage name of `data`."""
     digest = sha256_bytes(data)
     return f"{OBJECT_PREFIX}/{digest[:2]}/{digest}"
 
 
-def _store(data: bytes) -> str:
-    """Write bytes under their hash and return the storage name (deduplicated)."""
-    name = _object_name(data)
-    storage = artifact_storage()
-    if not storage.exists(name):
-        # A concurrent writer of the same content may win the race; storage then hands
-        # back another free name, which is recorded as it is.
-        name = storage.save(name, ContentFile(data))
-    return name
+def type_trusted_by_policy(type_name: str) -> bool:
+    return type_name.startswith(TRUSTED_TYPE_PREFIXES)
 
 
-def _serialize(value: Any, fmt: str) -> bytes:
-    if fmt == "json":
-        return canonical_json(value)
-    buffer = io.BytesIO()
-    joblib.dump(value, buffer)
-    return buffer.getvalue()
+def types_needing_review(manifest: dict) -> list[str]:
+    """Types the manifest's skops files hold that neither policy nor a reviewer trusted."""
+    trusted = set(manifest.get("trusted_types", []))
+    return sorted({name for entry in manifest.get("artifacts", [])
+                   for name in entry.get("types", [])
+                   if not type_trusted_by_policy(name) and name not in trusted})
 
 
-def _manifest(objects: dict[str, Any], documents: dict[str, Any] | None, *, store) -> dict:
-    entries = []
-    items = [(name, value, "joblib") for name, value in objects.items()]
-    items += [(name, value, "json") for name, value in (documents or {}).items()]
-    for name, value, fmt in sorted(items, key=lambda item: item[0]):
-        data = _serialize(value, fmt)
-        entries.append({
-            "name": name,
-            "format": fmt,
-            "path": store(data),
-            "sha256": sha256_bytes(data),
-            "size": len(data),
-        })
+def manifest_holds_pickles(manifest: dict) -> bool:
+    """Whether any artifact is a pickle (a version registered before skops)."""
+    return any(entry.get("format") == PICKLE for entry in manifest.get("artifacts", []))
+
+
+def _entry(name: str, fmt: str, data: bytes, **extra: Any) -> dict:
+    return {"name": name, "format": fmt, "path": object_name(data),
+            "sha256": sha256_bytes(data), "size": len(data), **extra}
+
+
+def _manifest(*, entries: list[dict], trusted_types: list[str], environment: dict) -> dict:
     return {
         "format": MANIFEST_FORMAT,
-        "artifacts": entries,
-        "environment": training_environment(),
+        "artifacts": sorted(entries, key=lambda entry: entry["name"]),
+        "environment": environment,
+        "trusted_types": sorted(set(trusted_types)),
     }
 
 
-def bundle_paths(*, objects: dict[str, Any], documents: dict[str, Any] | None = None) -> set[str]:
-    """The storage names `bundle_save` will write for this bundle, manifest included.
+def bundle_prepare(*, objects: dict[str, Any], documents: dict[str, Any] | None = None,
+                   trust_found_types: bool = False) -> PreparedBundle:
+    """Serialize a bundle once: `objects` (estimator) as skops files, each listing the types it
+    holds beyond skops' own defaults; `documents` (reference profile) as plain JSON.
+    `trust_found_types` trusts every type found outside the policy (only for a pickle that was
+    approved as a whole, converted by `migrate_artifacts`). Writes nothing: a caller may record
+    the paths first, so that the files of a process that dies between the write and the commit of
+    its version can be found and removed."""
+    entries, files = [], {}
+    for name, value in objects.items():
+        data = skops.io.dumps(value, compression=zipfile.ZIP_DEFLATED)
+        entries.append(_entry(name, SKOPS, data,
+                              types=sorted(skops.io.get_untrusted_types(data=data))))
+        files[entries[-1]["path"]] = data
+    for name, value in (documents or {}).items():
+        data = canonical_json(value)
+        entries.append(_entry(name, "json", data))
+        files[entries[-1]["path"]] = data
+    outside_policy = {name for entry in entries for name in entry.get("types", [])
+                      if not type_trusted_by_policy(name)}
+    manifest = _manifest(entries=entries, environment=training_environment(),
+                         trusted_types=sorted(outside_policy) if trust_found_types else [])
+    files[manifest_name(manifest_sha256(manifest))] = canonical_json(manifest)
+    return PreparedBundle(manifest=manifest, files=files)
 
-    Writes nothing: a caller records them first, so that the files of a process that dies
-    between the write and the commit of its version can be found and removed.
-    """
-    manifest = _manifest(objects, documents, store=_object_name)
-    return manifest_paths(manifest) | {manifest_name(manifest_sha256(manifest))}
+
+def manifest_trusting(*, manifest: dict, trusted_types: list[str]) -> PreparedBundle:
+    """The same artifact files under a manifest that also trusts `trusted_types`; only the
+    new manifest is to be written (the artifact files are stored already)."""
+    trusting = _manifest(entries=manifest["artifacts"],
+                         trusted_types=[*manifest.get("trusted_types", []), *trusted_types],
+                         environment=manifest.get("environment", {}))
+    return PreparedBundle(manifest=trusting, files={
+        manifest_name(manifest_sha256(trusting)): canonical_json(trusting)})
 
 
-def bundle_save(*, objects: dict[str, Any],
-                documents: dict[str, Any] | None = None) -> tuple[dict, str]:
-    """Store a bundle; returns (manifest, model_sha256).
-
-    `objects` are pickled with joblib (estimator, preprocessing); `documents` are plain JSON
-    (reference profile, thresholds) and are never unpickled.
-    """
-    manifest = _manifest(objects, documents, store=_store)
-    digest = manifest_sha256(manifest)
-    name = manifest_name(digest)
+def bundle_save(bundle: PreparedBundle) -> None:
+    """Store a prepared bundle's files under their content-addressed names (deduplicated)."""
     storage = artifact_storage()
-    if not storage.exists(name):
-        storage.save(name, ContentFile(canonical_json(manifest)))
-    return manifest, digest
+    for name, data in bundle.files.items():
+        if not storage.exists(name):
+            # A concurrent writer of the same content may win the race; storage then keeps
+            # this copy under another name, an orphan that clean-up removes.
+            storage.save(name, ContentFile(data))
 
 
 def dataset_store(*, path: Path, sha256: str, suffix: str) -> str:
@@ -214,7 +264,7 @@ def _read(path: str) -> bytes:
 def bundle_verify(*, manifest: dict, model_sha256: str) -> dict[str, bytes]:
     """Check the manifest against the registry hash and every file against the manifest.
 
-    Returns the verified bytes of each artifact, by name. Unpickles nothing.
+    Returns the verified bytes of each artifact, by name. Deserializes nothing.
     """
     actual = manifest_sha256(manifest)
     if actual != model_sha256:
@@ -246,15 +296,45 @@ def environment_check(manifest: dict) -> None:
         )
 
 
+def _skops_load(*, name: str, data: bytes, manifest: dict) -> Any:
+    found = skops.io.get_untrusted_types(data=data)
+    trusted = set(manifest.get("trusted_types", []))
+    refused = sorted(t for t in found if not type_trusted_by_policy(t) and t not in trusted)
+    if refused:
+        raise UntrustedTypesError(
+            f"artifact {name} holds types no reviewer trusted: {', '.join(refused)}",
+            details={"artifact": name, "untrusted_types": refused})
+    return skops.io.loads(data, trusted=found)
+
+
+def _deserialize(*, name: str, fmt: str, data: bytes, manifest: dict) -> Any:
+    if fmt == "json":
+        return json.loads(data)
+    if fmt == SKOPS:
+        return _skops_load(name=name, data=data, manifest=manifest)
+    # A pickle of a version registered before skops: its bytes were just verified against
+    # the sealed model_sha256, so they are exactly what was approved.
+    return joblib.load(io.BytesIO(data))
+
+
+def bundle_objects(bundle: PreparedBundle, *, also_trusted: list[str] = ()) -> dict[str, Any]:
+    """Deserialize a prepared bundle's files, under the same trust rules as `bundle_load`
+    plus `also_trusted` (to check a conversion before anything is stored)."""
+    manifest = {**bundle.manifest, "trusted_types": [*bundle.manifest["trusted_types"],
+                                                     *also_trusted]}
+    return {entry["name"]: _deserialize(name=entry["name"], fmt=entry["format"],
+                                        data=bundle.files[entry["path"]], manifest=manifest)
+            for entry in bundle.manifest["artifacts"]}
+
+
 def bundle_load(*, manifest: dict, model_sha256: str) -> LoadedBundle:
-    """Verify, then deserialize. Nothing is unpickled unless every check passed."""
+    """Verify, then deserialize. Nothing is deserialized unless every check passed, and a
+    skops file only with every type it holds trusted."""
     environment_check(manifest)
     verified = bundle_verify(manifest=manifest, model_sha256=model_sha256)
     formats = {entry["name"]: entry["format"] for entry in manifest["artifacts"]}
-    objects = {
-        name: json.loads(data) if formats[name] == "json" else joblib.load(io.BytesIO(data))
-        for name, data in verified.items()
-    }
+    objects = {name: _deserialize(name=name, fmt=formats[name], data=data, manifest=manifest)
+               for name, data in verified.items()}
     return LoadedBundle(model_sha256=model_sha256, manifest=manifest, objects=objects)
 
 

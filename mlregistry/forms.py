@@ -6,7 +6,7 @@ allowed transitions, traffic limits) are the services' to enforce.
 
 from django import forms
 
-from mlregistry import selectors
+from mlregistry import artifacts, selectors
 from mlregistry.models import MODEL_DESCRIPTION_MAX_LENGTH, MLModelVersion
 
 
@@ -75,6 +75,22 @@ class ArchiveForm(ActionForm):
         label="Reason", required=True,
         help_text="Why the version is retired. An archived version can no longer be approved "
                   "or deployed. Kept in the audit trail.")
+
+
+class TrustTypesForm(ActionForm):
+    types = forms.MultipleChoiceField(
+        label="Types to trust", widget=forms.CheckboxSelectMultiple,
+        help_text="Trust only code you have reviewed: loading the model file creates these "
+                  "types and serving runs their methods on every request.")
+    reason = _notes(
+        label="Reason", required=True,
+        help_text="What you checked about each type (its source, who maintains it). Kept in "
+                  "the audit trail.")
+
+    def __init__(self, *args, version: MLModelVersion, **kwargs) -> None:
+        super().__init__(*args, version=version, **kwargs)
+        self.fields["types"].choices = [
+            (name, name) for name in artifacts.types_needing_review(version.artifact_manifest)]
 
 
 class NotesForm(ActionForm):

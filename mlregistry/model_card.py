@@ -1,11 +1,11 @@
 """The model card of a version (docs/registry.md#commands `model_card`): the evidence a reviewer
 signs off on.
 
-`model_card_build` gathers it as data: purpose, data and its hash, metrics against the
-production version, the fairness table, the gates, approvals, environment and global
-feature importance. Only plain JSON values (str, int, float, bool, None, lists, dicts),
-so the same data renders as Markdown here (`model_card_markdown`, printed by `manage.py
-model_card`) and as HTML in the version's admin page. Reads the registry only: no
+`model_card_build` gathers it as data: purpose, data and its hash, metrics against the production
+version, the fairness table, the gates, approvals, the model file's format and the types it holds,
+environment and global feature importance. Only plain JSON values (str, int, float, bool, None,
+lists, dicts), so the same data renders as Markdown here (`model_card_markdown`, printed by
+`manage.py model_card`) and as HTML in the version's admin page. Reads the registry only: no
 artifact is loaded.
 """
 
@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 
 from core.ml.kinds import ANOMALY, BINARY, HIGHER_IS_BETTER, MULTICLASS, PRIMARY_METRIC, REGRESSION
-from mlregistry import selectors
+from mlregistry import artifacts, selectors
 from mlregistry.models import MLModelVersion, Status
 
 METRIC_ORDER = ["r2", "mae", "rmse", "roc_auc", "accuracy", "precision", "recall", "f1", "brier",
@@ -31,11 +31,13 @@ FAIRNESS_COLUMNS = {
                                   ("accuracy", "Accuracy")],
 }
 # The manifest's environment in reading order (a jsonb column does not keep key order).
-ENVIRONMENT_ORDER = ["python", "scikit-learn", "numpy", "pandas", "joblib", "code_commit"]
+ENVIRONMENT_ORDER = ["python", "scikit-learn", "numpy", "pandas", "skops", "joblib",
+                     "code_commit"]
 # Audit reasons that are decisions about the version (not its registration).
 DECISIONS = {"approved", "auto_approved", "rejected", "approval_withdrawn", "deployed",
              "auto_deployed", "ab_test_started", "shadow_started", "test_ended",
-             "test_stopped_automatically", "archived", "rollback"}
+             "test_stopped_automatically", "archived", "rollback", "types_trusted",
+             "artifact_migrated"}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -51,6 +53,23 @@ def _environment(manifest: dict | None) -> dict:
     rank = {name: i for i, name in enumerate(ENVIRONMENT_ORDER)}
     return {name: recorded[name]
             for name in sorted(recorded, key=lambda name: (rank.get(name, len(rank)), name))}
+
+
+def model_file(manifest: dict | None) -> dict:
+    """How the estimator is stored, and each type its skops file holds beyond skops' own
+    defaults with who trusts it: "policy" (scikit-learn, numpy, scipy, the platform's
+    recipes), "reviewer" (trusted for this version), or "pending" (blocks approval)."""
+    manifest = manifest or {}
+    trusted = set(manifest.get("trusted_types", []))
+    names = sorted({name for entry in manifest.get("artifacts", [])
+                    for name in entry.get("types", [])})
+    return {
+        "format": "pickle" if artifacts.manifest_holds_pickles(manifest) else "skops",
+        "types": [{"name": name,
+                   "trust": ("policy" if artifacts.type_trusted_by_policy(name)
+                             else "reviewer" if name in trusted else "pending")}
+                  for name in names],
+    }
 
 
 def metrics_comparison(*, task: str, metrics: dict, production_metrics: dict | None) -> list[dict]:
@@ -191,6 +210,7 @@ def model_card_build(*, version: MLModelVersion) -> dict:
             "override_justification": version.override_justification,
             "decisions": decisions,
         },
+        "model_file": model_file(version.artifact_manifest),
         "environment": _environment(version.artifact_manifest),
         "importance": importance_comparison(version.global_importance,
                                             production.global_importance if production else None),
@@ -333,6 +353,25 @@ def _approvals_section(approvals: dict) -> list[str]:
     return lines
 
 
+TRUST_LABELS = {"policy": "trusted set (scikit-learn, numpy, scipy, platform recipes)",
+                "reviewer": "trusted by a reviewer (see the decisions)",
+                "pending": "AWAITING A REVIEWER: blocks approval"}
+
+
+def _model_file_section(model_file: dict) -> list[str]:
+    lines = ["## Model file", ""]
+    if model_file["format"] == "pickle":
+        return [*lines, ("A pickle, registered before safe model files: what it holds cannot be "
+                         "listed without loading it. `manage.py migrate_artifacts` converts it "
+                         "to skops."), ""]
+    lines += ["A skops file; loading it creates only the types listed here.", ""]
+    if not model_file["types"]:
+        return [*lines, "It holds no types beyond skops' own defaults.", ""]
+    # Type names come from the file: escaped like any free text.
+    return lines + _table(["Type", "Trust"], [[_inline(t["name"]), TRUST_LABELS[t["trust"]]]
+                                              for t in model_file["types"]])
+
+
 def _environment_section(environment: dict) -> list[str]:
     return ["## Environment", "",
             *([f"- {name}: {value if value is not None else 'unknown'}"
@@ -355,6 +394,7 @@ def model_card_markdown(card: dict) -> str:
     return "\n".join([
         *_header_section(card), *_data_section(card["data"]), *_metrics_section(card),
         *_fairness_section(card["fairness"]), *_gates_section(card["gates"]),
-        *_approvals_section(card["approvals"]), *_environment_section(card["environment"]),
+        *_approvals_section(card["approvals"]), *_model_file_section(card["model_file"]),
+        *_environment_section(card["environment"]),
         *_importance_section(card["importance"]),
     ])

@@ -18,11 +18,13 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from core.errors import (
     ApplicationError,
+    ArtifactNotTrustedError,
     FourEyesError,
     IllegalTransitionError,
     RollbackUnavailableError,
 )
 from core.permissions import require_permission
+from mlregistry import artifacts
 from mlregistry.models import MLModel, MLModelVersion, Status
 
 APPROVE_PERMISSION = "mlregistry.approve_mlmodelversion"
@@ -66,6 +68,38 @@ def approve_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
             "(only testing versions can be approved)",
             details={"from": version.status, "to": Status.STAGING},
         )
+    artifact_trusted_check(version)
+
+
+def artifact_trusted_check(version: MLModelVersion) -> None:
+    """Only a model file whose every type is trusted can be approved (docs/registry.md#safe-
+    model-files): a pickle cannot be inspected, so it is converted first."""
+    manifest = version.artifact_manifest or {}
+    if artifacts.manifest_holds_pickles(manifest):
+        raise ArtifactNotTrustedError(
+            f"cannot approve {version}: its model file is a pickle (registered before safe "
+            "model files); convert it with `manage.py migrate_artifacts` first")
+    pending = artifacts.types_needing_review(manifest)
+    if pending:
+        raise ArtifactNotTrustedError(
+            f"cannot approve {version}: its model file holds types outside the trusted set "
+            f"that no reviewer has trusted: {', '.join(pending)} (trust each first)",
+            details={"untrusted_types": pending})
+
+
+def types_trust_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
+    """Trust the types of a candidate's model file that policy does not (before approval,
+    by a reviewer who did not make it)."""
+    require_permission(user, APPROVE_PERMISSION, "trust model types")
+    _four_eyes(version, user, "trust the types of")
+    if version.status != Status.TESTING:
+        raise IllegalTransitionError(
+            f"cannot trust types of {version}: it is {version.status} (types are trusted "
+            "before approval, while it is in testing)",
+            details={"from": version.status, "to": version.status})
+    if not artifacts.types_needing_review(version.artifact_manifest or {}):
+        raise ArtifactNotTrustedError(
+            f"{version}'s model file holds no types awaiting trust")
 
 
 def reject_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:

@@ -9,16 +9,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from core.errors import ValidationError
+from core.errors import ConflictError, ValidationError
+from core.ml import kinds, outputs
+from core.ml.explain import background_from_profile
 from core.ml.kinds import task_kind
 from core.ml.schema import next_version
 from core.permissions import require_permission
-from mlregistry import artifacts, preconditions, transitions
+from mlregistry import artifacts, preconditions, selectors, transitions
 from mlregistry.models import (
     MODEL_NAME_PATTERN,
     MODEL_NAME_RULE,
@@ -30,11 +33,6 @@ from mlregistry.preconditions import REGISTER_PERMISSION
 from mlregistry.services import system_user_get
 
 
-def _bundle(estimator: Any, reference_profile: dict) -> dict:
-    return {"objects": {"estimator": estimator},
-            "documents": {"reference_profile": reference_profile}}
-
-
 def model_name_check(name: str) -> None:
     """Refuse a name outside MODEL_NAME_PATTERN: names reach URLs, metric labels, alert
     subjects and file names."""
@@ -43,10 +41,12 @@ def model_name_check(name: str) -> None:
                               details={"field": "name"})
 
 
-def model_version_artifact_paths(*, estimator: Any, reference_profile: dict) -> set[str]:
-    """The artifact files `model_version_register` will write for this bundle (writes
-    nothing): a caller records them first to remove them if it dies before the commit."""
-    return artifacts.bundle_paths(**_bundle(estimator, reference_profile))
+def model_version_bundle(*, estimator: Any, reference_profile: dict) -> artifacts.PreparedBundle:
+    """A version's bundle, serialized and not yet stored: a caller that must record the
+    files before they are written (to remove them if it dies before the commit) prepares
+    it and passes it to `model_version_register`."""
+    return artifacts.bundle_prepare(objects={"estimator": estimator},
+                                    documents={"reference_profile": reference_profile})
 
 
 def model_version_register(
@@ -56,8 +56,12 @@ def model_version_register(
     fairness_report: dict | None = None, gate_results: dict | None = None,
     training_report: dict | None = None, description: str = "", client_id: str = "",
     global_model: MLModel | None = None, notes: str = "", global_importance: dict | None = None,
+    bundle: artifacts.PreparedBundle | None = None,
 ) -> MLModelVersion:
     """Store the bundle and create the version (training -> testing) in one transaction.
+
+    `bundle` is the one `model_version_bundle` prepared from `estimator` when the caller
+    needed its paths first; otherwise it is prepared here.
 
     The files are written while the model's row is locked, so artifact clean-up (which
     locks every model) never deletes a shared content-addressed file in between. Files of
@@ -66,6 +70,8 @@ def model_version_register(
     require_permission(user, REGISTER_PERMISSION, "register model versions")
     task_kind(task)
     model_name_check(name)
+    bundle = bundle or model_version_bundle(estimator=estimator,
+                                            reference_profile=reference_profile)
     with transaction.atomic():
         model, _ = MLModel.objects.get_or_create(
             name=name, defaults={"task": task, "description": description, "client_id": client_id,
@@ -74,11 +80,12 @@ def model_version_register(
         model = transitions.lock_model(model.pk)
         if model.task != task:
             raise ValidationError(f"model {name} is a {model.task} model, not {task}")
-        manifest, model_sha256 = artifacts.bundle_save(**_bundle(estimator, reference_profile))
+        artifacts.bundle_save(bundle)
         existing = list(model.versions.values("version", "feature_schema"))
         version = MLModelVersion.objects.create(
             model=model, version=next_version(existing, feature_schema), created_by=user,
-            feature_schema=feature_schema, artifact_manifest=manifest, model_sha256=model_sha256,
+            feature_schema=feature_schema, artifact_manifest=bundle.manifest,
+            model_sha256=bundle.model_sha256,
             training_dataset_sha256=training_dataset_sha256, training_samples=training_samples,
             training_duration_seconds=training_duration_seconds,
             hyperparameters=hyperparameters, metrics=metrics, reference_profile=reference_profile,
@@ -170,3 +177,115 @@ def _artifact_cleanup_plan() -> tuple[set[str], list[MLModelVersion]]:
         seconds=settings.ARTIFACT_ORPHAN_GRACE_SECONDS
     ) - kept_paths - retired_paths
     return (retired_paths - kept_paths) | orphans, retired
+
+
+# --- converting pickles to skops ----------------------------------------------------------
+
+MIGRATION_SAMPLE_ROWS = 1000
+
+
+class ArtifactMigrationError(ConflictError):
+    """A converted model file does not answer exactly as the pickle it replaces."""
+
+    code = "artifact_migration_failed"
+
+
+@dataclass(frozen=True)
+class ArtifactMigration:
+    version: str  # "name version"
+    rows_compared: int
+    carried_types: list[str]  # types trusted because the pickle was approved as a whole
+
+
+def _answers(*, task: str, estimator: Any, frame: Any) -> list[numpy.ndarray]:
+    """Everything a version answers for `frame`: predictions, then probabilities or
+    anomaly scores."""
+    answers = [numpy.asarray(estimator.predict(frame))]
+    if task in (kinds.BINARY, kinds.MULTICLASS):
+        answers.append(numpy.asarray(estimator.predict_proba(frame)))
+    if task == kinds.ANOMALY:
+        answers.append(outputs.anomaly_scores(estimator=estimator, features=frame))
+    return answers
+
+
+def _identical(left: numpy.ndarray, right: numpy.ndarray) -> bool:
+    if left.dtype.kind == "f" and right.dtype.kind == "f":
+        return numpy.array_equal(left, right, equal_nan=True)
+    return numpy.array_equal(left, right)
+
+
+def versions_holding_pickles(*, name: str | None = None) -> list[MLModelVersion]:
+    """Versions whose stored artifacts include a pickle, oldest first."""
+    versions = MLModelVersion.objects.filter(artifacts_deleted_at__isnull=True).select_related(
+        "model").order_by("model__name", "pk")
+    if name:
+        versions = versions.filter(model__name=name)
+    return [v for v in versions if artifacts.manifest_holds_pickles(v.artifact_manifest)]
+
+
+def artifact_migrate(*, version: MLModelVersion, dry_run: bool = False) -> ArtifactMigration:
+    """Convert a version's pickled estimator to a skops file (docs/registry.md#safe-model-files).
+
+    The pickle is loaded only after its files and its sealed audit rows check out; the skops
+    file is loaded back under the trust rules and must answer exactly as the pickle on
+    MIGRATION_SAMPLE_ROWS rows drawn from the version's reference profile. Types outside the
+    policy are trusted in the new manifest only if the version was approved (the pickle was
+    approved as a whole); a candidate's wait for a reviewer. Then, under the model's lock,
+    the manifest and model_sha256 change and one sealed `artifact_migrated` row (by the
+    system account) records both hashes. The pickle's files stay until clean-up removes
+    them. A dry run converts and compares, and writes nothing.
+    """
+    if not artifacts.manifest_holds_pickles(version.artifact_manifest):
+        raise ValidationError(f"{version} holds no pickle to convert")
+    selectors.sealed_artifact_check(version_id=version.pk, model_sha256=version.model_sha256)
+    legacy = artifacts.bundle_load(manifest=version.artifact_manifest,
+                                   model_sha256=version.model_sha256)
+    formats = {entry["name"]: entry["format"] for entry in version.artifact_manifest["artifacts"]}
+    approved = version.approved_at is not None
+    bundle = artifacts.bundle_prepare(
+        objects={name: value for name, value in legacy.objects.items() if formats[name] != "json"},
+        documents={name: value for name, value in legacy.objects.items()
+                   if formats[name] == "json"},
+        trust_found_types=approved)
+    carried = bundle.manifest["trusted_types"]
+    # The comparison trusts the pickle's own types: it has just been unpickled anyway.
+    converted = artifacts.bundle_objects(
+        bundle, also_trusted=artifacts.types_needing_review(bundle.manifest))
+    rows = _answers_compared(version=version, before=legacy.estimator,
+                             after=converted["estimator"])
+    result = ArtifactMigration(version=f"{version.model.name} {version.version}",
+                               rows_compared=rows, carried_types=carried)
+    if dry_run:
+        return result
+    with transaction.atomic():
+        _, locked = transitions.lock_version(version)
+        if locked.model_sha256 != version.model_sha256:
+            raise ConflictError(f"{version} changed while it was being converted; run again")
+        artifacts.bundle_save(bundle)
+        previous = locked.model_sha256
+        locked.artifact_manifest = bundle.manifest
+        locked.model_sha256 = bundle.model_sha256
+        locked.save(update_fields=["artifact_manifest", "model_sha256"])
+        transitions.transition_record(
+            version=locked, actor=system_user_get(), from_status=locked.status,
+            to_status=locked.status, reason=selectors.ARTIFACT_MIGRATED_REASON,
+            now=timezone.now(),
+            notes=(f"pickle converted to skops; identical answers on {rows} rows drawn from "
+                   f"its reference profile; model_sha256 {previous} -> {bundle.model_sha256}"
+                   + (f"; types trusted with the approved pickle: {', '.join(carried)}"
+                      if carried else "")))
+    return result
+
+
+def _answers_compared(*, version: MLModelVersion, before: Any, after: Any) -> int:
+    frame = background_from_profile(schema=version.feature_schema,
+                                    reference_profile=version.reference_profile,
+                                    rows=MIGRATION_SAMPLE_ROWS)
+    task = version.model.task
+    for old, new in zip(_answers(task=task, estimator=before, frame=frame),
+                        _answers(task=task, estimator=after, frame=frame), strict=True):
+        if not _identical(old, new):
+            raise ArtifactMigrationError(
+                f"{version}: the skops file does not answer exactly as the pickle on "
+                f"{len(frame)} rows drawn from its reference profile; nothing was changed")
+    return len(frame)

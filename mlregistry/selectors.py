@@ -169,26 +169,47 @@ class AuditResult:
         return not self.problem
 
 
-def _binding_problem(row: ModelTransition, bindings: dict[int, dict]) -> str:
+# The only rows at which a version's artifact (its model_sha256) may change: a reviewer
+# trusting types (a new manifest over the same files) and a pickle converted to skops.
+TYPES_TRUSTED_REASON = "types_trusted"
+ARTIFACT_MIGRATED_REASON = "artifact_migrated"
+ARTIFACT_CHANGE_REASONS = (TYPES_TRUSTED_REASON, ARTIFACT_MIGRATED_REASON)
+
+
+def _binding_problem(row: ModelTransition, bindings: dict[int, dict],
+                     last_sha_of_version: dict[int, str]) -> str:
     """What of the version differs from what its sealed row binds, or "". `bindings` keeps
-    each version's binding for the walk: hashing its schema and gates once is enough."""
+    each version's binding for the walk: hashing its schema and gates once is enough. The
+    artifact is checked against the version's previous row (it may change only at an
+    ARTIFACT_CHANGE_REASONS row); the last row's against the version (`_artifact_problem`)."""
     if row.version_id is None:  # a row about the model itself binds no version
         return ""
     if row.version_id not in bindings:
         bindings[row.version_id] = transitions.version_binding(row.version)
     bound = bindings[row.version_id]
-    changed = [name for name in ("model_sha256", "dataset_sha256", "schema_sha256", "gates_sha256")
+    changed = [name for name in ("dataset_sha256", "schema_sha256", "gates_sha256")
                if getattr(row, name) != bound[name]]
+    previous_sha = last_sha_of_version.get(row.version_id, row.model_sha256)
+    if row.model_sha256 != previous_sha and row.reason not in ARTIFACT_CHANGE_REASONS:
+        changed.insert(0, "model_sha256")
     if not changed:
         return ""
     return (f"version {row.version.version}'s {', '.join(changed)} differs from what this row "
             "sealed (the version was changed outside the registry)")
 
 
+def _artifact_problem(version: MLModelVersion, last: ModelTransition) -> str:
+    if last.model_sha256 == version.model_sha256:
+        return ""
+    return (f"version {version.version}'s model_sha256 differs from what its last audit row "
+            "sealed (the artifact was changed outside the registry)")
+
+
 def audit_verify_model(*, model: MLModel) -> AuditResult:
     """Walk a model's chain; report the first row whose hash or link does not hold."""
     expected_previous, count, last_row_of_version, last_row = "", 0, {}, None
     bindings: dict[int, dict] = {}
+    last_sha_of_version: dict[int, str] = {}
     for count, row in enumerate(
         ModelTransition.objects.filter(model=model).select_related("version").order_by("sequence")
         .iterator(chunk_size=1000),
@@ -203,12 +224,13 @@ def audit_verify_model(*, model: MLModel) -> AuditResult:
             problem = ("content does not match its seal (the row was edited, or was not sealed "
                        f"with audit key {row.key_id or '(none)'})")
         else:
-            problem = _binding_problem(row, bindings)
+            problem = _binding_problem(row, bindings, last_sha_of_version)
         if problem:
             return AuditResult(model=model.name, rows=count, broken_row_id=row.pk,
                                broken_sequence=row.sequence, problem=problem)
         expected_previous = row.row_sha256
         last_row_of_version[row.version_id] = row
+        last_sha_of_version[row.version_id] = row.model_sha256
         last_row = row
     if count and last_row.identity_sha256 != transitions.model_identity_sha256(model):
         return AuditResult(
@@ -220,6 +242,9 @@ def audit_verify_model(*, model: MLModel) -> AuditResult:
     # A chain cut short at its end still links up; the versions' own states give it away.
     for version in MLModelVersion.objects.filter(model=model).order_by("pk"):
         last = last_row_of_version.get(version.pk)
+        if last is not None and (problem := _artifact_problem(version, last)):
+            return AuditResult(model=model.name, rows=count, broken_row_id=last.pk,
+                               broken_sequence=last.sequence, problem=problem)
         if last is None or last.to_status != version.status:
             return AuditResult(
                 model=model.name, rows=count, broken_row_id=last.pk if last else None,
@@ -251,21 +276,29 @@ APPROVAL_REASONS = ("approved", "auto_approved")
 def sealed_artifact_check(*, version_id: int, model_sha256: str,
                           approved: bool = False) -> None:
     """Raise ArtifactIntegrityError unless every audit row of the version is sealed by the
-    audit key and bound this very artifact (`model_sha256` hashes the manifest, which hashes
-    every file); with `approved`, one of them must be its approval. Serving asks this
-    before loading anything: only what was approved answers."""
+    audit key and the rows bind this very artifact (`model_sha256` hashes the manifest, which
+    hashes every file): the last row binds it, and it differs from what earlier rows bound
+    only through sealed ARTIFACT_CHANGE_REASONS rows. With `approved`, one row must be its
+    approval. Serving asks this before loading anything: only what was approved answers."""
     rows = list(ModelTransition.objects.filter(version_id=version_id)
                 .select_related("version__model").order_by("sequence"))
+    bound = rows[0].model_sha256 if rows else model_sha256
     for row in rows:
         label = f"{row.version}: audit row #{row.sequence} ({row.reason})"
         if not row.seal_valid:
             raise artifacts.ArtifactIntegrityError(
                 f"{label} is not sealed by the audit key", details={"sequence": row.sequence})
-        if row.model_sha256 != model_sha256:
+        if row.model_sha256 != bound and row.reason not in ARTIFACT_CHANGE_REASONS:
             raise artifacts.ArtifactIntegrityError(
-                f"{label} sealed artifact {row.model_sha256[:12]}, not {model_sha256[:12]}",
-                details={"sequence": row.sequence, "sealed": row.model_sha256,
-                         "actual": model_sha256})
+                f"{label} sealed artifact {row.model_sha256[:12]} where the row before it "
+                f"sealed {bound[:12]}", details={"sequence": row.sequence})
+        bound = row.model_sha256
+    if bound != model_sha256:
+        last = rows[-1]
+        raise artifacts.ArtifactIntegrityError(
+            f"{last.version}: audit row #{last.sequence} ({last.reason}) sealed artifact "
+            f"{bound[:12]}, not {model_sha256[:12]}",
+            details={"sequence": last.sequence, "sealed": bound, "actual": model_sha256})
     if approved and not any(row.reason in APPROVAL_REASONS for row in rows):
         raise artifacts.ArtifactIntegrityError(
             f"version {version_id} has no sealed approval", details={"version_id": version_id})

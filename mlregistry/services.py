@@ -94,6 +94,37 @@ def model_version_reject(*, version: MLModelVersion, user: AbstractBaseUser,
     return version
 
 
+def model_version_types_trust(*, version: MLModelVersion, user: AbstractBaseUser,
+                              types: list[str], reason: str) -> MLModelVersion:
+    """A reviewer trusts types of a candidate's model file that policy does not trust
+    (docs/registry.md#safe-model-files). The manifest gains them (`trusted_types`), so the
+    version's model_sha256 changes; one sealed `types_trusted` row binds the new manifest
+    and names the types and the reason. The artifact files stay as they are."""
+    with transaction.atomic():
+        _, version = transitions.lock_version(version)
+        preconditions.types_trust_check(version=version, user=user)
+        reason = _require_text(reason, "reason")
+        pending = artifacts.types_needing_review(version.artifact_manifest)
+        chosen = sorted(set(types or []))
+        unknown = [name for name in chosen if name not in pending]
+        if not chosen or unknown:
+            raise ValidationError(
+                f"choose types that await trust in {version}: {', '.join(pending)}"
+                + (f" (not awaiting: {', '.join(unknown)})" if unknown else ""),
+                details={"field": "types", "awaiting": pending})
+        bundle = artifacts.manifest_trusting(manifest=version.artifact_manifest,
+                                             trusted_types=chosen)
+        artifacts.bundle_save(bundle)
+        version.artifact_manifest = bundle.manifest
+        version.model_sha256 = bundle.model_sha256
+        version.save(update_fields=["artifact_manifest", "model_sha256"])
+        transitions.transition_record(
+            version=version, actor=user, from_status=version.status,
+            to_status=version.status, reason=selectors.TYPES_TRUSTED_REASON,
+            notes=f"trusted {', '.join(chosen)}: {reason}", now=timezone.now())
+    return version
+
+
 AUTO_DEPLOY_NOTES = "auto-deployed (AUTO_DEPLOY)"
 
 
@@ -123,6 +154,7 @@ def model_version_auto_deploy(*, version: MLModelVersion, user: AbstractBaseUser
                 f"cannot auto-deploy {version}: it is {version.status}, not testing",
                 details={"from": version.status, "to": Status.PRODUCTION},
             )
+        preconditions.artifact_trusted_check(version)
         failed = selectors.failed_gates(version)
         if failed:
             raise GateFailedError(

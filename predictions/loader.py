@@ -5,7 +5,7 @@ Each serving process keeps:
   generation counter moves (checked at most every REGISTRY_POLL_SECONDS, one tiny query),
   so a deploy or rollback is noticed within seconds without a restart;
 - loaded bundles keyed by (version id, model_sha256): an artifact is verified (every hash)
-  and unpickled once per process, and a new routing table reuses what is loaded, so a
+  and loaded once per process, and a new routing table reuses what is loaded, so a
   switch never fails a request;
 - failures: a version whose artifacts fail verification raises a critical integrity alert
   once and answers 503 until the registry changes or MODEL_LOAD_RETRY_SECONDS pass.

@@ -10,6 +10,7 @@ import os
 import pytest
 from django.db import connection
 
+from mlregistry import artifacts
 from tests import servers
 from tests.factories import (
     UserFactory,
@@ -52,8 +53,23 @@ def artifact_dir(tmp_path, settings):
 
 @pytest.fixture
 def tripwire(tmp_path):
-    """Where a Tripwire (tests/factories.py) leaves its trace when it is unpickled."""
+    """Where a Tripwire (tests/factories.py) leaves its trace when it is loaded."""
     return tmp_path / "unpickled"
+
+
+@pytest.fixture
+def deserializations(monkeypatch) -> list:
+    """Every model file the artifact store deserializes (joblib.load, skops.io.loads)."""
+    calls = []
+    for module, name in ((artifacts.joblib, "load"), (artifacts.skops.io, "loads")):
+        real = getattr(module, name)
+
+        def spy(*args, real=real, name=name, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    return calls
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,11 @@
 """Test data, built with factory_boy for plain rows and the real services for versions."""
 
+import io
 import os
 from pathlib import Path
 
 import factory
+import joblib
 import numpy
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -11,8 +13,8 @@ from django.utils import timezone
 from sklearn.linear_model import LinearRegression
 
 from core.ml.schema import feature_spec
-from mlregistry import artifacts, registration, services
-from mlregistry.models import MLModelVersion
+from mlregistry import artifacts, registration, services, transitions
+from mlregistry.models import MLModelVersion, Status
 
 SCHEMA = {
     "target": "likes",
@@ -42,13 +44,57 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class Tripwire:
-    """Unpickling this object creates a directory: proof that something was unpickled."""
+    """Loading this object creates a directory: proof that it was loaded, from a pickle
+    (`__reduce__`) or from a skops file (`__setstate__`, called once its type is trusted)."""
 
     def __init__(self, path) -> None:
         self.path = str(path)
 
     def __reduce__(self):
         return (os.mkdir, (self.path,))
+
+    def __setstate__(self, state) -> None:
+        self.__dict__.update(state)
+        os.mkdir(self.path)
+
+
+TRIPWIRE_TYPE = f"{Tripwire.__module__}.{Tripwire.__qualname__}"
+
+
+def identity_features(features):
+    """A feature function outside the trusted set (for a custom pipeline step)."""
+    return features
+
+
+class NoisyRegressor:
+    """A model whose answers change from call to call: no conversion can be shown exact."""
+
+    def predict(self, features):
+        return numpy.random.default_rng().random(len(features))
+
+
+def pickled_bundle(*, estimator, reference_profile: dict) -> artifacts.PreparedBundle:
+    """A bundle as versions registered before skops stored it: the estimator pickled with
+    joblib, under a manifest with no `trusted_types` (pass it to model_version_register as
+    `bundle=`)."""
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    pickled = buffer.getvalue()
+    profile = artifacts.canonical_json(reference_profile)
+    entries = [
+        {"name": name, "format": fmt, "path": artifacts.object_name(data),
+         "sha256": artifacts.sha256_bytes(data), "size": len(data)}
+        for name, fmt, data in (("estimator", "joblib", pickled),
+                                ("reference_profile", "json", profile))
+    ]
+    environment = {**artifacts.training_environment(), "joblib": joblib.__version__}
+    environment.pop("skops")
+    manifest = {"format": artifacts.MANIFEST_FORMAT, "artifacts": entries,
+                "environment": environment}
+    files = {entry["path"]: data for entry, data in zip(entries, (pickled, profile), strict=True)}
+    files[artifacts.manifest_name(artifacts.manifest_sha256(manifest))] = (
+        artifacts.canonical_json(manifest))
+    return artifacts.PreparedBundle(manifest=manifest, files=files)
 
 
 def tiny_estimator(slope: float = 2.0) -> LinearRegression:
@@ -80,6 +126,50 @@ def artifact_tamper(version: MLModelVersion, name: str = "estimator") -> tuple[P
     tampered[len(tampered) // 2] ^= 0xFF
     path.write_bytes(bytes(tampered))
     return path, original
+
+
+TRIPWIRE_MODEL = "tripwire-likes"
+
+
+def register_tripwire_version(*, user, reviewer, path, pickled: bool = False,
+                              name: str = TRIPWIRE_MODEL) -> MLModelVersion:
+    """A testing version whose estimator is a Tripwire: a skops file whose Tripwire type
+    `reviewer` trusted (so it is approvable and loads), or (`pickled`) a pickle as versions
+    registered before skops hold."""
+    estimator, profile = Tripwire(path), {"features": {}}
+    version = registration.model_version_register(
+        name=name, task="regression", user=user, estimator=estimator, feature_schema=SCHEMA,
+        training_dataset_sha256="0" * 64, training_samples=10, training_duration_seconds=0.01,
+        hyperparameters={}, metrics={"r2": 0.9}, reference_profile=profile,
+        bundle=pickled_bundle(estimator=estimator, reference_profile=profile) if pickled
+        else None)
+    if pickled:
+        return version
+    return services.model_version_types_trust(version=version, user=reviewer,
+                                              types=[TRIPWIRE_TYPE], reason="test tripwire")
+
+
+def approve_as_before_skops(version: MLModelVersion, reviewer) -> MLModelVersion:
+    """Approve a pickled version as releases before safe model files did (today's service
+    refuses a pickle): the same sealed `approved` row and fields, as an upgrade finds it."""
+    now = timezone.now()
+    transitions.set_state(version, actor=reviewer, reason="approved", notes="approved",
+                          now=now, status=Status.STAGING,
+                          approved_by=reviewer, approved_at=now, approval_notes="approved")
+    return version
+
+
+def answers_identical(first: MLModelVersion, second: MLModelVersion) -> bool:
+    """Whether two versions' stored estimators predict exactly alike on rows drawn from the
+    first's reference profile (skops files of equal estimators differ byte for byte)."""
+    from core.ml.explain import background_from_profile
+
+    rows = background_from_profile(schema=first.feature_schema,
+                                   reference_profile=first.reference_profile, rows=500)
+    first_answers, second_answers = (
+        artifacts.bundle_load(manifest=v.artifact_manifest, model_sha256=v.model_sha256)
+        .estimator.predict(rows) for v in (first, second))
+    return numpy.array_equal(first_answers, second_answers)
 
 
 def grant_permissions(user, *codenames: str):

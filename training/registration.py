@@ -6,25 +6,68 @@ registry's own service (docs/training.md#external-registration).
 """
 
 import time
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import joblib
+import skops.io
 from django.contrib.auth.models import AbstractBaseUser
 
 from core.errors import ValidationError
 from core.ml import gates as gate_checks
 from core.permissions import require_permission
-from mlregistry import registration
+from mlregistry import artifacts, registration
 from mlregistry.models import MLModelVersion, Status
 from mlregistry.preconditions import REGISTER_PERMISSION
 from training import datasets, external
 
 
+def _is_skops_file(path: str) -> bool:
+    """A skops file is a zip archive with a schema.json; anything else is taken for a pickle."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return "schema.json" in archive.namelist()
+
+
+def model_file_load(path: str, *, trust_pickle: bool) -> tuple[Any, str]:
+    """The estimator in an operator's model file, and how it came in (for the audit row).
+
+    A skops file loads with the types it declares: the operator chose the file, and every
+    type outside the trusted set is listed on the version for a reviewer to trust before
+    approval. A pickle (joblib) can run any code when it loads, so it is refused unloaded
+    unless `trust_pickle`; then it is loaded once, here, and stored as skops.
+    """
+    if not Path(path).is_file():
+        raise ValidationError(f"model file {path} does not exist", details={"field": "artifact"})
+    try:
+        if _is_skops_file(path):
+            estimator = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+            return estimator, f"registered from {Path(path).name} (skops)"
+        if not trust_pickle:
+            raise ValidationError(
+                f"{Path(path).name} is not a skops file; a pickle (joblib) runs code when it "
+                "loads, so it is refused. Save the model with skops.io.dump, or pass "
+                "--trust-pickle to convert it to skops (recorded in the audit trail)",
+                details={"field": "artifact"})
+        estimator = joblib.load(path)  # the operator vouched for this file (--trust-pickle)
+    except ValidationError:
+        raise
+    except Exception as exc:
+        raise ValidationError(f"cannot load model file {path}: {exc}",
+                              details={"field": "artifact"}) from exc
+    return estimator, (f"converted to skops from pickle {Path(path).name} (sha256 "
+                       f"{artifacts.sha256_file(path)}) under --trust-pickle")
+
+
 def model_version_register_external(
     *, name: str, task: str, user: AbstractBaseUser, artifact_path: str, data_path: str,
     target: str, protected: list[str] | None = None, client_id: str = "", description: str = "",
+    trust_pickle: bool = False,
 ) -> MLModelVersion:
-    """Register an estimator or Pipeline trained outside the project (saved with joblib).
+    """Register an estimator or Pipeline trained outside the project (a skops file, or a
+    pickle with `trust_pickle`: see `model_file_load`).
 
     Schema, dataset hash, reference profile and validation metrics come from the given
     data; the validation gate compares it with the current production version, the
@@ -32,12 +75,8 @@ def model_version_register_external(
     """
     require_permission(user, REGISTER_PERMISSION, "register model versions")
     registration.model_name_check(name)
+    estimator, provenance = model_file_load(artifact_path, trust_pickle=trust_pickle)
     dataset = datasets.dataset_load(data_path)
-    try:
-        # The operator's own file: loading it is the point of the command.
-        estimator = joblib.load(artifact_path)
-    except Exception as exc:
-        raise ValidationError(f"cannot load {artifact_path} with joblib: {exc}") from exc
     started = time.monotonic()
     evaluated = external.external_model_evaluate(
         estimator=estimator, frame=dataset.frame, target=target, task=task,
@@ -58,5 +97,5 @@ def model_version_register_external(
         metrics=evaluated.metrics, reference_profile=evaluated.reference_profile,
         fairness_report=evaluated.fairness_report, global_importance=evaluated.global_importance,
         gate_results=gates, description=description, client_id=client_id,
-        notes=f"registered from {Path(artifact_path).name} and {Path(data_path).name}",
+        notes=f"{provenance}; evaluated on {Path(data_path).name}",
     )

@@ -136,9 +136,10 @@ def model_train(
     )
     gates.update(validation.fairness_gate(trained.fairness_report))
     progress(0.95, "registering")
+    bundle = registration.model_version_bundle(estimator=trained.estimator,
+                                               reference_profile=trained.reference_profile)
     if before_store is not None:
-        before_store(registration.model_version_artifact_paths(
-            estimator=trained.estimator, reference_profile=trained.reference_profile))
+        before_store(bundle.paths)
     with transaction.atomic():
         if loaded is not None:
             dataset_register(model_name=recipe.name, path=data_path, user=user, loaded=loaded)
@@ -152,7 +153,7 @@ def model_train(
             global_importance=trained.global_importance,
             training_report={**trained.training_report, **report},
             description=recipe.description, client_id=client_id,
-            global_model=_global_model(recipe) if client_id else None,
+            global_model=_global_model(recipe) if client_id else None, bundle=bundle,
             notes=f"trained by recipe {recipe.name} on dataset {dataset_sha256[:12]}"
                   + (f" and {report['feedback_rows']} labelled predictions"
                      if include_feedback else ""),

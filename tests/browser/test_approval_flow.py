@@ -10,9 +10,9 @@ and the actions.
 import pytest
 from selenium.webdriver.common.by import By
 
-from mlregistry import services
+from mlregistry import registration, services
 from mlregistry.models import MLModelVersion, Status
-from tests.factories import UserFactory, register_version
+from tests.factories import SCHEMA, TRIPWIRE_TYPE, Tripwire, UserFactory, register_version
 
 pytestmark = [pytest.mark.chromium, pytest.mark.postgres,
               pytest.mark.django_db(transaction=True),
@@ -125,3 +125,28 @@ def test_gate_failing_approval_without_justification_is_refused_with_a_message(
          "written justification")]
     assert admin_browser.find("#confirm-action").is_displayed()  # the form is offered again
     assert fresh(version).status == Status.TESTING
+
+
+def test_reviewer_trusts_a_custom_type_before_approving(admin_browser, author, reviewer,
+                                                        tmp_path):
+    version = registration.model_version_register(
+        name="tripwire-likes", task="regression", user=author, estimator=Tripwire(tmp_path / "t"),
+        feature_schema=SCHEMA, training_dataset_sha256="0" * 64, training_samples=10,
+        training_duration_seconds=0.01, hyperparameters={}, metrics={"r2": 0.9},
+        reference_profile={"features": {}})
+    admin_browser.log_in(reviewer)
+    admin_browser.open(change_path(version))
+    pending = [row.get_attribute("data-type")
+               for row in admin_browser.find_all("#model-file tr.type-pending")]
+    offered = [b.get_attribute("id") for b in admin_browser.find_all("a.version-action")]
+
+    admin_browser.follow(admin_browser.find("a.version-action#action-trust-types"))
+    admin_browser.find(f'input[name="types"][value="{TRIPWIRE_TYPE}"]').click()
+    admin_browser.find('[name="reason"]').send_keys("read tests/factories.py")
+    admin_browser.follow(admin_browser.find("#confirm-action"))
+
+    assert pending == [TRIPWIRE_TYPE]
+    assert "action-approve" not in offered
+    assert admin_browser.messages("success") == [f"Trusted {TRIPWIRE_TYPE} for {version}."]
+    assert admin_browser.find_all("#model-file tr.type-pending") == []
+    assert admin_browser.find_all("a.version-action#action-approve")

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import joblib
 import numpy
 import pytest
 import sklearn
@@ -18,7 +17,7 @@ from sklearn.ensemble import GradientBoostingRegressor
 from mlregistry import artifacts, registration
 from mlregistry.artifacts import ArtifactIntegrityError, IncompatibleEnvironmentError
 from mlregistry.models import MLModelVersion
-from tests.factories import SCHEMA, Tripwire
+from tests.factories import SCHEMA, register_tripwire_version
 
 
 def register(*, user, estimator, name="engagement-likes") -> MLModelVersion:
@@ -29,23 +28,12 @@ def register(*, user, estimator, name="engagement-likes") -> MLModelVersion:
     )
 
 
-@pytest.fixture
-def tripwire_version(data_scientist, tripwire):
-    return register(user=data_scientist, estimator=Tripwire(tripwire))
-
-
-@pytest.fixture
-def joblib_loads(monkeypatch):
-    """Record every joblib.load the artifact store makes."""
-    calls = []
-    real_load = joblib.load
-
-    def spy(*args, **kwargs):
-        calls.append(args)
-        return real_load(*args, **kwargs)
-
-    monkeypatch.setattr(artifacts.joblib, "load", spy)
-    return calls
+@pytest.fixture(params=["skops", "pickle"])
+def tripwire_version(request, data_scientist, reviewer, tripwire):
+    """A Tripwire estimator as a skops file (its type trusted by a reviewer) and as a pickle
+    of a version registered before skops: both are verified before anything is loaded."""
+    return register_tripwire_version(user=data_scientist, reviewer=reviewer, path=tripwire,
+                                     pickled=request.param == "pickle")
 
 
 def entry(version: MLModelVersion, name: str) -> dict:
@@ -112,18 +100,18 @@ def test_verify_artifacts_names_the_first_failing_version(data_scientist, artifa
         call_command("verify_artifacts")
 
 
-def test_bundle_load_unpickles_an_intact_bundle(tripwire_version, tripwire, joblib_loads):
-    # The control for the tests below: the tripwire and the spy do notice unpickling.
+def test_bundle_load_loads_an_intact_bundle(tripwire_version, tripwire, deserializations):
+    # The control for the tests below: the tripwire and the spy do notice loading.
     bundle = load(tripwire_version)
 
     assert tripwire.is_dir()
-    assert len(joblib_loads) == 1
-    assert bundle.objects["reference_profile"] == {"features": {"x": [1, 2]}}
+    assert len(deserializations) == 1
+    assert bundle.objects["reference_profile"] == {"features": {}}
 
 
 @pytest.mark.parametrize("target", ["estimator", "reference_profile", "manifest"])
-def test_bundle_load_refuses_a_flipped_byte_without_unpickling(
-    tripwire_version, tripwire, joblib_loads, artifact_dir, target,
+def test_bundle_load_refuses_a_flipped_byte_without_loading(
+    tripwire_version, tripwire, deserializations, artifact_dir, target,
 ):
     flip_byte(tripwire_version, target, artifact_dir)
 
@@ -132,10 +120,10 @@ def test_bundle_load_refuses_a_flipped_byte_without_unpickling(
 
     assert raised.value.code == "model_integrity_error"
     assert not tripwire.exists()
-    assert joblib_loads == []
+    assert deserializations == []
 
 
-def test_bundle_load_refuses_a_missing_file(tripwire_version, tripwire, joblib_loads,
+def test_bundle_load_refuses_a_missing_file(tripwire_version, tripwire, deserializations,
                                              artifact_dir):
     path = entry(tripwire_version, "reference_profile")["path"]
     (artifact_dir / path).unlink()
@@ -145,7 +133,7 @@ def test_bundle_load_refuses_a_missing_file(tripwire_version, tripwire, joblib_l
 
     assert raised.value.details["path"] == path
     assert not tripwire.exists()
-    assert joblib_loads == []
+    assert deserializations == []
 
 
 def with_sklearn_version(version: MLModelVersion, recorded: str) -> None:
@@ -157,8 +145,8 @@ def with_sklearn_version(version: MLModelVersion, recorded: str) -> None:
     version.refresh_from_db()
 
 
-def test_bundle_load_refuses_another_sklearn_minor_version_without_unpickling(
-    tripwire_version, tripwire, joblib_loads,
+def test_bundle_load_refuses_another_sklearn_minor_version_without_loading(
+    tripwire_version, tripwire, deserializations,
 ):
     major, minor = sklearn.__version__.split(".")[:2]
     with_sklearn_version(tripwire_version, f"{major}.{int(minor) + 1}.0")
@@ -171,7 +159,7 @@ def test_bundle_load_refuses_another_sklearn_minor_version_without_unpickling(
 
     assert raised.value.code == "incompatible_environment"
     assert not tripwire.exists()
-    assert joblib_loads == []
+    assert deserializations == []
 
 
 def test_bundle_load_accepts_another_sklearn_patch_release(tripwire_version, tripwire):

@@ -1,55 +1,41 @@
-"""Artifacts are only unpickled after their hash matches (docs/registry.md#artifacts), on the
+"""Artifacts are only loaded after their hash matches (docs/registry.md#artifacts), on the
 serving path.
 
-mlregistry.artifacts.bundle_load is proven in tests/mlregistry/test_artifacts.py (a
-flipped byte in the estimator, the reference profile or the manifest, a missing file,
-another scikit-learn minor version: refused before anything is unpickled, with a
-tripwire object that would leave a trace if it were). Here the same tripwire is deployed
-and served: the serving cache (predictions.loader), reached through predict and
-/api/v1/ready, refuses the tampered version with 503 and a critical alert, and never
-unpickles it. Rollback to a tampered version is refused in tests/mlregistry/test_services.py
+mlregistry.artifacts.bundle_load is proven in tests/mlregistry/test_artifacts.py (a flipped byte in
+the estimator, the reference profile or the manifest, a missing file, another scikit-learn minor
+version: refused before anything is loaded, with a tripwire object that would leave a trace if it
+were). Here the same tripwire is deployed and served, as a skops file and as the pickle of a version
+from before skops: the serving cache (predictions.loader), reached through predict and
+/api/v1/ready, refuses the tampered version with 503 and a critical alert, and never loads it.
+Rollback to a tampered version is refused in tests/mlregistry/test_services.py
 (test_rollback_refused_when_target_artifact_tampered).
 """
 
 import json
 
-import joblib
 import pytest
 
-from mlregistry import artifacts, registration
 from mlregistry import services as registry
 from mlregistry.models import MLModelVersion
 from monitoring.models import Alert
 from predictions.models import PredictionLog
-from tests.factories import SCHEMA, Tripwire
-
-MODEL = "tripwire-likes"
-
-
-@pytest.fixture
-def joblib_loads(monkeypatch) -> list:
-    """Every joblib.load the artifact store makes."""
-    calls = []
-    real_load = joblib.load
-
-    def spy(*args, **kwargs):
-        calls.append(args)
-        return real_load(*args, **kwargs)
-
-    monkeypatch.setattr(artifacts.joblib, "load", spy)
-    return calls
+from tests.factories import TRIPWIRE_MODEL as MODEL
+from tests.factories import approve_as_before_skops, register_tripwire_version
 
 
-@pytest.fixture
-def deployed(people, tripwire) -> MLModelVersion:
-    """A champion whose estimator artifact is the tripwire."""
-    version = registration.model_version_register(
-        name=MODEL, task="regression", user=people["user"], estimator=Tripwire(tripwire),
-        feature_schema=SCHEMA, training_dataset_sha256="0" * 64, training_samples=10,
-        training_duration_seconds=0.01, hyperparameters={}, metrics={"r2": 0.9},
-        reference_profile={"features": {}})
-    version = registry.model_version_approve(version=version, user=people["reviewer"],
-                                             notes="tripwire")
+@pytest.fixture(params=["skops", "pickle"])
+def deployed(request, people, tripwire) -> MLModelVersion:
+    """A champion whose estimator artifact is the tripwire: a skops file whose type a
+    reviewer trusted, or a pickle approved before safe model files (as an upgrade finds it:
+    today's approval refuses pickles)."""
+    pickled = request.param == "pickle"
+    version = register_tripwire_version(user=people["user"], reviewer=people["reviewer"],
+                                        path=tripwire, pickled=pickled)
+    if pickled:
+        approve_as_before_skops(version, people["reviewer"])
+    else:
+        version = registry.model_version_approve(version=version, user=people["reviewer"],
+                                                 notes="tripwire")
     return registry.model_version_deploy(version=version, user=people["deployer"],
                                          notes="tripwire")
 
@@ -71,18 +57,18 @@ def tamper(version: MLModelVersion, target: str, artifact_dir) -> None:
     file.write_bytes(bytes(data))
 
 
-def test_intact_tripwire_is_unpickled_when_served(deployed, tripwire, joblib_loads,
+def test_intact_tripwire_is_loaded_when_served(deployed, tripwire, deserializations,
                                                   anonymous_client):
-    # The control: the serving path does unpickle an intact bundle, and the tripwire shows it.
+    # The control: the serving path does load an intact bundle, and the tripwire shows it.
     anonymous_client.get("/api/v1/ready")
 
     assert tripwire.is_dir()
-    assert joblib_loads
+    assert deserializations
 
 
 @pytest.mark.parametrize("target", ["estimator", "reference_profile", "manifest"])
-def test_predict_refuses_a_tampered_version_without_unpickling(
-        deployed, tripwire, joblib_loads, api_client, artifact_dir, target):
+def test_predict_refuses_a_tampered_version_without_loading(
+        deployed, tripwire, deserializations, api_client, artifact_dir, target):
     tamper(deployed, target, artifact_dir)
 
     response = api_client.post_json(f"/api/v1/models/{MODEL}/predict",
@@ -91,13 +77,13 @@ def test_predict_refuses_a_tampered_version_without_unpickling(
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "model_integrity_error"
     assert not tripwire.exists()
-    assert joblib_loads == []
+    assert deserializations == []
     assert PredictionLog.objects.count() == 0
     alert = Alert.objects.get(kind="integrity", model_name=MODEL)
     assert (alert.severity, alert.version) == ("critical", deployed.version)
 
 
-def test_ready_refuses_a_tampered_version_without_unpickling(deployed, tripwire, joblib_loads,
+def test_ready_refuses_a_tampered_version_without_loading(deployed, tripwire, deserializations,
                                                              anonymous_client, artifact_dir):
     tamper(deployed, "estimator", artifact_dir)
 
@@ -106,4 +92,4 @@ def test_ready_refuses_a_tampered_version_without_unpickling(deployed, tripwire,
     assert response.status_code == 503
     assert MODEL in response.json()["error"]["details"]
     assert not tripwire.exists()
-    assert joblib_loads == []
+    assert deserializations == []

@@ -21,7 +21,12 @@ from mlregistry import artifacts, audit
 from mlregistry.models import MLModelVersion, ModelTransition
 from monitoring.models import Alert
 from predictions.models import PredictionLog
-from tests.factories import Tripwire, register_approved_version, register_deployed_version
+from tests.factories import (
+    Tripwire,
+    pickled_bundle,
+    register_approved_version,
+    register_deployed_version,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -32,11 +37,13 @@ NAME = "engagement-likes"
 def swapped(people, tripwire) -> MLModelVersion:
     """The approved champion, whose row now points at a bundle nobody approved."""
     champion = register_deployed_version(**people)
-    manifest, model_sha256 = artifacts.bundle_save(
-        objects={"estimator": Tripwire(tripwire)},
-        documents={"reference_profile": champion.reference_profile})
-    MLModelVersion.objects.filter(pk=champion.pk).update(artifact_manifest=manifest,
-                                                         model_sha256=model_sha256)
+    # The swapped-in bundle even trusts its own Tripwire type: only the chain stands between
+    # it and serving.
+    bundle = pickled_bundle(estimator=Tripwire(tripwire),
+                            reference_profile=champion.reference_profile)
+    artifacts.bundle_save(bundle)
+    MLModelVersion.objects.filter(pk=champion.pk).update(artifact_manifest=bundle.manifest,
+                                                         model_sha256=bundle.model_sha256)
     return MLModelVersion.objects.get(pk=champion.pk)
 
 

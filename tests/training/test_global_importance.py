@@ -1,10 +1,10 @@
 """Global SHAP importance: mean |contribution| per input feature on held-out rows, computed
 once when a version is trained or registered, with the explain endpoint's explainer."""
 
-import joblib
 import numpy
 import pandas
 import pytest
+import skops.io
 from sklearn.linear_model import LogisticRegression
 
 from core.ml import explain, importance
@@ -122,9 +122,10 @@ def test_register_external_stores_importance_on_a_sample_of_the_data(data_scient
     frame = pandas.DataFrame({"visits": rng.poisson(5, 300).astype(float),
                               "spend": rng.normal(50, 10, 300)})
     frame["converted"] = (frame["visits"] + rng.normal(0, 1, 300) > 5).astype(int)
-    data, artifact = tmp_path / "leads.csv", tmp_path / "model.joblib"
+    data, artifact = tmp_path / "leads.csv", tmp_path / "model.skops"
     frame.to_csv(data, index=False)
-    joblib.dump(LogisticRegression().fit(frame[["visits", "spend"]], frame["converted"]), artifact)
+    skops.io.dump(LogisticRegression().fit(frame[["visits", "spend"]], frame["converted"]),
+                  artifact)
 
     version = registration.model_version_register_external(
         name="lead-score", task="binary_classification", user=data_scientist,

@@ -1,11 +1,12 @@
 """`register_model`: an externally trained estimator becomes a version in testing."""
 
+import zipfile
 from io import StringIO
 
-import joblib
 import numpy
 import pandas
 import pytest
+import skops.io
 from django.core.management import CommandError, call_command
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
@@ -20,15 +21,15 @@ from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
 
 @pytest.fixture(scope="module")
 def breast_cancer(tmp_path_factory):
-    """Breast-cancer data as a CSV and a GradientBoostingClassifier fitted on it (joblib)."""
+    """Breast-cancer data as a CSV and a GradientBoostingClassifier fitted on it (a skops file)."""
     folder = tmp_path_factory.mktemp("breast-cancer")
     frame = load_breast_cancer(as_frame=True).frame
     features = frame.drop(columns="target")
     estimator = GradientBoostingClassifier(n_estimators=20, random_state=0).fit(
         features, frame["target"])
-    data, artifact = folder / "cancer.csv", folder / "gbc.joblib"
+    data, artifact = folder / "cancer.csv", folder / "gbc.skops"
     frame.to_csv(data, index=False)
-    joblib.dump(estimator, artifact)
+    skops.io.dump(estimator, artifact)
     return {"folder": folder, "frame": frame, "features": features, "estimator": estimator,
             "data": data, "artifact": artifact}
 
@@ -109,8 +110,8 @@ def test_registration_with_changed_schema_is_a_major_bump(breast_cancer, data_sc
     frame = breast_cancer["frame"].drop(columns="worst symmetry")
     smaller = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(
         frame.drop(columns="target"), frame["target"])
-    artifact, data = tmp_path / "smaller.joblib", tmp_path / "smaller.csv"
-    joblib.dump(smaller, artifact)
+    artifact, data = tmp_path / "smaller.skops", tmp_path / "smaller.csv"
+    skops.io.dump(smaller, artifact)
     frame.to_csv(data, index=False)
 
     lines = register(breast_cancer, artifact=artifact, data=data)
@@ -128,8 +129,8 @@ def test_register_model_records_a_failed_gate_against_a_better_production_versio
     frame = breast_cancer["frame"][["mean fractal dimension", "target"]]
     weak = GradientBoostingClassifier(n_estimators=1, max_depth=1, random_state=0).fit(
         frame[["mean fractal dimension"]], frame["target"])
-    artifact, data = tmp_path / "weak.joblib", tmp_path / "weak.csv"
-    joblib.dump(weak, artifact)
+    artifact, data = tmp_path / "weak.skops", tmp_path / "weak.csv"
+    skops.io.dump(weak, artifact)
     frame.to_csv(data, index=False)
 
     lines = register(breast_cancer, artifact=artifact, data=data)
@@ -143,8 +144,9 @@ def test_register_model_records_a_failed_gate_against_a_better_production_versio
 
 
 def garbage_artifact(cancer, tmp_path):
-    path = tmp_path / "garbage.joblib"
-    path.write_bytes(b"this is not a pickle")
+    path = tmp_path / "garbage.skops"
+    with zipfile.ZipFile(path, "w") as archive:  # a skops file in form only
+        archive.writestr("schema.json", "{not json")
     return {"artifact": path}
 
 
@@ -249,9 +251,9 @@ def biased_model(tmp_path):
     converted = ((group == 1) & (activity > -1.0)).astype(int)
     frame = pandas.DataFrame({"group": group, "activity": activity, "converted": converted})
     estimator = LogisticRegression().fit(frame[["group", "activity"]], frame["converted"])
-    data, artifact = tmp_path / "leads.csv", tmp_path / "biased.joblib"
+    data, artifact = tmp_path / "leads.csv", tmp_path / "biased.skops"
     frame.to_csv(data, index=False)
-    joblib.dump(estimator, artifact)
+    skops.io.dump(estimator, artifact)
     return {"data": data, "artifact": artifact}
 
 
