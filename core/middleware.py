@@ -13,6 +13,9 @@ from core.api import error_body
 from core.logging import request_id_var
 
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Metric labels come from fixed sets: any other method string a client sends is "other",
+# so no request can add a time series.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def request_id_from(header: str | None) -> str:
@@ -62,7 +65,8 @@ class ApiGuardMiddleware:
             response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
         endpoint = match.url_name if match and match.url_name else "unmatched"
-        metrics.API_REQUESTS.labels(endpoint=endpoint, method=request.method,
+        method = request.method if request.method in HTTP_METHODS else "other"
+        metrics.API_REQUESTS.labels(endpoint=endpoint, method=method,
                                     status=str(response.status_code)).inc()
         metrics.API_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
         return response

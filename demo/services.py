@@ -22,6 +22,7 @@ from mlregistry import selectors, services
 from mlregistry.models import MLModelVersion, Status
 from predictions import selectors as prediction_selectors
 from predictions import services as prediction_services
+from predictions.models import SCOPES
 from training import services as training_services
 
 DEMO_SEED = demo_data.DEFAULT_SEED
@@ -91,7 +92,8 @@ def _demo_api_key(key_file: Path) -> str:
         key = key_file.read_text().strip()
         if prediction_selectors.api_key_is_valid(key=key):
             return key
-    _, key = prediction_services.api_key_replace(name=DEMO_API_KEY_NAME)
+    # The simulated traffic posts outcomes too: every scope.
+    _, key = prediction_services.api_key_replace(name=DEMO_API_KEY_NAME, scopes=SCOPES)
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.write_text(key + "\n")
     os.chmod(key_file, 0o600)

@@ -5,17 +5,31 @@ import uuid
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 
+# What a key may do (docs/api.md#authentication): each endpoint needs one scope.
+SCOPE_PREDICT, SCOPE_EXPLAIN, SCOPE_FEEDBACK, SCOPE_READ = "predict", "explain", "feedback", "read"
+SCOPES = (SCOPE_PREDICT, SCOPE_EXPLAIN, SCOPE_FEEDBACK, SCOPE_READ)
+# Outcomes steer monitoring and retraining: a key posts them only when asked for.
+DEFAULT_SCOPES = (SCOPE_PREDICT, SCOPE_EXPLAIN, SCOPE_READ)
+
+
+def default_scopes() -> list[str]:
+    return list(DEFAULT_SCOPES)
+
 
 class ClientAPIKey(AbstractAPIKey):
     """A REST client's key (hashed, revocable; djangorestframework-api-key).
 
     A key bound to a client may only ask for that client's predictions: its requests are
     served by the client's own model where it has one, and asking for another client is
-    refused (403 permission_denied). A key with no client may name any client.
+    refused (403 permission_denied). A key with no client may name any client. `scopes`
+    lists what it may call (SCOPES).
     """
 
     client_id = models.CharField(max_length=100, blank=True, default="",
                                  help_text="Empty: may act for any client.")
+    scopes = models.JSONField(default=default_scopes,
+                              help_text="What the key may call: predict, explain, feedback, "
+                                        "read.")
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"

@@ -6,6 +6,7 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -29,7 +30,13 @@ from core.ml.recipes import lifecycle_hooks, recipes_all
 from core.ml.recipes.base import LifecycleHooks
 from mlregistry.selectors import LiveVersion
 from predictions.loader import LiveModel, Outputs, ServedVersion, model_cache
-from predictions.models import ClientAPIKey, PredictionFailure, PredictionLog
+from predictions.models import (
+    DEFAULT_SCOPES,
+    SCOPES,
+    ClientAPIKey,
+    PredictionFailure,
+    PredictionLog,
+)
 from predictions.parsers import NON_FINITE
 from predictions.routing import Challenger, challenger_for, routing_key_sha256
 from predictions.validation import instances_validate
@@ -37,19 +44,37 @@ from predictions.validation import instances_validate
 logger = logging.getLogger("pulselytics.predictions")
 
 
-def api_key_create(*, name: str, client_id: str = "") -> tuple[ClientAPIKey, str]:
-    """Create a revocable API key; the plain key is returned once and only its hash is kept."""
+def api_key_scopes_clean(scopes: Iterable[str] | None) -> list[str]:
+    """The scopes a key gets: those named (each one of SCOPES), else DEFAULT_SCOPES."""
+    if scopes is None:
+        return list(DEFAULT_SCOPES)
+    named = set(scopes)
+    unknown = sorted(named - set(SCOPES))
+    if unknown or not named:
+        raise ValidationError(
+            f"API key scopes are some of {', '.join(SCOPES)}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "; none given"),
+            details={"field": "scopes"})
+    return [scope for scope in SCOPES if scope in named]
+
+
+def api_key_create(*, name: str, client_id: str = "",
+                   scopes: Iterable[str] | None = None) -> tuple[ClientAPIKey, str]:
+    """Create a revocable API key; the plain key is returned once and only its hash is kept.
+    Without `scopes` it may predict, explain and read (DEFAULT_SCOPES), not post outcomes."""
     name = (name or "").strip()
     if not name:
         raise ValidationError("an API key needs a name")
-    return ClientAPIKey.objects.create_key(name=name, client_id=client_id.strip())
+    return ClientAPIKey.objects.create_key(name=name, client_id=client_id.strip(),
+                                           scopes=api_key_scopes_clean(scopes))
 
 
-def api_key_replace(*, name: str, client_id: str = "") -> tuple[ClientAPIKey, str]:
+def api_key_replace(*, name: str, client_id: str = "",
+                    scopes: Iterable[str] | None = None) -> tuple[ClientAPIKey, str]:
     """Revoke every active key of this name and create a new one, in one transaction."""
     with transaction.atomic():
         ClientAPIKey.objects.filter(name=name, revoked=False).update(revoked=True)
-        return api_key_create(name=name, client_id=client_id)
+        return api_key_create(name=name, client_id=client_id, scopes=scopes)
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,7 @@ def tiny_estimator(slope: float = 2.0) -> LinearRegression:
 def register_version(
     *, user, name: str = "engagement-likes", slope: float = 2.0, schema: dict | None = None,
     gate_results: dict | None = None, metrics: dict | None = None,
+    reference_profile: dict | None = None,
 ) -> MLModelVersion:
     """Register a version through the real service (artifacts, audit rows and all)."""
     return registration.model_version_register(
@@ -112,7 +113,7 @@ def register_version(
         feature_schema=schema or SCHEMA, training_dataset_sha256="0" * 64, training_samples=10,
         training_duration_seconds=0.01, hyperparameters={"slope": slope},
         metrics=metrics or {"r2": 0.9, "mae": 1.0, "rmse": 1.5},
-        reference_profile={"features": {}}, gate_results=gate_results,
+        reference_profile=reference_profile or {"features": {}}, gate_results=gate_results,
     )
 
 

@@ -9,9 +9,12 @@ from monitoring import selectors
 from monitoring.api.serializers import DriftReportSerializer, DriftResponseSerializer
 from predictions.api.auth import model_for_client
 from predictions.api.serializers import ErrorEnvelopeSerializer
+from predictions.models import SCOPE_READ
 
 
 class ModelDriftView(APIView):
+    api_key_scope = SCOPE_READ
+
     @extend_schema(responses={200: DriftResponseSerializer,
                               **{status: OpenApiResponse(ErrorEnvelopeSerializer)
                                  for status in (401, 403, 404, 429)}})

@@ -1,4 +1,5 @@
-"""API keys (`Authorization: Api-Key <key>`), hashed and revocable, and per-key throttling."""
+"""API keys (`Authorization: Api-Key <key>`), hashed and revocable, their scopes, and per-key
+throttling."""
 
 import hashlib
 import logging
@@ -55,10 +56,17 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
 
 
 class HasAPIKey(permissions.BasePermission):
+    """A valid key that holds the scope its view names (`api_key_scope`, docs/api.md)."""
+
     def has_permission(self, request, view) -> bool:
-        if isinstance(request.auth, ClientAPIKey):
-            return True
-        raise exceptions.NotAuthenticated("an API key is required: 'Authorization: Api-Key <key>'")
+        if not isinstance(request.auth, ClientAPIKey):
+            raise exceptions.NotAuthenticated(
+                "an API key is required: 'Authorization: Api-Key <key>'")
+        scope = view.api_key_scope
+        if scope not in request.auth.scopes:
+            raise PermissionDeniedError(f"this API key lacks the {scope!r} scope",
+                                        details={"scope": scope})
+        return True
 
 
 class APIKeyRateThrottle(throttling.SimpleRateThrottle):
@@ -80,6 +88,59 @@ class APIKeyRateThrottle(throttling.SimpleRateThrottle):
             logger.warning("throttle cache unavailable; request not throttled",
                            extra={"error": type(exc).__name__})
             return True
+
+
+def instances_in(body) -> int:
+    """How many instances a predict or explain body asks for (its shape is checked later)."""
+    if isinstance(body, list):
+        return len(body)
+    if isinstance(body, dict) and isinstance(body.get("instances"), list):
+        return len(body["instances"])
+    return 1
+
+
+class InstanceRateThrottle(throttling.SimpleRateThrottle):
+    """Instances per API key, not requests: a 2,000-row batch or an explanation (about 8x the
+    CPU of a prediction per instance) costs what it costs. The rate of `scope` in
+    DEFAULT_THROTTLE_RATES; the history holds [time, instances] pairs."""
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}
+
+    def allow_request(self, request, view) -> bool:
+        self.key = self.get_cache_key(request, view)
+        cost = instances_in(request.data)
+        try:
+            self.history = self.cache.get(self.key, [])
+            self.now = self.timer()
+            self.history = [entry for entry in self.history if entry[0] > self.now - self.duration]
+            used = sum(count for _, count in self.history)
+            if used + cost > self.num_requests:
+                self.shortfall = used + cost - self.num_requests
+                return False
+            self.history.insert(0, [self.now, cost])
+            self.cache.set(self.key, self.history, self.duration)
+        except Exception as exc:  # noqa: BLE001 - as APIKeyRateThrottle: fail open
+            logger.warning("throttle cache unavailable; request not throttled",
+                           extra={"error": type(exc).__name__})
+        return True
+
+    def wait(self) -> float | None:
+        """Seconds until the oldest instances that must expire for this request have."""
+        freed = 0
+        for at, count in reversed(self.history):
+            freed += count
+            if freed >= self.shortfall:
+                return max(0.0, self.duration - (self.now - at))
+        return self.duration
+
+
+class PredictInstanceThrottle(InstanceRateThrottle):
+    scope = "api_key_instances"
+
+
+class ExplainInstanceThrottle(InstanceRateThrottle):
+    scope = "api_key_explain"
 
 
 def model_visible(request, model) -> bool:

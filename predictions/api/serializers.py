@@ -5,6 +5,7 @@ one vectorised pass); here only the envelope is parsed, so errors keep the docs/
 `details: [{"index", "field", "code", "message"}]`.
 """
 
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from core.errors import ValidationError
@@ -200,5 +201,19 @@ class HealthSerializer(serializers.Serializer):
 
 
 class ReadySerializer(serializers.Serializer):
-    status = serializers.CharField()
-    models = serializers.DictField(child=serializers.CharField())
+    status = serializers.ChoiceField(choices=["ready", "not_ready"])
+    models = serializers.DictField(
+        child=serializers.CharField(), required=False,
+        help_text="only for a key with the read scope: each visible model with a production "
+                  "version, \"ready\"")
+
+
+class ReadyStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["not_ready"])
+
+
+# Without a key a probe learns the status alone; a key with the read scope gets the error
+# envelope with the reason per model.
+READY_503 = PolymorphicProxySerializer(
+    component_name="NotReady", serializers=[ReadyStatusSerializer, ErrorEnvelopeSerializer],
+    resource_type_field_name=None)

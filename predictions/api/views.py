@@ -10,8 +10,22 @@ from core.api import error_response
 from mlregistry import selectors as registry
 from predictions import services
 from predictions.api import serializers as s
-from predictions.api.auth import client_for, model_for_client, model_visible
+from predictions.api.auth import (
+    APIKeyRateThrottle,
+    ExplainInstanceThrottle,
+    PredictInstanceThrottle,
+    client_for,
+    model_for_client,
+    model_visible,
+)
 from predictions.loader import model_cache
+from predictions.models import (
+    SCOPE_EXPLAIN,
+    SCOPE_FEEDBACK,
+    SCOPE_PREDICT,
+    SCOPE_READ,
+    ClientAPIKey,
+)
 
 SCHEMA_VERSION = "v1"
 
@@ -50,22 +64,35 @@ class HealthView(APIView):
 
 
 class ReadyView(APIView):
-    authentication_classes: list = []
+    """Readiness of this process. Without a key (a load balancer's probe) only the status: the
+    model names would list the clients. A key with the read scope also gets each model it may
+    see, and why one is not ready."""
+
     permission_classes = [AllowAny]
     throttle_classes: list = []
 
-    @extend_schema(responses={200: s.ReadySerializer, **_errors(503)}, auth=[])
+    @extend_schema(responses={200: s.ReadySerializer, 503: s.READY_503})
     def get(self, request):
         report = model_cache.readiness()
+        ready = all(reason == "ready" for reason in report.values())
+        key = request.auth
+        if not (isinstance(key, ClientAPIKey) and SCOPE_READ in key.scopes):
+            return Response({"status": "ready" if ready else "not_ready"},
+                            status=200 if ready else 503)
+        visible = {model.name for model in registry.models_for(None)
+                   if model_visible(request, model)}
+        report = {name: reason for name, reason in report.items() if name in visible}
         not_ready = {name: reason for name, reason in report.items() if reason != "ready"}
-        if not_ready:
+        if not ready:
             return error_response(code="model_not_ready", status=503,
-                                  message=f"{len(not_ready)} model(s) not ready",
+                                  message="not every model is ready in this process",
                                   details=not_ready)
         return Response({"status": "ready", "models": report})
 
 
 class ModelListView(APIView):
+    api_key_scope = SCOPE_READ
+
     @extend_schema(responses={200: s.ModelSummarySerializer(many=True), **_errors(401, 429, 503)})
     def get(self, request):
         return Response([registry.model_summary(model=model) for model in registry.models_for(None)
@@ -73,6 +100,8 @@ class ModelListView(APIView):
 
 
 class ModelDetailView(APIView):
+    api_key_scope = SCOPE_READ
+
     @extend_schema(responses={200: s.ModelDetailSerializer, **_errors(401, 403, 404, 429, 503)})
     def get(self, request, name: str):
         model = model_for_client(request, registry.model_get(name=name))
@@ -80,6 +109,8 @@ class ModelDetailView(APIView):
 
 
 class ModelVersionsView(APIView):
+    api_key_scope = SCOPE_READ
+
     @extend_schema(responses={200: s.VersionSerializer(many=True),
                               **_errors(401, 403, 404, 429, 503)})
     def get(self, request, name: str):
@@ -107,6 +138,8 @@ class FailuresRecorded:
 
 class PredictView(FailuresRecorded, APIView):
     endpoint = "predict"
+    api_key_scope = SCOPE_PREDICT
+    throttle_classes = [APIKeyRateThrottle, PredictInstanceThrottle]
 
     @extend_schema(
         request={"application/json": s.PREDICT_REQUEST_SCHEMA},
@@ -125,6 +158,8 @@ class PredictView(FailuresRecorded, APIView):
 
 class ExplainView(FailuresRecorded, APIView):
     endpoint = "explain"
+    api_key_scope = SCOPE_EXPLAIN
+    throttle_classes = [APIKeyRateThrottle, ExplainInstanceThrottle]
 
     @extend_schema(
         request=s.ExplainRequestSerializer,
@@ -143,6 +178,8 @@ class ExplainView(FailuresRecorded, APIView):
 
 
 class FeedbackView(APIView):
+    api_key_scope = SCOPE_FEEDBACK
+
     @extend_schema(request=s.FeedbackRequestSerializer,
                    responses={200: s.FeedbackResponseSerializer,
                               **_errors(*COMMON_ERRORS, 403, 404, 409)})

@@ -289,9 +289,14 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["predictions.api.auth.APIKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["predictions.api.auth.HasAPIKey"],
     "DEFAULT_THROTTLE_CLASSES": ["predictions.api.auth.APIKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("API_KEY_THROTTLE_RATE", "6000/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": os.environ.get("API_KEY_THROTTLE_RATE", "6000/min"),
+        # Instances, not requests: predict batches, and explanations (about 8x the CPU each).
+        "api_key_instances": os.environ.get("API_KEY_INSTANCE_THROTTLE_RATE", "120000/min"),
+        "api_key_explain": os.environ.get("API_KEY_EXPLAIN_THROTTLE_RATE", "600/min"),
+    },
     "EXCEPTION_HANDLER": "core.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "predictions.api.schema.ScopedAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {

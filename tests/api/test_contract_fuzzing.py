@@ -42,6 +42,7 @@ from predictions import services as serving
 from predictions.api import auth
 from predictions.api.auth import APIKeyRateThrottle
 from predictions.loader import model_cache
+from predictions.models import SCOPES
 from training import services as training
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
@@ -193,10 +194,11 @@ def case_strategies(operation, data) -> list:
 def live_api(people, tmp_path, settings, monkeypatch, live_server):
     """The three demo models live, each with logged predictions and a drift report."""
     settings.REGISTRY_POLL_SECONDS = 0
-    rates = {"api_key": "1000000/min"}
-    # DRF reads the rates when the throttle class is defined: patch the class too.
+    rates = dict.fromkeys(("api_key", "api_key_instances", "api_key_explain"), "1000000/min")
+    # DRF reads the rates when the throttle class is defined: patch the classes too.
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
     monkeypatch.setattr(APIKeyRateThrottle, "THROTTLE_RATES", rates)
+    monkeypatch.setattr(auth.InstanceRateThrottle, "THROTTLE_RATES", rates)
     model_cache.clear()
     auth._verified.clear()
     pools, logged = {}, []
@@ -215,9 +217,9 @@ def live_api(people, tmp_path, settings, monkeypatch, live_server):
                                          request_id=f"fuzz-{name}")
         logged += [(p["prediction_id"], p["value"]) for p in result.predictions]
     drift_check_all()
-    _, key = serving.api_key_create(name="contract fuzzing")
+    _, key = serving.api_key_create(name="contract fuzzing", scopes=SCOPES)
     _, client_key = serving.api_key_create(name="contract fuzzing, bound",
-                                           client_id=demo_data.BIG_CLIENT)
+                                           client_id=demo_data.BIG_CLIENT, scopes=SCOPES)
     yield {"url": live_server.url, "key": key, "client_key": client_key, "pools": pools,
            "logged": logged}
     model_cache.clear()

@@ -16,6 +16,7 @@ from monitoring.models import Alert
 from predictions import services as serving
 from predictions.api import auth
 from predictions.loader import model_cache
+from predictions.models import SCOPES
 from training.services import model_train
 
 pytestmark = [pytest.mark.chromium, pytest.mark.postgres,
@@ -46,7 +47,7 @@ def monitored(people, tmp_path, settings, live_server):
     version = registry.model_version_deploy(version=version, user=people["deployer"])
     model_cache.clear()
     auth._verified.clear()
-    _, key = serving.api_key_create(name="traffic")
+    _, key = serving.api_key_create(name="traffic", scopes=SCOPES)
     out = StringIO()
     call_command("simulate_traffic", "--model", MODEL, "--count", str(REQUESTS),
                  "--rate", "200", "--drift", "--feedback", "0.5", "--check",

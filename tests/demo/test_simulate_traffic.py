@@ -18,7 +18,7 @@ from monitoring.models import DriftReport
 from predictions import services as serving
 from predictions.api import auth
 from predictions.loader import model_cache
-from predictions.models import PredictionLog
+from predictions.models import SCOPES, PredictionLog
 from training.services import model_train
 
 ALL_DEMO = list(traffic.DEFAULT_MODELS)
@@ -254,7 +254,7 @@ def served_lead_model(governance_groups, groups_restored_after_module, people, t
 @pytest.mark.django_db(transaction=True)
 def test_command_logs_predictions_and_feedback_on_a_live_server(live_server,
                                                                 served_lead_model):
-    _, key = serving.api_key_create(name="traffic")
+    _, key = serving.api_key_create(name="traffic", scopes=SCOPES)
     out = StringIO()
 
     call_command("simulate_traffic", "--model", "lead-conversion", "--count", "12",

@@ -49,7 +49,7 @@ people = {{"user": UserFactory(username="dana", groups=["Data scientists"]),
           "reviewer": UserFactory(username="rita", groups=["Reviewers"]),
           "deployer": UserFactory(username="dev", groups=["Deployers"])}}
 version = register_deployed_version(**people, name={MODEL!r}, slope=3.0)
-_, key = serving.api_key_create(name="faults")
+_, key = serving.api_key_create(name="faults", scopes=["predict", "feedback"])
 print(json.dumps({{"key": key, "version": version.version}}))
 """
 

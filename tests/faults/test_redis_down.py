@@ -22,7 +22,7 @@ from monitoring.schedules import schedules_install
 from predictions import services as serving
 from predictions.api import auth
 from predictions.loader import model_cache
-from predictions.models import PredictionLog
+from predictions.models import SCOPES, PredictionLog
 from pulselytics.celery import app as celery_app
 from tests.celery_processes import celery_beat, celery_worker, wait_for
 from tests.factories import artifact_tamper, register_deployed_version
@@ -74,7 +74,7 @@ def fresh_model_cache(settings):
 
 @pytest.fixture
 def api(db, fresh_model_cache):
-    _, key = serving.api_key_create(name="redis-down")
+    _, key = serving.api_key_create(name="redis-down", scopes=SCOPES)
     return Client(HTTP_AUTHORIZATION=f"Api-Key {key}")
 
 

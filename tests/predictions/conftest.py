@@ -30,7 +30,7 @@ from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Registry
 from predictions import services as serving
 from predictions.api import auth
 from predictions.loader import model_cache
-from predictions.models import PredictionLog
+from predictions.models import SCOPES, PredictionLog
 from tests.factories import UserFactory, ensure_governance_groups
 from training.models import TrainingDataset
 from training.services import model_train
@@ -212,8 +212,8 @@ class JSONClient(APIClient):
 
 @pytest.fixture
 def api_key(db):
-    """(ClientAPIKey row, plain key) of a key bound to no client."""
-    return serving.api_key_create(name="api tests")
+    """(ClientAPIKey row, plain key) of a key bound to no client, holding every scope."""
+    return serving.api_key_create(name="api tests", scopes=SCOPES)
 
 
 @pytest.fixture

@@ -399,12 +399,19 @@ def test_tampered_artifact_raises_a_critical_integrity_alert(demo_models, api_cl
     assert alert.resolved_at is None
 
 
-def test_tampered_artifact_makes_ready_answer_503(demo_models, anonymous_client, tampered_model):
-    response = anonymous_client.get("/api/v1/ready")
+def test_tampered_artifact_makes_ready_answer_503(demo_models, api_client, tampered_model):
+    response = api_client.get("/api/v1/ready")
 
     error = assert_error(response, 503, "model_not_ready")
     assert set(error["details"]) == {"tampered-likes"}
     assert Alert.objects.filter(kind="integrity", model_name="tampered-likes").exists()
+
+
+def test_a_probe_without_a_key_learns_only_that_the_process_is_not_ready(
+        demo_models, anonymous_client, tampered_model):
+    response = anonymous_client.get("/api/v1/ready")
+
+    assert (response.status_code, response.json()) == (503, {"status": "not_ready"})
 
 
 # --- 500 internal_error ------------------------------------------------------------------

@@ -107,18 +107,25 @@ def test_health_is_open_without_a_key(anonymous_client):
     assert response["X-Request-ID"]
 
 
-def test_ready_when_every_production_model_loads(demo_models, anonymous_client):
-    response = anonymous_client.get("/api/v1/ready")
+def test_ready_when_every_production_model_loads(demo_models, api_client):
+    response = api_client.get("/api/v1/ready")
 
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "models": dict.fromkeys(MODELS, "ready")}
 
 
-def test_ready_ignores_models_without_a_production_version(demo_models, anonymous_client,
+def test_ready_without_a_key_names_no_model(demo_models, anonymous_client):
+    response = anonymous_client.get("/api/v1/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready"}
+
+
+def test_ready_ignores_models_without_a_production_version(demo_models, api_client,
                                                           data_scientist):
     register_version(user=data_scientist, name="fresh-model")
 
-    response = anonymous_client.get("/api/v1/ready")
+    response = api_client.get("/api/v1/ready")
 
     assert response.status_code == 200
     assert set(response.json()["models"]) == set(MODELS)

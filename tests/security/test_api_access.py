@@ -20,7 +20,7 @@ from mlregistry import registration
 from mlregistry import services as registry
 from mlregistry.models import MLModel
 from predictions import services as serving
-from predictions.models import ClientAPIKey, PredictionFailure, PredictionLog
+from predictions.models import SCOPES, ClientAPIKey, PredictionFailure, PredictionLog
 from tests.factories import (
     SCHEMA,
     UserFactory,
@@ -230,7 +230,7 @@ def test_client_bound_key_may_use_its_own_clients_model_by_name(acme_model, anon
 
 
 def bound_key(client_id: str) -> dict:
-    _, key = serving.api_key_create(name=f"{client_id} key", client_id=client_id)
+    _, key = serving.api_key_create(name=f"{client_id} key", client_id=client_id, scopes=SCOPES)
     return {"HTTP_AUTHORIZATION": f"Api-Key {key}"}
 
 

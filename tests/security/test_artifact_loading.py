@@ -84,10 +84,10 @@ def test_predict_refuses_a_tampered_version_without_loading(
 
 
 def test_ready_refuses_a_tampered_version_without_loading(deployed, tripwire, deserializations,
-                                                             anonymous_client, artifact_dir):
+                                                          api_client, artifact_dir):
     tamper(deployed, "estimator", artifact_dir)
 
-    response = anonymous_client.get("/api/v1/ready")
+    response = api_client.get("/api/v1/ready")
 
     assert response.status_code == 503
     assert MODEL in response.json()["error"]["details"]
