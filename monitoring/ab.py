@@ -4,10 +4,16 @@ automatic stop of a challenger that breaks the SLO or clearly loses, and "promot
 Window: from the challenger's latest `ab_test_started` audit row to now. Per arm (the
 champion's `champion` rows and the challenger's `challenger` rows): answered predictions,
 labelled ones, the live metric (MAE for regression, accuracy for classification),
-latency p95 and error rate (monitoring.slo.serving_stats of that version). Significance
-(monitoring.significance): Welch's t-test on absolute errors, or the two-proportion
-z-test on accuracy. Verdict: `inconclusive` while an arm has fewer than AB_MIN_LABELLED
-labelled predictions or p >= AB_SIGNIFICANCE_LEVEL, else the arm with the better metric.
+latency p95 and error rate (monitoring.slo.serving_stats of that version).
+
+Independent evidence (docs/monitoring.md#independent-evidence): no client's outcomes count
+for more than AB_MAX_CLIENT_SHARE of an arm's (core.ml.evidence), and each arm needs
+outcomes from at least AB_MIN_CLIENTS clients; the metric and the significance test use
+the outcomes that count. Significance (monitoring.significance): Welch's t-test on absolute
+errors, or the two-proportion z-test on accuracy. Verdict: `inconclusive` while an arm has
+fewer than AB_MIN_LABELLED labelled predictions; `insufficient_independent_evidence` while
+an arm's outcomes come from too few clients or fewer than AB_MIN_LABELLED of them count;
+`inconclusive` while p >= AB_SIGNIFICANCE_LEVEL; else the arm with the better metric.
 Anomaly detectors have no live metric: their tests are judged on the SLO alone.
 
 Automatic stop, through mlregistry.services.model_version_test_stop (the system acts, the
@@ -57,26 +63,31 @@ class Arm:
     version: str
     n: int
     n_labelled: int
-    metric: float | None
+    metric: float | None  # over the outcomes that count
     latency_p95_ms: float | None
     error_rate: float | None
     requests: int
+    n_counted: int  # labelled predictions whose outcome counts (no client over its share)
+    label_sources: int  # distinct clients (or keys without one) that gave the outcomes
 
 
 def _arm(*, version: MLModelVersion, arm: str, task: str, start: datetime, end: datetime
          ) -> tuple[Arm, Outcomes | None, ServingStats]:
-    outcomes = outcomes_by_arm(version_id=version.pk, start=start, end=end, arm=arm).get(arm)
+    labelled = outcomes_by_arm(version_id=version.pk, start=start, end=end, arm=arm).get(arm)
+    outcomes = labelled.counted(settings.AB_MAX_CLIENT_SHARE) if labelled else None
     n = PredictionLog.objects.filter(model_version_id=version.pk, arm=arm, created_at__gte=start,
                                      created_at__lt=end).count()
     stats = serving_stats(model_name=version.model.name, start=start, end=end,
                           version_id=version.pk)
     metric = None
-    if outcomes is not None and task != ANOMALY:
+    if outcomes is not None and outcomes.n and task != ANOMALY:
         metric = (float(outcomes.absolute_errors().mean()) if task == REGRESSION
                   else outcomes.correct() / outcomes.n)
-    figures = Arm(version=version.version, n=n, n_labelled=outcomes.n if outcomes else 0,
+    figures = Arm(version=version.version, n=n, n_labelled=labelled.n if labelled else 0,
                   metric=metric, latency_p95_ms=stats.latency_p95_ms,
-                  error_rate=stats.error_rate, requests=stats.requests)
+                  error_rate=stats.error_rate, requests=stats.requests,
+                  n_counted=outcomes.n if outcomes else 0,
+                  label_sources=labelled.source_count() if labelled else 0)
     return figures, outcomes, stats
 
 
@@ -95,11 +106,33 @@ def _significance(task: str, champion: Outcomes | None, challenger: Outcomes | N
         challenger_n=challenger.n if challenger else 0)
 
 
+def _dependence(*, champion: Arm, challenger: Arm) -> str:
+    """Why the arms' outcomes are not independent enough to judge by, or "" when they are."""
+    shortfalls = []
+    for name, arm in ((CHAMPION, champion), (CHALLENGER, challenger)):
+        if arm.label_sources < settings.AB_MIN_CLIENTS:
+            shortfalls.append(
+                f"the {name}'s {arm.n_labelled} outcomes come from {arm.label_sources} "
+                f"client(s), fewer than the {settings.AB_MIN_CLIENTS} required")
+        elif arm.n_counted < settings.AB_MIN_LABELLED:
+            shortfalls.append(
+                f"of the {name}'s {arm.n_labelled} outcomes only {arm.n_counted} count "
+                f"(no client may give more than {settings.AB_MAX_CLIENT_SHARE:.0%} of "
+                f"them), fewer than the {settings.AB_MIN_LABELLED} required")
+    if not shortfalls:
+        return ""
+    return ("insufficient independent evidence: " + "; ".join(shortfalls)
+            + ". Nothing is stopped or promoted on these outcomes.")
+
+
 def _verdict(*, task: str, champion: Arm, challenger: Arm,
              result: significance.SignificanceResult | None) -> str:
-    if (result is None or result.p_value is None
-            or min(champion.n_labelled, challenger.n_labelled) < settings.AB_MIN_LABELLED
-            or result.p_value >= settings.AB_SIGNIFICANCE_LEVEL):
+    if (result is None
+            or min(champion.n_labelled, challenger.n_labelled) < settings.AB_MIN_LABELLED):
+        return Verdict.INCONCLUSIVE
+    if _dependence(champion=champion, challenger=challenger):
+        return Verdict.INSUFFICIENT_INDEPENDENT_EVIDENCE
+    if result.p_value is None or result.p_value >= settings.AB_SIGNIFICANCE_LEVEL:
         return Verdict.INCONCLUSIVE
     challenger_wins = ((challenger.metric > champion.metric)
                        if task_kind(task).live_higher_is_better
@@ -159,7 +192,7 @@ def ab_evaluate_challenger(*, champion: MLModelVersion, challenger: MLModelVersi
     metric = task_kind(task).live_metric or ""
     kind, why = _stop_reason(task=task, metric=metric, verdict=verdict, champion=champion_arm,
                              challenger=challenger_arm, stats=stats, result=result)
-    action = Action.NONE
+    action, reason = Action.NONE, why
     with transaction.atomic():
         if why:
             try:
@@ -167,7 +200,9 @@ def ab_evaluate_challenger(*, champion: MLModelVersion, challenger: MLModelVersi
                 action = Action.STOPPED
             except IllegalTransitionError:
                 # Someone ended the test while it was evaluated: nothing left to stop.
-                why = f"not stopped, the test had already ended: {why}"
+                reason = f"not stopped, the test had already ended: {why}"
+        elif verdict == Verdict.INSUFFICIENT_INDEPENDENT_EVIDENCE:
+            reason = _dependence(champion=champion_arm, challenger=challenger_arm)
         evaluation = ABEvaluation.objects.create(
             model_name=champion.model.name, champion=champion, challenger=challenger,
             window_start=start, window_end=now,
@@ -175,7 +210,7 @@ def ab_evaluate_challenger(*, champion: MLModelVersion, challenger: MLModelVersi
             metric=metric, test=result.test if result else "",
             statistic=result.statistic if result else None,
             p_value=result.p_value if result else None,
-            verdict=verdict, action=action, reason=why, created_at=now,
+            verdict=verdict, action=action, reason=reason, created_at=now,
         )
         if action == Action.STOPPED:
             alert_raise(
@@ -236,6 +271,12 @@ def ab_promote_check(*, model_name: str, user: AbstractBaseUser,
         raise NoWinnerError(
             f"the latest A/B evaluation of {model_name} ({latest.challenger.version} against "
             f"{latest.champion.version}) is inconclusive: there is no winner yet",
+            details={"model": model_name, "ab_evaluation_id": latest.pk,
+                     "verdict": latest.verdict})
+    if latest.verdict == Verdict.INSUFFICIENT_INDEPENDENT_EVIDENCE:
+        raise NoWinnerError(
+            f"the latest A/B evaluation of {model_name} ({latest.challenger.version} against "
+            f"{latest.champion.version}) has no winner: {latest.reason}",
             details={"model": model_name, "ab_evaluation_id": latest.pk,
                      "verdict": latest.verdict})
     return latest

@@ -114,6 +114,8 @@ class ABEvaluation(Report):
         CHAMPION_BETTER = "champion_better"
         CHALLENGER_BETTER = "challenger_better"
         INCONCLUSIVE = "inconclusive"
+        # Too few clients gave the outcomes (docs/monitoring.md#independent-evidence).
+        INSUFFICIENT_INDEPENDENT_EVIDENCE = "insufficient_independent_evidence"
 
     class Action(models.TextChoices):
         NONE = "none"
@@ -123,13 +125,14 @@ class ABEvaluation(Report):
                                  related_name="+")
     challenger = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
                                    related_name="+")
-    # {"champion": {...}, "challenger": {...}}: n, n_labelled, metric, latency_p95_ms, error_rate
+    # {"champion": {...}, "challenger": {...}}: n, n_labelled, n_counted, label_sources,
+    # metric, latency_p95_ms, error_rate, requests (monitoring.ab.Arm)
     arms = models.JSONField(default=dict)
     metric = models.CharField(max_length=32)
     test = models.CharField(max_length=32)  # "welch_t" or "two_proportion_z"
     statistic = models.FloatField(null=True, blank=True)
     p_value = models.FloatField(null=True, blank=True)
-    verdict = models.CharField(max_length=32, choices=Verdict.choices)
+    verdict = models.CharField(max_length=40, choices=Verdict.choices)
     action = models.CharField(max_length=16, choices=Action.choices, default=Action.NONE)
     reason = models.TextField(blank=True)
 

@@ -2,9 +2,10 @@
 logged predictions that have feedback, and an alert when the primary metric falls behind validation.
 
 A prediction counts in a window [start, end) when it was made in it and its outcome has
-been recorded. The log is read in chunks of MONITORING_CHUNK_SIZE rows, of which only the
-pairs (actual, predicted; the class probabilities of a classifier) are kept as numpy
-arrays: memory grows with the labelled rows of the window, never with their JSON.
+been recorded. The log is read in chunks of MONITORING_CHUNK_SIZE rows, oldest first, of
+which only the pairs (actual, predicted; the class probabilities of a classifier) and who
+posted the outcome are kept as numpy arrays: memory grows with the labelled rows of the
+window, never with their JSON.
 
 Metrics, computed with sklearn.metrics on those pairs (None where undefined, for example
 R2 of one row or ROC AUC of one class):
@@ -33,6 +34,7 @@ from django.utils import timezone
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
+from core.ml import evidence
 from core.ml.kinds import ANOMALY, BINARY, MULTICLASS, PRIMARY_METRIC, REGRESSION
 from core.ml.metrics import metric_float
 from core.ml.outputs import class_label
@@ -51,18 +53,33 @@ def classes_of(probabilities: dict, like) -> list:
 
 @dataclass
 class Outcomes:
-    """The labelled predictions of one version and arm: actual and predicted values, and
-    for classifiers the probabilities in the order of `classes`."""
+    """The labelled predictions of one version and arm, oldest first: actual and predicted
+    values, for classifiers the probabilities in the order of `classes`, and the
+    feedback source of each outcome."""
 
     task: str
     actual: numpy.ndarray
     predicted: numpy.ndarray
     probabilities: numpy.ndarray | None = None
     classes: list = field(default_factory=list)
+    sources: numpy.ndarray = field(default_factory=lambda: numpy.array([], dtype=object))
 
     @property
     def n(self) -> int:
         return len(self.actual)
+
+    def source_count(self) -> int:
+        """How many distinct clients (or keys without one) gave these outcomes."""
+        return len(set(self.sources.tolist()))
+
+    def counted(self, max_source_share: float) -> "Outcomes":
+        """The outcomes that count when no source may give more than `max_source_share`
+        of them (core.ml.evidence: each source's earliest)."""
+        keep = evidence.counted_mask(self.sources.tolist(), max_source_share)
+        return Outcomes(
+            task=self.task, actual=self.actual[keep], predicted=self.predicted[keep],
+            probabilities=None if self.probabilities is None else self.probabilities[keep],
+            classes=self.classes, sources=self.sources[keep])
 
     def absolute_errors(self) -> numpy.ndarray:
         return numpy.abs(self.actual.astype(float) - self.predicted.astype(float))
@@ -127,9 +144,11 @@ class _Collector:
         self.predicted: list[numpy.ndarray] = []
         self.probabilities: list[numpy.ndarray] = []
         self.classes: list = []
+        self.sources: list[numpy.ndarray] = []
 
     def add(self, rows: list[tuple]) -> None:
-        """rows: (value, probabilities, actual) of labelled predictions."""
+        """rows: (value, probabilities, actual, feedback source) of labelled predictions."""
+        self.sources.append(numpy.array([row[3] for row in rows], dtype=object))
         if self.task == REGRESSION:
             self.actual.append(numpy.array([row[2] for row in rows], dtype=float))
             self.predicted.append(numpy.array([row[0] for row in rows], dtype=float))
@@ -149,7 +168,7 @@ class _Collector:
             task=self.task, actual=numpy.concatenate(self.actual),
             predicted=numpy.concatenate(self.predicted),
             probabilities=numpy.concatenate(self.probabilities) if self.probabilities else None,
-            classes=self.classes,
+            classes=self.classes, sources=numpy.concatenate(self.sources),
         )
 
 
@@ -175,8 +194,8 @@ def _collect(*, version_id: int, start: datetime, end: datetime, arm: str | None
         rows = rows.filter(arm=arm)
     size = settings.MONITORING_CHUNK_SIZE
     collectors: dict[str, _Collector] = {}
-    stream = rows.order_by().values_list("arm", "value", "probabilities", "actual").iterator(
-        chunk_size=size)
+    stream = rows.order_by("created_at", "prediction_id").values_list(
+        "arm", "value", "probabilities", "actual", "feedback_source").iterator(chunk_size=size)
     for chunk in _chunks(stream, size):
         per_arm: dict[str, list[tuple]] = {}
         for row_arm, *row in chunk:

@@ -35,6 +35,12 @@ class ClientAPIKey(AbstractAPIKey):
         verbose_name = "API key"
         verbose_name_plural = "API keys"
 
+    @property
+    def feedback_source(self) -> str:
+        """Who vouches for the outcomes this key posts (docs/monitoring.md#independent-evidence):
+        its client, or the key itself when it has none."""
+        return f"client:{self.client_id}" if self.client_id else f"key:{self.prefix}"
+
 
 class PredictionLog(models.Model):
     """Every answered prediction (and every shadow prediction), written in the request.
@@ -64,6 +70,9 @@ class PredictionLog(models.Model):
     created_at = models.DateTimeField(db_index=True)
     actual = models.JSONField(null=True, blank=True)
     actual_at = models.DateTimeField(null=True, blank=True)
+    # ClientAPIKey.feedback_source of the key that posted `actual`. A database default too:
+    # the request's log rows are written by COPY, which names only the columns it fills.
+    feedback_source = models.CharField(max_length=120, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -27,9 +27,9 @@ def prediction_feedback_count(*, model_name: str, since: datetime | None = None)
 
 
 def prediction_feedback_chunks(*, model_name: str, chunk_size: int | None = None
-                               ) -> Iterator[list[tuple[dict, Any, str]]]:
+                               ) -> Iterator[list[tuple[dict, Any, str, str]]]:
     """Every labelled prediction of the model (any version) as (features, actual,
-    client_id), oldest first in a fixed order, a chunk per query.
+    client_id, feedback_source), oldest first in a fixed order, a chunk per query.
 
     Keyset pagination on (created_at, prediction_id): memory holds one chunk, and the
     order (hence a retrain on the rows) is the same however often it is read.
@@ -39,9 +39,10 @@ def prediction_feedback_chunks(*, model_name: str, chunk_size: int | None = None
     after = Q()
     while True:
         chunk = list(rows.filter(after).values_list(
-            "features", "actual", "client_id", "created_at", "prediction_id")[:chunk_size])
+            "features", "actual", "client_id", "feedback_source", "created_at",
+            "prediction_id")[:chunk_size])
         if not chunk:
             return
-        yield [(features, actual, client_id) for features, actual, client_id, _, _ in chunk]
-        last_at, last_id = chunk[-1][3], chunk[-1][4]
+        yield [row[:4] for row in chunk]
+        last_at, last_id = chunk[-1][4], chunk[-1][5]
         after = Q(created_at__gt=last_at) | Q(created_at=last_at, prediction_id__gt=last_id)

@@ -322,11 +322,12 @@ def _actual_for(log: PredictionLog, actual):
     return number
 
 
-def feedback_record(*, prediction_id: str, actual, client_id: str = "") -> PredictionLog:
-    """Record the observed outcome of an answered prediction, once.
+def feedback_record(*, prediction_id: str, actual, api_key: ClientAPIKey) -> PredictionLog:
+    """Record the observed outcome of an answered prediction, once, as vouched for by
+    `api_key` (its feedback_source, docs/monitoring.md#independent-evidence).
 
-    With `client_id` (a client-bound API key) only that client's predictions are found:
-    another client's prediction id is as unknown as a made-up one.
+    A client-bound key finds only its client's predictions: another client's prediction
+    id is as unknown as a made-up one.
     """
     try:
         key = uuid.UUID(str(prediction_id))
@@ -335,19 +336,23 @@ def feedback_record(*, prediction_id: str, actual, client_id: str = "") -> Predi
     with transaction.atomic():
         log = (PredictionLog.objects.select_for_update()
                .exclude(arm=PredictionLog.Arm.SHADOW).filter(prediction_id=key).first())
-        if log is None or (client_id and log.client_id != client_id):
+        if log is None or (api_key.client_id and log.client_id != api_key.client_id):
             raise PredictionNotFoundError(f"no prediction {prediction_id}",
                                           details={"prediction_id": str(prediction_id)})
         if log.actual_at is not None:
             raise FeedbackExistsError(f"prediction {prediction_id} already has feedback",
                                       details={"actual_at": log.actual_at.isoformat()})
         log.actual, log.actual_at = _actual_for(log, actual), timezone.now()
-        log.save(update_fields=["actual", "actual_at"])
+        log.feedback_source = api_key.feedback_source
+        log.save(update_fields=["actual", "actual_at", "feedback_source"])
         # The shadows of the same request saw the same input: the outcome is theirs too.
+        # Request ids come from clients, so the model and client must match as well.
         PredictionLog.objects.filter(
-            arm=PredictionLog.Arm.SHADOW, request_id=log.request_id,
-            features_sha256=log.features_sha256, actual_at__isnull=True,
-        ).update(actual=log.actual, actual_at=log.actual_at)
+            arm=PredictionLog.Arm.SHADOW, model_name=log.model_name, client_id=log.client_id,
+            request_id=log.request_id, features_sha256=log.features_sha256,
+            actual_at__isnull=True,
+        ).update(actual=log.actual, actual_at=log.actual_at,
+                 feedback_source=log.feedback_source)
     return log
 
 

@@ -349,24 +349,29 @@ def labelled_errors_create(version: MLModelVersion, *, arm: str, noise: float, s
 
 def labelled_logs_create(
     *, version: MLModelVersion, values, actuals, created_at, arm: str = "champion",
-    probabilities=None, features=None, latency_ms: float = 5.0,
+    probabilities=None, features=None, latency_ms: float = 5.0, feedback_sources=None,
 ) -> list:
     """Insert answered predictions of `version` with recorded outcomes (`actuals`; None
-    leaves a row unlabelled), one request each; returns the rows."""
+    leaves a row unlabelled), one request each; returns the rows. The outcomes come from
+    `feedback_sources` (one per row), by default from four honest clients in turn."""
     from predictions.models import PredictionLog
 
     n = len(values)
     features = features if features is not None else [{"followers": 1.0, "hashtags": 1}] * n
     probabilities = probabilities if probabilities is not None else [None] * n
+    if feedback_sources is None:
+        feedback_sources = [f"client:honest-{i % 4}" for i in range(n)]
     return PredictionLog.objects.bulk_create([
         PredictionLog(model_version=version, model_name=version.model.name, arm=arm,
                       request_id=f"{arm}-{version.pk}-{i}-{created_at.timestamp()}",
                       routing_key_sha256="0" * 64, features=row_features,
                       features_sha256="0" * 64, value=value, probabilities=probability,
                       latency_ms=latency_ms, created_at=created_at, actual=actual,
-                      actual_at=None if actual is None else created_at)
-        for i, (value, actual, probability, row_features)
-        in enumerate(zip(values, actuals, probabilities, features, strict=True))
+                      actual_at=None if actual is None else created_at,
+                      feedback_source="" if actual is None else source)
+        for i, (value, actual, probability, row_features, source)
+        in enumerate(zip(values, actuals, probabilities, features, feedback_sources,
+                         strict=True))
     ])
 
 

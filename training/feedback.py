@@ -10,8 +10,9 @@ from typing import Any
 
 from core.errors import ApplicationError
 
-# model_name -> chunks of (features, actual, client_id), oldest first in a fixed order.
-FeedbackReader = Callable[..., Iterator[list[tuple[dict, Any, str]]]]
+# model_name -> chunks of (features, actual, client_id, feedback source), oldest first in a
+# fixed order.
+FeedbackReader = Callable[..., Iterator[list[tuple[dict, Any, str, str]]]]
 
 _readers: dict[str, FeedbackReader] = {}
 
@@ -28,7 +29,7 @@ def feedback_reader() -> FeedbackReader | None:
     return _readers.get("labelled_predictions")
 
 
-def feedback_chunks(*, model_name: str) -> Iterator[list[tuple[dict, Any, str]]]:
+def feedback_chunks(*, model_name: str) -> Iterator[list[tuple[dict, Any, str, str]]]:
     reader = feedback_reader()
     if reader is None:
         raise FeedbackUnavailableError(

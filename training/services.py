@@ -117,13 +117,18 @@ def model_train(
     report = {"dataset": dataset_name}
     if include_feedback:
         progress(0.03, "reading feedback")
+        # A client's own model learns from its client; a model shared by clients takes no
+        # more than AB_MAX_CLIENT_SHARE of its feedback from any one of them.
         labelled = trainer.feedback_rows(
             recipe=recipe, client_id=client_id,
-            chunks=feedback.feedback_chunks(model_name=model_name))
+            chunks=feedback.feedback_chunks(model_name=model_name),
+            max_source_share=1.0 if client_id else settings.AB_MAX_CLIENT_SHARE)
         report.update(dataset_rows=len(frame), feedback_rows=len(labelled.frame),
                       feedback_sha256=labelled.sha256)
         if labelled.skipped:
             report["feedback_rows_skipped_as_anomalies"] = labelled.skipped
+        if labelled.not_counted:
+            report["feedback_rows_over_client_share"] = labelled.not_counted
         if len(labelled.frame):
             frame = pandas.concat([frame, labelled.frame], ignore_index=True)
     trained = trainer.train_recipe(recipe=recipe, frame=frame, seed=seed, client_id=client_id,

@@ -20,7 +20,7 @@ import pandas
 from sklearn.model_selection import train_test_split
 
 from core.errors import InsufficientDataError, ValidationError
-from core.ml import fairness, importance, kinds, metrics
+from core.ml import evidence, fairness, importance, kinds, metrics
 from core.ml.features import model_frame
 from core.ml.outputs import model_outputs
 from core.ml.profile import reference_profile_build
@@ -51,45 +51,57 @@ class FeedbackRows:
     frame: pandas.DataFrame
     skipped: int  # anomaly models: outcomes that were anomalies (not learnt as normal)
     sha256: str  # of the rows as read, in order: identifies them like a dataset's hash
+    not_counted: int = 0  # rows beyond their source's share (core.ml.evidence)
 
 
 def _no_progress(fraction: float, stage: str) -> None:
     return None
 
 
-def feedback_rows(*, recipe: Recipe, chunks: Iterable[list[tuple[dict, Any, str]]],
-                  client_id: str = "") -> FeedbackRows:
-    """Rows in the recipe's dataset layout from (logged features, actual, client_id).
+def feedback_rows(*, recipe: Recipe, chunks: Iterable[list[tuple[dict, Any, str, str]]],
+                  client_id: str = "", max_source_share: float = 1.0) -> FeedbackRows:
+    """Rows in the recipe's dataset layout from (logged features, actual, client_id,
+    feedback source).
 
     The outcome becomes the recipe's target column. A feature the log lacks (a PII one is
     never stored; an optional non-input one may not have been sent) is a missing value,
     which `prepare` treats like a gap in the dataset: imputed and counted for inputs, the
     group "(missing)" in the fairness audit. A recipe without a target (anomaly detection)
     learns what normal looks like, so it takes only rows whose outcome is `false` (no
-    anomaly). Rows keep the order they are read in, so the same rows give the same model.
+    anomaly). No feedback source makes up more than `max_source_share` of the rows taken
+    (each source's earliest rows count). Rows keep the order they are read in, so the
+    same rows give the same model.
     """
     names = [feature.name for feature in recipe.features]
-    columns: dict[str, list] = {name: [] for name in names}
-    targets, clients, skipped = [], [], 0
+    taken, sources, skipped = [], [], 0
     digest = hashlib.sha256()
     for chunk in chunks:
-        for features, actual, row_client in chunk:
-            digest.update(json.dumps([features, actual, row_client], sort_keys=True,
+        for features, actual, row_client, source in chunk:
+            digest.update(json.dumps([features, actual, row_client, source], sort_keys=True,
                                      default=str).encode())
             if recipe.target is None and actual is not False:
                 skipped += 1
                 continue
-            for name in names:
-                columns[name].append(features.get(name))
-            targets.append(actual)
-            clients.append(client_id or row_client)
+            taken.append((features, actual, row_client))
+            sources.append(source)
+    counted = evidence.counted_mask(sources, max_source_share)
+    columns: dict[str, list] = {name: [] for name in names}
+    targets, clients = [], []
+    for (features, actual, row_client), counts in zip(taken, counted, strict=True):
+        if not counts:
+            continue
+        for name in names:
+            columns[name].append(features.get(name))
+        targets.append(actual)
+        clients.append(client_id or row_client)
     if recipe.target:
         columns[recipe.target] = targets
     columns[recipe.client_column] = clients
     # Inferred dtypes: class labels must stay numbers or bools for scikit-learn.
     frame = pandas.DataFrame({name: pandas.Series(values, dtype=None if values else object)
                               for name, values in columns.items()})
-    return FeedbackRows(frame=frame, skipped=skipped, sha256=digest.hexdigest())
+    return FeedbackRows(frame=frame, skipped=skipped, sha256=digest.hexdigest(),
+                        not_counted=len(taken) - len(frame))
 
 
 def prepare(*, recipe: Recipe, frame: pandas.DataFrame, client_id: str = ""

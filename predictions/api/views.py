@@ -193,6 +193,6 @@ class FeedbackView(APIView):
                           "message": "expected {\"actual\": ...}"}],
             )
         log = services.feedback_record(prediction_id=prediction_id, actual=body["actual"],
-                                       client_id=request.auth.client_id)
+                                       api_key=request.auth)
         return Response({"prediction_id": str(log.prediction_id), "actual": log.actual,
                          "actual_at": log.actual_at})

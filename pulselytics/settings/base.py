@@ -258,6 +258,11 @@ AB_MAX_DEGRADATION = float(os.environ.get("AB_MAX_DEGRADATION", "0.1"))
 # significantly (one-sided binomial test at this p-value), over the drift window.
 ANOMALY_SPIKE_FACTOR = float(os.environ.get("ANOMALY_SPIKE_FACTOR", "3"))
 ANOMALY_SPIKE_P_VALUE = float(os.environ.get("ANOMALY_SPIKE_P_VALUE", "0.01"))
+# Independent evidence (docs/monitoring.md#independent-evidence): no client's labels count
+# for more than this share of an arm's (or of a retrain's feedback rows), and an A/B
+# verdict needs labels from at least AB_MIN_CLIENTS clients per arm.
+AB_MAX_CLIENT_SHARE = float(os.environ.get("AB_MAX_CLIENT_SHARE", "0.5"))
+AB_MIN_CLIENTS = int(os.environ.get("AB_MIN_CLIENTS", "2"))
 # Alerts: a repeat of an open alert within the cool-down is counted, not sent again.
 ALERT_COOLDOWN_SECONDS = int(os.environ.get("ALERT_COOLDOWN_SECONDS", "3600"))
 ALERT_EMAIL_RECIPIENTS = env_list("ALERT_EMAIL_RECIPIENTS", [])

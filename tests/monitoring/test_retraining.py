@@ -71,14 +71,16 @@ def recipe_production(people: dict, *, name: str = RECIPE, client_id: str = "",
     return deploy(version, people)
 
 
-def labelled_posts(version: MLModelVersion, n: int, *, seed: int = 7) -> list:
+def labelled_posts(version: MLModelVersion, n: int, *, seed: int = 7,
+                   feedback_sources: list[str] | None = None) -> list:
     """`n` logged predictions of `version` on fresh demo posts, with their likes as outcome."""
     frame = demo_posts(n=400, seed=seed).head(n)
     features = [{key: _native(value) for key, value in row.items()}
                 for row in frame[INPUTS].to_dict("records")]
     return labelled_logs_create(version=version, values=[1.0] * n,
                                 actuals=[float(v) for v in frame["likes"]],
-                                features=features, created_at=timezone.now())
+                                features=features, created_at=timezone.now(),
+                                feedback_sources=feedback_sources)
 
 
 def artifact_files(folder: Path) -> set[str]:
@@ -128,6 +130,19 @@ def test_sixty_new_labels_retrain_a_testing_candidate_without_deploying(
     assert "engagement-likes 1.1.0" in email.subject and "review" in email.subject
     assert "validation: passed" in email.body or "validation: FAILED" in email.body
     assert "60 logged predictions with feedback" in email.body
+
+
+def test_a_retrain_takes_no_more_than_its_share_of_feedback_from_one_client(
+        people, tmp_path, django_capture_on_commit_callbacks):
+    production = trained_production(tmp_path, people)
+    labelled_posts(production, 60,
+                   feedback_sources=["client:loud"] * 50 + ["client:quiet"] * 10)
+
+    [job] = run_check(django_capture_on_commit_callbacks)
+
+    report = job.version.training_report
+    assert (report["feedback_rows"], report["feedback_rows_over_client_share"]) == (20, 40)
+    assert report["rows_read"] == 420
 
 
 def test_retrain_of_the_same_rows_gives_the_same_model(people, tmp_path,

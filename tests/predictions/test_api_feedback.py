@@ -1,10 +1,16 @@
 """POST /api/v1/predictions/{prediction_id}/feedback (docs/api.md#feedback): the observed outcome,
 recorded once, in the model's terms, and given to the shadows of the same request too."""
 
+import importlib
+
 import pytest
+from django.apps import apps as django_apps
+from django.utils import timezone
 
 from mlregistry import services as registry
-from predictions.models import PredictionLog
+from predictions import services as serving
+from predictions.models import SCOPES, PredictionLog
+from tests.factories import labelled_logs_create
 
 LIKES, LEADS, ANOMALY = "engagement-likes", "lead-conversion", "engagement-anomaly"
 
@@ -131,6 +137,34 @@ def test_shadow_rows_of_the_request_receive_the_actual_too(demo_models, api_clie
     assert PredictionLog.objects.get(prediction_id=second).actual_at is None
 
 
+def test_shadow_rows_of_another_clients_request_with_the_same_id_keep_no_actual(
+        demo_models, anonymous_client, shadow):
+    instances = demo_models.instances(LIKES, n=1)
+    keys = {client: serving.api_key_create(name=client, client_id=client, scopes=SCOPES)[1]
+            for client in ("acme", "globex")}
+    answers = {client: anonymous_client.post_json(
+        f"/api/v1/models/{LIKES}/predict", {"instances": instances},
+        HTTP_AUTHORIZATION=f"Api-Key {key}", HTTP_X_REQUEST_ID="same-request-id",
+    ).json()["predictions"][0]["prediction_id"] for client, key in keys.items()}
+
+    response = anonymous_client.post_json(feedback_url(answers["acme"]), {"actual": 33},
+                                          HTTP_AUTHORIZATION=f"Api-Key {keys['acme']}")
+
+    assert response.status_code == 200
+    shadows = PredictionLog.objects.filter(arm="shadow")
+    assert dict(shadows.values_list("client_id", "actual")) == {"acme": 33.0, "globex": None}
+    assert shadows.get(client_id="acme").feedback_source == "client:acme"
+
+
+def test_feedback_records_the_client_that_vouched_for_it(demo_models, api_client, api_key):
+    (prediction_id,) = answered(api_client, demo_models, LIKES)
+
+    api_client.post_json(feedback_url(prediction_id), {"actual": 33})
+
+    logged = PredictionLog.objects.get(prediction_id=prediction_id)
+    assert logged.feedback_source == f"key:{api_key[0].prefix}"
+
+
 def test_feedback_for_a_shadow_row_is_prediction_not_found(demo_models, api_client, shadow):
     answered(api_client, demo_models, LIKES)
     shadow_row = PredictionLog.objects.get(arm="shadow")
@@ -149,3 +183,15 @@ def test_feedback_label_is_stored_in_the_type_of_the_models_labels(demo_models, 
     api_client.post_json(feedback_url(prediction_id), {"actual": "1"})
 
     assert PredictionLog.objects.get(prediction_id=prediction_id).actual == 1
+
+
+def test_outcomes_posted_before_sources_were_recorded_count_per_client(champion):
+    migration = importlib.import_module("predictions.migrations.0005_prediction_feedback_source")
+    rows = labelled_logs_create(version=champion, values=[1.0] * 3, actuals=[1.0, 2.0, None],
+                                created_at=timezone.now(), feedback_sources=[""] * 3)
+    PredictionLog.objects.filter(pk=rows[0].pk).update(client_id="acme")
+
+    migration.attribute_earlier_feedback(django_apps, None)
+
+    assert [PredictionLog.objects.get(pk=row.pk).feedback_source for row in rows] == [
+        "client:acme", "key:unknown", ""]

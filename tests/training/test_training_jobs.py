@@ -113,9 +113,10 @@ def test_recorded_artifact_paths_are_the_files_registration_writes(tiny_recipe, 
 
 
 def test_feedback_rows_take_the_outcome_as_target_and_leave_missing_features_empty(tiny_recipe):
-    chunks = [[({"followers": 500.0, "has_link": True, "platform": "tiktok"}, 1560.0, "acme")],
+    chunks = [[({"followers": 500.0, "has_link": True, "platform": "tiktok"}, 1560.0, "acme",
+                "client:acme")],
               [({"followers": 200.0, "has_link": False, "platform": "instagram",
-                 "region": "north"}, 600.0, "")]]
+                 "region": "north"}, 600.0, "", "key:k1")]]
 
     rows = trainer.feedback_rows(recipe=tiny_recipe, chunks=chunks)
 
@@ -129,9 +130,34 @@ def test_feedback_rows_take_the_outcome_as_target_and_leave_missing_features_emp
     assert rows.sha256 == trainer.feedback_rows(recipe=tiny_recipe, chunks=chunks).sha256
 
 
+def test_feedback_rows_take_no_more_than_the_share_of_one_source(tiny_recipe):
+    def row(followers: float, source: str) -> tuple:
+        return ({"followers": followers, "has_link": True, "platform": "tiktok"},
+                3.0 * followers, "", source)
+    chunks = [[row(100.0 + i, "client:loud") for i in range(30)]
+              + [row(500.0 + i, "key:quiet") for i in range(5)]]
+
+    rows = trainer.feedback_rows(recipe=tiny_recipe, chunks=chunks, max_source_share=0.5)
+
+    assert rows.frame["followers"].tolist() == [100.0, 101.0, 102.0, 103.0, 104.0,
+                                                500.0, 501.0, 502.0, 503.0, 504.0]
+    assert rows.not_counted == 25
+
+
+def test_feedback_rows_of_a_single_source_count_for_nothing_under_a_share_below_one(
+        tiny_recipe):
+    chunks = [[({"followers": 1.0, "has_link": True, "platform": "tiktok"}, 3.0, "",
+                "client:only")] * 10]
+
+    rows = trainer.feedback_rows(recipe=tiny_recipe, chunks=chunks, max_source_share=0.5)
+
+    assert rows.frame.empty and rows.not_counted == 10
+
+
 def test_anomaly_recipe_learns_only_from_outcomes_that_were_not_anomalies():
     features = {"followers": 100, "avg_engagement_30d": 5.0, "likes": 4, "comments": 1}
-    chunks = [[(features, False, ""), (features, True, ""), (features, False, "")]]
+    chunks = [[(features, False, "", "key:k1"), (features, True, "", "key:k1"),
+               (features, False, "", "key:k2")]]
 
     rows = trainer.feedback_rows(recipe=recipe_get("engagement-anomaly"), chunks=chunks)
 
@@ -141,7 +167,7 @@ def test_anomaly_recipe_learns_only_from_outcomes_that_were_not_anomalies():
 
 def test_dataset_plus_feedback_without_a_non_input_feature_trains(tiny_recipe):
     chunks = [[({"followers": 100.0 + i, "has_link": bool(i % 2), "platform": "tiktok"},
-                3.0 * (100 + i) + 60.0, "") for i in range(30)]]
+                3.0 * (100 + i) + 60.0, "", f"key:k{i % 2}") for i in range(30)]]
     feedback = trainer.feedback_rows(recipe=tiny_recipe, chunks=chunks)
     frame = pandas.concat([tiny_frame(), feedback.frame], ignore_index=True)
 
@@ -157,9 +183,10 @@ def test_classifier_feedback_labels_keep_their_type_and_train():
     recipe = recipe_get("lead-conversion")
     leads = demo_leads(n=200)
     inputs = [feature.name for feature in recipe.features]
-    chunks = [[({name: _native(value) for name, value in row.items()}, int(label), "")
-               for row, label in zip(leads[inputs].head(60).to_dict("records"),
-                                     leads["converted"].head(60), strict=True)]]
+    chunks = [[({name: _native(value) for name, value in row.items()}, int(label), "",
+                f"key:k{i % 2}")
+               for i, (row, label) in enumerate(zip(leads[inputs].head(60).to_dict("records"),
+                                                    leads["converted"].head(60), strict=True))]]
     feedback = trainer.feedback_rows(recipe=recipe, chunks=chunks)
     frame = pandas.concat([leads, feedback.frame], ignore_index=True)
 

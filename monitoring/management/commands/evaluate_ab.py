@@ -32,4 +32,6 @@ class Command(ApplicationCommand):
                          f"p = {_figure(evaluation.p_value, '.3g')}")
             if evaluation.action == "stopped":
                 line += f"; STOPPED: {evaluation.reason}"
+            elif evaluation.reason:
+                line += f"; {evaluation.reason}"
             self.stdout.write(line)

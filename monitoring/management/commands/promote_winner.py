@@ -4,7 +4,8 @@ from monitoring import ab
 
 class Command(ApplicationCommand):
     help = ("Act on the latest A/B evaluation of a model's running test: a better challenger "
-            "becomes the champion, a worse one has its test ended; refused while inconclusive.")
+            "becomes the champion, a worse one has its test ended; refused while inconclusive "
+            "or while too few clients gave the outcomes.")
 
     def add_arguments(self, parser):
         parser.add_argument("name")
