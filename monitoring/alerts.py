@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import urllib.request
 from datetime import datetime, timedelta
 
@@ -245,9 +246,12 @@ def alert_webhook_body(delivery: AlertDelivery) -> bytes:
     }, sort_keys=True).encode()
 
 
-def alert_webhook_signature(body: bytes) -> str:
-    """The X-Pulselytics-Signature header: HMAC-SHA256 of the body with the shared secret."""
-    digest = hmac.new(settings.ALERT_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+def alert_webhook_signature(body: bytes, *, timestamp: int) -> str:
+    """The X-Pulselytics-Signature header: HMAC-SHA256, keyed with the shared secret, of the
+    X-Pulselytics-Timestamp value, a dot and the body, so a receiver can refuse a replay of an
+    old delivery (docs/monitoring.md#verifying-a-webhook)."""
+    signed = f"{timestamp}.".encode() + body
+    digest = hmac.new(settings.ALERT_WEBHOOK_SECRET.encode(), signed, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
 
 
@@ -264,9 +268,11 @@ _webhook_opener = urllib.request.build_opener(_NoRedirect)
 
 def _webhook_send(delivery: AlertDelivery) -> None:
     body = alert_webhook_body(delivery)
+    timestamp = int(time.time())  # per attempt: a retry sent minutes later is still fresh
     request = urllib.request.Request(delivery.target, data=body, method="POST", headers={
         "Content-Type": "application/json",
-        "X-Pulselytics-Signature": alert_webhook_signature(body),
+        "X-Pulselytics-Timestamp": str(timestamp),
+        "X-Pulselytics-Signature": alert_webhook_signature(body, timestamp=timestamp),
         "X-Pulselytics-Delivery": str(delivery.pk),
     })
     # Non-2xx answers raise HTTPError (an OSError): 3xx by _NoRedirect, 4xx/5xx by urllib.

@@ -175,8 +175,10 @@ def retrain_job_finished(*, job: TrainingJob) -> None:
 
 
 def _reviewer_emails() -> list[str]:
+    # Named: with_perm needs the backend that holds permissions once there are several
+    # (django-axes adds one for the admin login, docs/operations.md#admin-login).
     reviewers = get_user_model()._default_manager.with_perm(
-        APPROVE_PERMISSION, is_active=True)
+        APPROVE_PERMISSION, is_active=True, backend="django.contrib.auth.backends.ModelBackend")
     return sorted({email for email in reviewers.values_list("email", flat=True) if email})
 
 

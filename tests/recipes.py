@@ -40,6 +40,20 @@ class TinyLikes(Recipe):
         return {"model": "LinearRegression"}
 
 
+class ContactLikes(TinyLikes):
+    """TinyLikes that also learns from the author's e-mail address, a personal input."""
+
+    name = "contact-likes"
+    features = (*TinyLikes.features, Feature("email", "category", pii=True))
+
+    def build_estimator(self, *, seed: int, n_samples: int) -> Any:
+        prep = ColumnTransformer([
+            ("num", SimpleImputer(strategy="median"), ["followers", "has_link"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["platform", "email"]),
+        ])
+        return Pipeline([("prep", prep), ("model", LinearRegression())])
+
+
 class RecordingHook(LifecycleHooks):
     """A team's own hook, added through settings: records what it saw."""
 
@@ -50,6 +64,15 @@ class RecordingHook(LifecycleHooks):
 
     def after_train(self, context: TrainingContext, estimator: Any) -> None:
         RecordingHook.calls.append(("after_train", type(estimator).__name__))
+
+
+class ModelInputRecorder(LifecycleHooks):
+    """A platform hook (added through settings) that keeps every frame a model was given."""
+
+    frames: list = []
+
+    def before_predict(self, *, model_name: str, version: str, features) -> None:
+        ModelInputRecorder.frames.append(features.copy())
 
 
 class BlockingHook(LifecycleHooks):

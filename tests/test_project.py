@@ -290,7 +290,7 @@ def test_every_project_command_prints_its_help():
     from django.core.management import get_commands, load_command_class
 
     ours = {name: app for name, app in get_commands().items()
-            if app in ("mlregistry", "training", "monitoring", "predictions", "demo")}
+            if app in ("core", "mlregistry", "training", "monitoring", "predictions", "demo")}
     assert {"check_drift", "retrain_if_needed", "simulate_traffic", "model_card"} <= set(ours)
     for name, app in ours.items():
         help_text = load_command_class(app, name).create_parser("manage.py", name).format_help()

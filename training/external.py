@@ -19,6 +19,11 @@ profile and the number of labelled rows.
 - Global importance (`importance.global_importance_compute`): mean |SHAP contribution|
   per input feature on a sample of the data's rows in the canonical form serving gives
   the model; None when the model cannot be explained (never a reason to refuse it).
+- Personal columns (`pii`, docs/registry.md#personal-data) are marked in the schema, which
+  lists none of their values, and left out of the profile. They must be columns of the
+  data, and neither the target nor protected (the fairness report names groups by value).
+  When there are any, an error the model raised is reported by its type only: its
+  message may quote a value.
 - Anything that makes the estimator unfit for the task or the data raises
   `ValidationError` with a one-line message, before anything is stored.
 """
@@ -143,25 +148,43 @@ def _outputs(estimator: Any, task: str, features: Any) -> tuple[numpy.ndarray, s
     return model_outputs(task=task, estimator=estimator, features=features)
 
 
+def _check_pii(pii: list[str], *, target: str, protected: list[str]) -> None:
+    if target in pii:
+        raise ValidationError(f"the target column {target!r} cannot be personal (--pii)",
+                              details={"field": "pii"})
+    both = [column for column in pii if column in protected]
+    if both:
+        raise ValidationError(
+            f"column(s) {', '.join(both)} cannot be both personal (--pii) and protected: the "
+            "fairness report names each group by its value", details={"field": "pii"})
+
+
 def external_model_evaluate(
     *, estimator: Any, frame: pandas.DataFrame, target: str, task: str, protected: list[str],
+    pii: list[str] | None = None, category_enum_max: int | None = None,
 ) -> EvaluatedModel:
-    """Schema, metrics, reference profile and labelled-row count of a fitted estimator."""
+    """Schema, metrics, reference profile and labelled-row count of a fitted estimator.
+
+    A category column with more distinct values than `category_enum_max` gets no allowed
+    list in the schema (None: no maximum).
+    """
     if task not in TASKS:
         raise ValidationError(
             f"unknown task {task!r}; one of {', '.join(TASKS)}")
-    protected = list(protected)
-    missing = [column for column in [target, *protected] if column not in frame.columns]
+    protected, pii = list(protected), list(pii or [])
+    missing = [column for column in [target, *protected, *pii] if column not in frame.columns]
     if missing:
         raise ValidationError(f"column(s) not in the data: {', '.join(missing)}",
                               details={"missing": missing})
     if target in protected:
         raise ValidationError(f"the target column {target!r} cannot also be protected")
+    _check_pii(pii, target=target, protected=protected)
     if frame.empty:
         raise ValidationError("the data has no rows")
     _check_estimator(estimator, task)
     inputs = _input_features(estimator, frame, target, protected)
-    schema = schema_from_frame(frame, target=target, input_features=inputs, protected=protected)
+    schema = schema_from_frame(frame, target=target, input_features=inputs, protected=protected,
+                               pii=pii, category_enum_max=category_enum_max)
     features = frame[inputs]
     if not hasattr(estimator, "feature_names_in_"):
         # Fitted on an array: give it an array, as it was trained.
@@ -184,7 +207,9 @@ def external_model_evaluate(
     except ValidationError:
         raise
     except Exception as exc:
-        raise ValidationError(f"the model cannot take this data: {_one_line(exc)}") from exc
+        reason = (f"{type(exc).__name__} (message withheld: the data has personal columns)"
+                  if pii else _one_line(exc))
+        raise ValidationError(f"the model cannot take this data: {reason}") from exc
     metrics["rows_without_target"] = int((~labelled).sum())
     profile = reference_profile_build(frame=frame, schema=schema, outputs=outputs,
                                       seed=PROFILE_SEED, output_kind=output_kind)

@@ -12,6 +12,7 @@ from typing import Any
 
 import joblib
 import skops.io
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from core.errors import ValidationError
@@ -64,14 +65,16 @@ def model_file_load(path: str, *, trust_pickle: bool) -> tuple[Any, str]:
 def model_version_register_external(
     *, name: str, task: str, user: AbstractBaseUser, artifact_path: str, data_path: str,
     target: str, protected: list[str] | None = None, client_id: str = "", description: str = "",
-    trust_pickle: bool = False,
+    trust_pickle: bool = False, pii: list[str] | None = None,
 ) -> MLModelVersion:
     """Register an estimator or Pipeline trained outside the project (a skops file, or a
     pickle with `trust_pickle`: see `model_file_load`).
 
     Schema, dataset hash, reference profile and validation metrics come from the given
     data; the validation gate compares it with the current production version, the
-    fairness gate audits the protected columns. Lands in `testing`.
+    fairness gate audits the protected columns. `pii` names the personal columns
+    (docs/registry.md#personal-data); the schema records them, so the audit trail seals
+    them with it. Lands in `testing`.
     """
     require_permission(user, REGISTER_PERMISSION, "register model versions")
     registration.model_name_check(name)
@@ -80,7 +83,8 @@ def model_version_register_external(
     started = time.monotonic()
     evaluated = external.external_model_evaluate(
         estimator=estimator, frame=dataset.frame, target=target, task=task,
-        protected=protected or [],
+        protected=protected or [], pii=pii or [],
+        category_enum_max=settings.CATEGORY_ENUM_MAX,
     )
     production = MLModelVersion.objects.filter(model__name=name, status=Status.PRODUCTION).first()
     gates = gate_checks.gates_evaluate(

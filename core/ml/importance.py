@@ -24,6 +24,7 @@ from typing import Any
 import numpy
 import pandas
 
+from core.logging import exception_outline
 from core.ml import explain
 from core.ml.features import model_frame
 
@@ -74,8 +75,10 @@ def global_importance_compute(*, estimator: Any, task: str, schema: dict,
     except explain.ExplanationUnsupportedError as exc:
         logger.info("no global importance: %s", exc.message)
         return None
-    except Exception:  # evidence only: a failure must not fail the training
-        logger.warning("global importance could not be computed", exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - evidence only: never fails the training
+        # The outline without messages: a pipeline's error may quote a (personal) value.
+        logger.warning("global importance could not be computed",
+                       extra={"exception": exception_outline(exc)})
         return None
     return {"method": explainer.method, "output_space": explainer.output_space,
             "rows": len(sample),

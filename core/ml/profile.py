@@ -2,15 +2,16 @@
 access.
 
 A profile describes the rows a version was trained on (for `register_model`, every row of
-the given file): each input feature of the schema, and the model's output on those rows.
+the given file): each input feature of the schema but the personal ones, and the model's
+output on those rows.
 It is stored as the version's `reference_profile` and as a JSON artifact. Shape:
 
     {
       "format": 1,
       "seed": 0,                        # the seed the samples were drawn with
       "rows": 569,                      # rows profiled
-      "features": {                     # every input feature, in schema order
-        "<name>": <entry>, ...
+      "features": {                     # every input feature that is not personal
+        "<name>": <entry>, ...          # (`pii`: its values are never kept), schema order
       },
       "output": <entry>                 # the model's output (see below)
     }
@@ -118,7 +119,8 @@ def reference_profile_build(
     *, frame: pandas.DataFrame, schema: dict, outputs: Any, seed: int,
     output_kind: str = NUMERIC,
 ) -> dict:
-    """Profile the schema's input features in `frame` and the model's `outputs` on its rows.
+    """Profile the schema's input features in `frame` (personal ones left out) and the
+    model's `outputs` on its rows.
 
     `outputs` holds one value per row of `frame`; `output_kind` is "numeric" (regression
     value, positive-class probability, anomaly score) or "categorical" (multiclass class).
@@ -130,7 +132,7 @@ def reference_profile_build(
         raise ValueError(f"{len(outputs)} outputs for {len(frame)} rows")
     features = {}
     for feature in schema["features"]:
-        if not feature.get("input", True):
+        if not feature.get("input", True) or feature.get("pii"):
             continue
         values = frame[feature["name"]]
         if feature["dtype"] in NUMERIC_DTYPES:

@@ -8,7 +8,9 @@ A schema is stored as JSON on each version:
                    "input": true}, ...]}
 
 `input` is false for a protected attribute the model does not take as input (kept for
-fairness audits only).
+fairness audits only). `categories` null means any string is taken: a personal (`pii`)
+feature never lists its values, nor does a data-derived category with more distinct
+values than the caller's maximum (docs/registry.md#personal-data).
 """
 
 from collections.abc import Iterable
@@ -24,9 +26,10 @@ def feature_spec(
 ) -> dict:
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r} for feature {name!r}")
+    listed = dtype == "category" and categories is not None and not pii
     return {
         "name": name, "dtype": dtype,
-        "categories": sorted(str(c) for c in categories or ()) if dtype == "category" else None,
+        "categories": sorted(str(c) for c in categories) if listed else None,
         "min": minimum, "max": maximum, "pii": pii, "protected": protected, "input": input,
     }
 
@@ -44,12 +47,14 @@ def _dtype_of(series: pandas.Series) -> str:
 def schema_from_frame(
     frame: pandas.DataFrame, *, target: str, input_features: Iterable[str] | None = None,
     protected: Iterable[str] = (), pii: Iterable[str] = (),
+    category_enum_max: int | None = None,
 ) -> dict:
     """Derive a schema from training data.
 
     `input_features` (in order) are what the model takes; by default every column but the
     target and the protected ones. Protected columns that are not inputs are kept as
-    non-input features for fairness audits.
+    non-input features for fairness audits. A category column with more distinct values
+    than `category_enum_max` (None: no maximum) gets no allowed list.
     """
     protected, pii = list(protected), set(pii)
     missing = [c for c in [target, *protected] if c not in frame.columns]
@@ -66,10 +71,12 @@ def schema_from_frame(
     for name in columns:
         series = frame[name]
         dtype = _dtype_of(series)
+        categories = (series.dropna().astype(str).unique().tolist()
+                      if dtype == "category" else None)
+        if categories and category_enum_max is not None and len(categories) > category_enum_max:
+            categories = None
         features.append(feature_spec(
-            name=name, dtype=dtype,
-            categories=(series.dropna().astype(str).unique().tolist()
-                        if dtype == "category" else None),
+            name=name, dtype=dtype, categories=categories,
             pii=name in pii, protected=name in protected, input=name in input_features,
         ))
     return {"target": target, "features": features}

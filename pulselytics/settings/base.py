@@ -7,6 +7,7 @@ module plus: refuses to start without SECRET_KEY and ALLOWED_HOSTS; HTTPS only).
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -47,7 +48,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
     # Django
-    "django.contrib.admin",
+    "core.apps.AdminConfig",  # django.contrib.admin with the project's site (two-factor login)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -59,7 +60,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     # local
+    "core",
     "mlregistry",
     "training",
     "predictions",
@@ -75,8 +80,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # after authentication: marks the verified user
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into a page
 ]
 
 ROOT_URLCONF = "pulselytics.urls"
@@ -130,6 +137,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out login before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend",
+                           "django.contrib.auth.backends.ModelBackend"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -199,6 +209,9 @@ VALIDATION_GATE_MARGIN = float(os.environ.get("VALIDATION_GATE_MARGIN", "0.02"))
 FAIRNESS_GATE_MIN_RATIO = float(os.environ.get("FAIRNESS_GATE_MIN_RATIO", "0.8"))
 # Groups with fewer rows are reported but left out of the parity figures and the gate.
 FAIRNESS_MIN_GROUP_SIZE = int(os.environ.get("FAIRNESS_MIN_GROUP_SIZE", "20"))
+# A category column of register_model data with more distinct values than this gets no
+# allowed list in its schema (docs/registry.md#personal-data): any string is served.
+CATEGORY_ENUM_MAX = int(os.environ.get("CATEGORY_ENUM_MAX", "50"))
 
 # Seed of every training run unless one is given (docs/training.md#reproducibility).
 TRAINING_SEED = int(os.environ.get("TRAINING_SEED", "42"))
@@ -254,15 +267,15 @@ SLO_MIN_REQUESTS = int(os.environ.get("SLO_MIN_REQUESTS", "20"))
 AB_MIN_LABELLED = int(os.environ.get("AB_MIN_LABELLED", "30"))
 AB_SIGNIFICANCE_LEVEL = float(os.environ.get("AB_SIGNIFICANCE_LEVEL", "0.05"))
 AB_MAX_DEGRADATION = float(os.environ.get("AB_MAX_DEGRADATION", "0.1"))
-# Anomaly spike: an anomaly model flagging at least this many times its validation share,
-# significantly (one-sided binomial test at this p-value), over the drift window.
-ANOMALY_SPIKE_FACTOR = float(os.environ.get("ANOMALY_SPIKE_FACTOR", "3"))
-ANOMALY_SPIKE_P_VALUE = float(os.environ.get("ANOMALY_SPIKE_P_VALUE", "0.01"))
 # Independent evidence (docs/monitoring.md#independent-evidence): no client's labels count
 # for more than this share of an arm's (or of a retrain's feedback rows), and an A/B
 # verdict needs labels from at least AB_MIN_CLIENTS clients per arm.
 AB_MAX_CLIENT_SHARE = float(os.environ.get("AB_MAX_CLIENT_SHARE", "0.5"))
 AB_MIN_CLIENTS = int(os.environ.get("AB_MIN_CLIENTS", "2"))
+# Anomaly spike: an anomaly model flagging at least this many times its validation share,
+# significantly (one-sided binomial test at this p-value), over the drift window.
+ANOMALY_SPIKE_FACTOR = float(os.environ.get("ANOMALY_SPIKE_FACTOR", "3"))
+ANOMALY_SPIKE_P_VALUE = float(os.environ.get("ANOMALY_SPIKE_P_VALUE", "0.01"))
 # Alerts: a repeat of an open alert within the cool-down is counted, not sent again.
 ALERT_COOLDOWN_SECONDS = int(os.environ.get("ALERT_COOLDOWN_SECONDS", "3600"))
 ALERT_EMAIL_RECIPIENTS = env_list("ALERT_EMAIL_RECIPIENTS", [])
@@ -335,3 +348,26 @@ LOGGING = {
                              "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Admin login (docs/operations.md#admin-login): a username is locked out at one address after
+# repeated failures (django-axes), staff may be required to give a TOTP token (django-otp),
+# and a session ends after SESSION_COOKIE_AGE_SECONDS.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = int(os.environ.get("ADMIN_LOCKOUT_FAILURES", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("ADMIN_LOCKOUT_COOLOFF_MINUTES", "15")))
+AXES_RESET_ON_SUCCESS = True
+AXES_COOLOFF_MESSAGE = (
+    "Locked out: too many failed logins for this username from your address. "
+    f"Try again in {AXES_COOLOFF_TIME.total_seconds() / 60:g} minutes."
+)
+AXES_LOCKOUT_CALLABLE = "core.admin_login.admin_login_locked_out"
+AXES_CLIENT_IP_CALLABLE = "core.admin_login.client_ip_address"
+# The request header in which the TLS proxy passes the client's address (X-Forwarded-For:
+# its last entry); unset, the lockout counts by the peer address.
+ADMIN_LOCKOUT_CLIENT_IP_HEADER = os.environ.get("ADMIN_LOCKOUT_CLIENT_IP_HEADER", "")
+AXES_VERBOSE = False  # failures are still logged; no banner on every process start
+ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA")
+OTP_TOTP_ISSUER = "Pulselytics"
+# The admin never shows a device's secret: add_totp_device prints it once, to its user.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE_SECONDS", str(8 * 60 * 60)))

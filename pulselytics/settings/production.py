@@ -2,12 +2,16 @@
 
 Loaded when PULSELYTICS_ENV=production (pulselytics.settings.settings_module(), which every entry
 point uses). Refuses to start without SECRET_KEY, ALLOWED_HOSTS and AUDIT_HMAC_KEY in the
-environment.
+environment, and with any setting core.unsafe_settings names (DEBUG on, a webhook without a
+strong secret): docs/deploy.md#refused-settings.
 """
 
 import os
+import sys
 
 from django.core.exceptions import ImproperlyConfigured
+
+from core.unsafe_settings import unsafe_settings
 
 from .base import *  # noqa: F403 - these settings extend the base settings
 from .base import env_list
@@ -27,3 +31,8 @@ SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Last, so that it judges the settings production runs with: this module as loaded so far.
+unsafe = unsafe_settings(sys.modules[__name__])
+if unsafe:
+    raise ImproperlyConfigured(f"production refuses unsafe settings: {'; '.join(unsafe)}")

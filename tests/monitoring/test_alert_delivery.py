@@ -143,9 +143,10 @@ def raise_committed(db, django_capture_on_commit_callbacks):
     return raise_
 
 
-def signature_of(body: bytes) -> str:
-    """Recomputed independently of the code under test."""
-    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+def signature_of(received: Received) -> str:
+    """Recomputed independently of the code under test: over the timestamp, a dot, the body."""
+    signed = received.headers["x-pulselytics-timestamp"].encode() + b"." + received.body
+    return "sha256=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def test_webhook_reaches_the_receiver_with_a_valid_signature(receiver, raise_committed):
@@ -154,7 +155,7 @@ def test_webhook_reaches_the_receiver_with_a_valid_signature(receiver, raise_com
     [received] = receiver.received
     delivery = AlertDelivery.objects.get()
     assert received.headers["content-type"] == "application/json"
-    assert received.headers["x-pulselytics-signature"] == signature_of(received.body)
+    assert received.headers["x-pulselytics-signature"] == signature_of(received)
     assert received.headers["x-pulselytics-delivery"] == str(delivery.pk)
     assert json.loads(received.body) == {
         "id": alert.pk, "kind": "drift", "severity": "critical", "model": "engagement-likes",
@@ -325,5 +326,5 @@ def test_hanging_webhook_never_delays_a_prediction(people, receiver, redis_serve
         wait_for(lambda: AlertDelivery.objects.filter(pk=delivery.pk, state="sent").exists(),
                  timeout=WAIT, what="the delivery to be recorded as sent")
     [received] = receiver.received
-    assert received.headers["x-pulselytics-signature"] == signature_of(received.body)
+    assert received.headers["x-pulselytics-signature"] == signature_of(received)
     assert json.loads(received.body)["kind"] == "integrity"

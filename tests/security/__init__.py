@@ -16,4 +16,13 @@
   what those settings do to requests: test_production_settings.py.
 - Artifacts only unpickled after their hash matches: tests/mlregistry/test_artifacts.py
   (bundle_load) and test_artifact_loading.py (the serving path).
+
+Issue 13, item 6:
+- Production refuses DEBUG on, a webhook secret under 32 bytes, no AUDIT_HMAC_KEY, in
+  `manage.py check --deploy` and gunicorn: test_refused_settings.py.
+- The documented webhook receiver refuses replays older than 5 minutes and tampered bodies:
+  test_webhook_receiver.py.
+- Admin login lockout: test_admin_lockout.py (and tests/browser/test_login_lockout.py);
+  TOTP two-factor login: test_admin_two_factor.py; 8-hour sessions:
+  test_admin_session_age.py.
 """

@@ -82,6 +82,22 @@ def test_explainer_failure_does_not_fail_training(monkeypatch, caplog):
     assert "global importance could not be computed" in caplog.text
 
 
+def test_explainer_failure_is_logged_without_its_message(monkeypatch, caplog):
+    def broken(**kwargs):
+        raise RuntimeError("cannot explain ana@personal.test")
+
+    monkeypatch.setattr(explain, "explainer_build", broken)
+    schema = {"target": "y", "features": [feature_spec(name="x", dtype="float")]}
+
+    result = importance.global_importance_compute(
+        estimator=None, task="regression", schema=schema,
+        frame=pandas.DataFrame({"x": [1.0, 2.0]}), reference_profile=None)
+
+    assert result is None
+    assert "global importance could not be computed" in caplog.text
+    assert "ana@personal.test" not in caplog.text
+
+
 def test_multiclass_model_has_no_importance():
     schema = {"target": "y", "features": [feature_spec(name="x", dtype="float")]}
     features = pandas.DataFrame({"x": numpy.arange(30, dtype=float)})

@@ -33,6 +33,11 @@ class Feature:
     protected: bool = False
     input: bool = True
 
+    def __post_init__(self) -> None:
+        # The fairness audit names each group by its value (docs/registry.md#personal-data).
+        if self.pii and self.protected:
+            raise ValueError(f"feature {self.name!r} cannot be both personal (pii) and protected")
+
     def spec(self) -> dict:
         return feature_spec(
             name=self.name, dtype=self.dtype, categories=list(self.categories or ()),

@@ -31,6 +31,7 @@ from core.errors import ValidationError
 from core.ml import fairness
 from core.ml.features import model_frame
 from core.ml.recipes import recipes_all
+from core.ml.recipes.base import Feature
 from core.ml.recipes.engagement import EngagementComments, EngagementLikes
 from core.ml.recipes.engagement_anomaly import EngagementAnomaly, RobustZScoreDetector
 from core.ml.recipes.lead_conversion import LeadConversion
@@ -355,3 +356,8 @@ def test_hyperparameters_are_strict_json_and_record_the_seed(fitted, recipe, req
     assert json.loads(json.dumps(hyperparameters, allow_nan=False)) == hyperparameters
     assert hyperparameters["random_state"] == SEED
     assert all(not isinstance(v, float) or math.isfinite(v) for v in hyperparameters.values())
+
+
+def test_a_recipe_feature_cannot_be_both_personal_and_protected():
+    with pytest.raises(ValueError, match="'email' cannot be both personal"):
+        Feature("email", "category", pii=True, protected=True)

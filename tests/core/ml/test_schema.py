@@ -1,8 +1,9 @@
 """Semantic versions and schema signatures (pure: no database)."""
 
+import pandas
 import pytest
 
-from core.ml.schema import feature_spec, next_version, schema_signature
+from core.ml.schema import feature_spec, next_version, schema_from_frame, schema_signature
 
 
 def schema(*features: dict, target: str = "likes") -> dict:
@@ -100,3 +101,22 @@ def test_schema_signature_lists_inputs_in_order_with_types_and_categories():
 
 def test_schema_signature_is_empty_for_schema_without_features():
     assert schema_signature({}) == []
+
+
+# --- personal data and high-cardinality categories (docs/registry.md#personal-data) ------
+
+
+def test_a_personal_feature_lists_none_of_its_categories():
+    email = feature_spec(name="email", dtype="category", categories=["ana@x.test"], pii=True)
+
+    assert (email["pii"], email["categories"]) == (True, None)
+
+
+@pytest.mark.parametrize(("distinct", "enumerated"), [(3, True), (4, False)])
+def test_schema_from_frame_enumerates_a_category_up_to_the_maximum(distinct, enumerated):
+    frame = pandas.DataFrame({"city": [f"c{i}" for i in range(distinct)] * 2,
+                              "likes": range(2 * distinct)})
+
+    city = schema_from_frame(frame, target="likes", category_enum_max=3)["features"][0]
+
+    assert city["categories"] == ([f"c{i}" for i in range(distinct)] if enumerated else None)

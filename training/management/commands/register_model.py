@@ -24,15 +24,18 @@ class Command(ApplicationCommand):
         parser.add_argument("--user", required=True, help="username of the registering person")
         parser.add_argument("--protected", nargs="+", action="extend", default=[],
                             metavar="COL", help="protected attribute column(s)")
+        parser.add_argument("--pii", action="append", default=[], metavar="COL",
+                            help="a personal column (repeatable): its values are never stored, "
+                                 "logged, published or echoed")
         parser.add_argument("--client", default="", help="client id of a per-client model")
         parser.add_argument("--description", default="")
 
-    def run(self, *args, name, artifact, data, target, task, user, protected, client,
+    def run(self, *args, name, artifact, data, target, task, user, protected, pii, client,
             description, trust_pickle, **options):
         version = registration.model_version_register_external(
             name=name, task=task, user=self.user(user), artifact_path=artifact, data_path=data,
-            target=target, protected=protected, client_id=client, description=description,
-            trust_pickle=trust_pickle,
+            target=target, protected=protected, pii=pii, client_id=client,
+            description=description, trust_pickle=trust_pickle,
         )
         self.stdout.write(
             f"registered {version.model.name} {version.version} ({version.status}) "
