@@ -54,6 +54,20 @@ class ContactLikes(TinyLikes):
         return Pipeline([("prep", prep), ("model", LinearRegression())])
 
 
+class StrictContactLikes(ContactLikes):
+    """ContactLikes whose encoder knows one address only: scikit-learn refuses the others
+    in `fit`, quoting them in its message."""
+
+    name = "strict-contact-likes"
+
+    def build_estimator(self, *, seed: int, n_samples: int) -> Any:
+        prep = ColumnTransformer([
+            ("num", SimpleImputer(strategy="median"), ["followers", "has_link"]),
+            ("cat", OneHotEncoder(categories=[["known@example.test"]]), ["email"]),
+        ])
+        return Pipeline([("prep", prep), ("model", LinearRegression())])
+
+
 class RecordingHook(LifecycleHooks):
     """A team's own hook, added through settings: records what it saw."""
 

@@ -21,7 +21,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from core.errors import ConflictError, ValidationError
+from core.errors import ApplicationError, ConflictError, ValidationError
+from core.logging import exception_outline
 from core.ml import gates as validation
 from core.ml.recipes import recipe_get
 from core.permissions import require_permission
@@ -367,6 +368,24 @@ def _job_record_paths(job: TrainingJob) -> Callable[[set[str]], None]:
     return record
 
 
+def _job_error(job: TrainingJob, exc: Exception) -> str:
+    """Log a failed job and say why it failed. A library's message may quote training
+    values, so for a recipe with personal features (docs/registry.md#personal-data) only
+    our own errors keep theirs; the log then gets the traceback without messages."""
+    try:
+        personal = any(feature.pii for feature in recipe_get(job.recipe).features)
+    except ApplicationError:  # no longer installed: nothing says its features are safe
+        personal = True
+    if not personal:
+        logger.exception("training job %s failed", job.pk)
+        return str(exc) or type(exc).__name__
+    logger.error("training job %s failed", job.pk,
+                 extra={"exception": exception_outline(exc)})
+    if isinstance(exc, ApplicationError):
+        return exc.message
+    return f"{type(exc).__name__} (message withheld: the recipe has personal features)"
+
+
 def training_job_run(*, job_id: int) -> TrainingJob:
     """Run a queued job (or take over one whose worker died); otherwise do nothing.
 
@@ -381,14 +400,14 @@ def training_job_run(*, job_id: int) -> TrainingJob:
                                   dataset=job.dataset, client_id=job.client_id,
                                   include_feedback=job.include_feedback,
                                   progress=_job_progress(job), before_store=_job_record_paths(job))
-    except Exception as exc:
-        logger.exception("training job %s failed", job.pk)
+    except Exception as exc:  # noqa: BLE001 - any failure fails the job, logged by _job_error
+        error = _job_error(job, exc)
         with transaction.atomic():
             current = TrainingJob.objects.select_for_update().get(pk=job.pk)
             if current.state != TrainingJob.State.RUNNING or current.attempts != job.attempts:
                 return current  # taken over: the new run owns the job and its files
             _job_artifacts_discard(current)
-            _job_fail(current, str(exc) or type(exc).__name__)
+            _job_fail(current, error)
         job = current
     else:
         finished = _owned(job).update(state=TrainingJob.State.SUCCEEDED, version=version,
