@@ -26,6 +26,11 @@ API_LATENCY = Histogram(
 API_ERRORS = Counter("pulselytics_api_errors_total", "API errors by code", ["code"])
 PREDICTIONS = Counter("pulselytics_predictions_total", "Predictions served",
                       ["model", "version", "arm"])
+# One per version a process loads: `path` "compiled" or "pipeline"; `reason` why not
+# compiled ("unsupported", "mismatch", "error"; "" when compiled). docs/api.md#compiled-inference
+INFERENCE_PATHS = Counter("pulselytics_model_inference_paths_total",
+                          "Loaded versions by the inference path that serves them",
+                          ["model", "version", "path", "reason"])
 
 
 def metrics_view(request) -> HttpResponse:

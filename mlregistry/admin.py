@@ -175,6 +175,7 @@ class MLModelVersionAdmin(ArtifactCleanupAdminMixin, VersionActionsMixin, ReadOn
         if obj is not None:
             card = model_card_build(version=obj)
             context.update(card=card, evidence=selectors.model_version_evidence(version=obj),
+                           inference=selectors.model_version_inference_path(version=obj),
                            importance_chart=importance_chart(card["importance"]))
         return super().render_change_form(request, context, add=add, change=change,
                                           form_url=form_url, obj=obj)

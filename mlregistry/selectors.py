@@ -1,11 +1,14 @@
 """Registry reads."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from django.db.models import Q, QuerySet
 
-from core.errors import ModelNotFoundError, VersionNotFoundError
+from core.errors import ApplicationError, ModelNotFoundError, VersionNotFoundError
+from core.ml import compiled
 from mlregistry import artifacts, transitions
 from mlregistry.models import (
     MLModel,
@@ -370,3 +373,42 @@ def model_version_evidence(*, version: MLModelVersion) -> VersionEvidence:
                     "path": entry.get("path", ""), "sha256": entry.get("sha256", ""),
                     "size": entry.get("size")} for entry in manifest.get("artifacts", [])],
     )
+
+
+@dataclass(frozen=True)
+class InferencePath:
+    """How serving answers for a version (docs/api.md#compiled-inference): `path`
+    "compiled" or "pipeline" ("" when its files cannot be loaded here), and why not
+    compiled."""
+
+    path: str
+    why: str
+
+
+@lru_cache(maxsize=32)
+def _inference_path(version_id: int, model_sha256: str, manifest_json: str, task: str,
+                    schema_json: str) -> InferencePath:
+    try:
+        loaded = artifacts.bundle_load(manifest=json.loads(manifest_json),
+                                       model_sha256=model_sha256)
+    except ApplicationError as exc:
+        return InferencePath(path="", why=f"not loaded: {exc.message}")
+    compilation = compiled.version_compile(
+        estimator=loaded.estimator, task=task, schema=json.loads(schema_json),
+        reference_profile=loaded.objects.get("reference_profile", {}))
+    return InferencePath(path=compilation.path, why=compilation.why)
+
+
+def model_version_inference_path(*, version: MLModelVersion) -> InferencePath:
+    """Compile the version as a serving process does at load, for its evidence page. Loads
+    its files only when serving would (approved, sealed, verified); remembered per process
+    and model file."""
+    try:
+        sealed_artifact_check(version_id=version.pk, model_sha256=version.model_sha256,
+                              approved=True)
+    except ApplicationError as exc:
+        return InferencePath(path="", why=f"not loaded: {exc.message}")
+    return _inference_path(version.pk, version.model_sha256,
+                           json.dumps(version.artifact_manifest or {}, sort_keys=True),
+                           version.model.task,
+                           json.dumps(version.feature_schema or {}, sort_keys=True))

@@ -12,6 +12,7 @@ Each serving process keeps:
 """
 
 import gc
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import numpy
 import pandas
 from django.conf import settings
 
+from core import prometheus as metrics
 from core.errors import (
     ApplicationError,
     ModelIntegrityError,
@@ -28,11 +30,12 @@ from core.errors import (
     ModelNotReadyError,
     PermissionDeniedError,
 )
-from core.ml import explain, kinds, outputs
+from core.ml import compiled, explain, kinds, outputs
 from mlregistry import artifacts, selectors
 from mlregistry.selectors import LiveVersion
 from predictions import signals
 
+logger = logging.getLogger("pulselytics.predictions")
 
 @dataclass(frozen=True)
 class Outputs:
@@ -48,17 +51,37 @@ class ServedVersion:
     live: LiveVersion
     estimator: Any
     reference_profile: dict
+    # What answers: the compiled form of the estimator once verified, else the estimator.
+    model: Any = None
+    # Why the estimator itself answers ("" when the compiled form does).
+    not_compiled_because: str = "not compiled yet"
 
     @property
     def task(self) -> str:
         return self.live.task
 
+    def compile(self) -> None:
+        """Serve through the compiled path (core.ml.compiled) when the pipeline compiles
+        and gives the same answers on the verification rows; else through the pipeline,
+        logged and counted (docs/api.md#compiled-inference)."""
+        compilation = compiled.version_compile(
+            estimator=self.estimator, task=self.live.task, schema=self.live.feature_schema,
+            reference_profile=self.reference_profile)
+        self.model, self.not_compiled_because = compilation.model, compilation.why
+        if compilation.reason in ("mismatch", "error"):
+            logger.warning("%s %s is served through its pipeline: %s", self.live.model_name,
+                           self.live.version, compilation.why)
+        metrics.INFERENCE_PATHS.labels(
+            model=self.live.model_name, version=self.live.version, path=compilation.path,
+            reason=compilation.reason).inc()
+
     def predict(self, frame: pandas.DataFrame) -> Outputs:
         task = self.live.task
+        model = self.model if self.model is not None else self.estimator
         if task in (kinds.BINARY, kinds.MULTICLASS):
-            probabilities = numpy.asarray(self.estimator.predict_proba(frame))
+            probabilities = numpy.asarray(model.predict_proba(frame))
             classes = [label.item() if hasattr(label, "item") else label
-                       for label in self.estimator.classes_]
+                       for label in model.classes_]
             keys = [str(label) for label in classes]
             # The estimator's own predict() is this argmax; one pass through the pipeline.
             values = [classes[i] for i in probabilities.argmax(axis=1)]
@@ -66,10 +89,10 @@ class ServedVersion:
                            probabilities=[dict(zip(keys, map(float, row), strict=True))
                                           for row in probabilities])
         if task == kinds.ANOMALY:
-            scores = outputs.anomaly_scores(estimator=self.estimator, features=frame)
-            flagged = numpy.asarray(self.estimator.predict(frame)) == -1
+            scores = outputs.anomaly_scores(estimator=model, features=frame)
+            flagged = numpy.asarray(model.predict(frame)) == -1
             return Outputs(values=flagged.tolist(), anomaly_scores=scores.tolist())
-        return Outputs(values=numpy.asarray(self.estimator.predict(frame), dtype=float).tolist())
+        return Outputs(values=numpy.asarray(model.predict(frame), dtype=float).tolist())
 
     explainer_or_error: explain.ModelExplainer | Exception | None = None
 
@@ -201,6 +224,7 @@ class ModelCache:
             bundle = ServedVersion(live=live, estimator=loaded.estimator,
                                    reference_profile=loaded.objects.get("reference_profile", {}))
             bundle.warm_up()
+            bundle.compile()
             self._bundles[key] = bundle
             _gc_freeze_once()
             return bundle

@@ -5,8 +5,13 @@ importance, manifest, audit history with chain status, model card)."""
 from html.parser import HTMLParser
 
 import numpy
+import pandas
 import pytest
 from django.contrib.auth import get_user_model
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import Pipeline
 
 from core.ml import fairness
 from core.ml import gates as validation
@@ -311,3 +316,36 @@ def test_change_view_loads_no_artifact(reviewer_client, candidate, monkeypatch):
     response = change_page(reviewer_client, candidate)
 
     assert b'id="model-card"' in response.content
+
+
+def inference_note(client, version) -> str:
+    return section(change_page(client, version), "model-file")
+
+
+def test_change_view_of_a_candidate_loads_nothing_to_tell_its_inference_path(
+        reviewer_client, candidate):
+    assert "decided when serving loads it (not loaded: " in inference_note(reviewer_client,
+                                                                           candidate)
+
+
+def test_change_view_says_an_estimator_without_a_pipeline_answers_itself(reviewer_client,
+                                                                         production):
+    assert ("Inference path: the pipeline itself (a pipeline step the compiler does not "
+            "handle)") in inference_note(reviewer_client, production)
+
+
+def test_change_view_says_an_approved_recipe_pipeline_is_served_compiled(reviewer_client,
+                                                                        people):
+    frame = pandas.DataFrame({"followers": numpy.arange(40.0), "hashtags": numpy.arange(40) % 4})
+    pipeline = Pipeline([
+        ("prep", ColumnTransformer([("numeric", SimpleImputer(), ["followers", "hashtags"])])),
+        ("model", LinearRegression())]).fit(frame, frame["followers"] * 3)
+    version = registration.model_version_register(
+        name="compiled-likes", task="regression", user=people["user"], estimator=pipeline,
+        feature_schema=SCHEMA, training_dataset_sha256=DATASET_SHA256, training_samples=40,
+        training_duration_seconds=0.1, hyperparameters={}, metrics=PRODUCTION_METRICS,
+        reference_profile={"features": {}})
+    version = services.model_version_approve(version=version, user=people["reviewer"],
+                                             notes="approved")
+
+    assert "Inference path: compiled: " in inference_note(reviewer_client, version)

@@ -6,7 +6,9 @@ import uuid
 import numpy
 import pytest
 
+from core.ml.compiled import CompiledModel
 from core.ml.schema import feature_spec
+from predictions.loader import model_cache
 from predictions.models import PredictionLog
 from tests.factories import register_deployed_version, tiny_estimator
 
@@ -61,6 +63,15 @@ def test_predict_batch_equals_the_estimators_output_row_by_row(demo_models, api_
     assert len(predictions) == BATCH
     assert_matches_estimator(demo_models, name, instances, predictions)
     assert PredictionLog.objects.count() == BATCH
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_demo_models_answer_through_the_compiled_path(demo_models, api_client, name):
+    api_client.post_json(predict_url(name), {"instances": demo_models.instances(name, n=1)})
+
+    live, _ = model_cache.live_model(model_name=name)
+    served = model_cache.served(live.champion)
+    assert isinstance(served.model, CompiledModel), served.not_compiled_because
 
 
 def test_predict_accepts_a_bare_array_of_instances(demo_models, api_client):
