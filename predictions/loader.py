@@ -31,6 +31,7 @@ from core.errors import (
     PermissionDeniedError,
 )
 from core.ml import compiled, explain, kinds, outputs
+from core.ml.explain.tree import TreeModelExplainer
 from mlregistry import artifacts, selectors
 from mlregistry.selectors import LiveVersion
 from predictions import signals
@@ -68,6 +69,9 @@ class ServedVersion:
             estimator=self.estimator, task=self.live.task, schema=self.live.feature_schema,
             reference_profile=self.reference_profile)
         self.model, self.not_compiled_because = compilation.model, compilation.why
+        if not compilation.reason and isinstance(self.explainer_or_error, TreeModelExplainer):
+            # A tree explainer's one preprocessing step is all the compiled form transforms.
+            self.explainer_or_error.preprocessing = compilation.model
         if compilation.reason in ("mismatch", "error"):
             logger.warning("%s %s is served through its pipeline: %s", self.live.model_name,
                            self.live.version, compilation.why)

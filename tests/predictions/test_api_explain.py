@@ -4,6 +4,8 @@ model's own value, keyed by the input features, for one instance or up to 100.""
 import pytest
 from scipy.special import logit
 
+from core.ml.compiled import CompiledModel
+from predictions.loader import model_cache
 from predictions.models import PredictionLog
 
 LIKES, LEADS = "engagement-likes", "lead-conversion"
@@ -153,3 +155,15 @@ def test_invalid_instance_is_a_validation_error_naming_the_field(demo_models, ap
     assert response.status_code == 422
     assert [(d["index"], d["field"], d["code"]) for d in response.json()["error"]["details"]] \
         == [(0, "region", "unknown_category")]
+
+
+@pytest.mark.parametrize("name", [LIKES, LEADS])
+def test_explain_encodes_through_the_compiled_path(demo_models, api_client, name):
+    response = api_client.post_json(explain_url(name),
+                                    {"instances": demo_models.instances(name, n=1)})
+
+    assert response.status_code == 200, response.json()
+    live, _ = model_cache.live_model(model_name=name)
+    served = model_cache.served(live.champion)
+    assert isinstance(served.model, CompiledModel)
+    assert served.explainer.preprocessing is served.model
