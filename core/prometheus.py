@@ -26,6 +26,10 @@ API_LATENCY = Histogram(
 API_ERRORS = Counter("pulselytics_api_errors_total", "API errors by code", ["code"])
 PREDICTIONS = Counter("pulselytics_predictions_total", "Predictions served",
                       ["model", "version", "arm"])
+# One per version a process loads (verified, explainer and inference path built); a warm
+# start (docs/deploy.md#warm-start) does every load before the first request.
+MODEL_LOADS = Counter("pulselytics_model_loads_total", "Model versions loaded by a process",
+                      ["model", "version"])
 # One per version a process loads: `path` "compiled" or "pipeline"; `reason` why not
 # compiled ("unsupported", "mismatch", "error"; "" when compiled). docs/api.md#compiled-inference
 INFERENCE_PATHS = Counter("pulselytics_model_inference_paths_total",

@@ -231,6 +231,10 @@ class ModelCache:
             bundle.compile()
             self._bundles[key] = bundle
             _gc_freeze_once()
+            # Counted so a warm start can be checked: a request after it loads nothing.
+            metrics.MODEL_LOADS.labels(model=live.model_name, version=live.version).inc()
+            logger.info("model loaded", extra={"model": live.model_name,
+                                               "version": live.version})
             return bundle
 
     @staticmethod
@@ -247,19 +251,28 @@ class ModelCache:
             details={"version": live.version},
         )
 
+    def live_versions(self) -> list[LiveVersion]:
+        """Every live version of every model: champions, challengers and shadows."""
+        self._refresh()
+        return [version for live in self._table.values()
+                for version in [live.champion, *live.challengers, *live.shadows] if version]
+
     def readiness(self) -> dict[str, str]:
-        """Per model with a production version: "ready" or why it is not."""
+        """Per model with a production version: "ready" when its champion and challengers
+        (the versions that answer) are loaded, else why not. A shadow never answers, so a
+        shadow that fails to load does not make its model unready."""
         self._refresh()
         report = {}
         for name, live in sorted(self._table.items()):
             if live.champion is None:
                 continue
-            try:
-                self.served(live.champion)
-            except ApplicationError as exc:
-                report[name] = exc.message
-            else:
-                report[name] = "ready"
+            report[name] = "ready"
+            for version in [live.champion, *live.challengers]:
+                try:
+                    self.served(version)
+                except ApplicationError as exc:
+                    report[name] = exc.message
+                    break
         return report
 
     def clear(self) -> None:

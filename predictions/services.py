@@ -121,9 +121,14 @@ def _hooks(recipe_name: str, hook_paths: tuple[str, ...], recipe_paths: tuple[st
     return tuple(lifecycle_hooks(recipes_all().get(recipe_name)))
 
 
+def version_hooks(*, recipe_name: str) -> tuple[LifecycleHooks, ...]:
+    """The lifecycle hooks around the predictions of a version of this recipe."""
+    return _hooks(recipe_name, tuple(settings.PULSELYTICS_LIFECYCLE_HOOKS),
+                  tuple(settings.PULSELYTICS_RECIPES))
+
+
 def _predict(served: ServedVersion, frame) -> Outputs:
-    hooks = _hooks(served.live.recipe, tuple(settings.PULSELYTICS_LIFECYCLE_HOOKS),
-                   tuple(settings.PULSELYTICS_RECIPES))
+    hooks = version_hooks(recipe_name=served.live.recipe)
     name, version = served.live.model_name, served.live.version
     for hook in hooks:
         hook.before_predict(model_name=name, version=version, features=frame)
