@@ -1,6 +1,8 @@
-"""Drift check benchmark: time and peak Python memory of one check by window size.
+"""Drift check benchmark: time and peak memory of one check by window size, beside
+Evidently's DataDriftPreset on the same generated data.
 
     .venv/bin/python bench/drift.py [--rows 10000,100000,300000,1000000] [--chunk-size N]
+                                    [--no-evidently]
 
 On a throwaway PostgreSQL server (tests.servers.start_postgres; binaries as for the tests,
 `make ci-deps`) with a fresh, migrated database in a temp folder, it registers, approves
@@ -13,6 +15,14 @@ Python code down, so the two are separate runs), and once in a fresh Python proc
 peak resident set size (VmHWM: the whole check, C libraries and the database driver
 included) is reported beside the same process's size before the check. Everything is
 removed at the end, also on Ctrl-C and SIGTERM.
+
+The peer: Evidently's DataDriftPreset over the same 13 columns (the 12 features and the
+output; the window regenerated from the same seeds, the reference the same 5,000 rows) in
+a fresh process of a bench-only virtualenv, bench/.venv, which the script builds from
+bench/requirements-evidently.txt on first use (Evidently needs pandas < 3, which the
+project does not use). Its time covers building the datasets and running the report on
+frames already in memory; its peak RSS is the whole process's, frames included, because
+Evidently needs them there.
 """
 
 import argparse
@@ -37,8 +47,12 @@ import pandas
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import venvs  # noqa: E402 - beside this script (bench/ is on the path)
+
 from tests import servers  # noqa: E402 - after sys.path is set
 
+EVIDENTLY_VENV = ROOT / "bench" / ".venv"
+EVIDENTLY_REQUIREMENTS = ROOT / "bench" / "requirements-evidently.txt"
 REFERENCE_ROWS = 5000
 REFERENCE_SEED = 3
 # The window moves followers and caption length by half a standard deviation; every other
@@ -79,11 +93,74 @@ def outputs(frame: pandas.DataFrame) -> numpy.ndarray:
             + 10.0 * frame["sentiment"].to_numpy())
 
 
+def window_batch(*, offset: int, n: int) -> pandas.DataFrame:
+    """The logged rows `offset` to `offset + n` of the window (one COPY batch)."""
+    return posts(n=n, seed=1000 + offset, shift=WINDOW_SHIFT)
+
+
+def evidently_run(batches: list[tuple[int, int]]) -> dict:
+    """Evidently's DataDriftPreset over the window made of `batches` (offset, rows) against
+    the reference rows; run in the bench-only virtualenv."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    def with_output(frame: pandas.DataFrame) -> pandas.DataFrame:
+        return frame.assign(output=outputs(frame))
+
+    reference = with_output(posts(n=REFERENCE_ROWS, seed=REFERENCE_SEED))
+    current = pandas.concat([with_output(window_batch(offset=offset, n=n))
+                             for offset, n in batches], ignore_index=True)
+    definition = DataDefinition(numerical_columns=[*NUMERIC, "output"],
+                                categorical_columns=[*CATEGORIES, "has_link"])
+    rss_before = _vm_hwm_mib()
+    started = time.perf_counter()
+    snapshot = Report([DataDriftPreset()]).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition))
+    seconds = time.perf_counter() - started
+    drifted = []
+    for metric in snapshot.dict()["metrics"]:
+        config = metric["config"]
+        if not config["type"].endswith(":ValueDrift") or config["column"] == "output":
+            continue
+        # p-value methods drift below the threshold, distances at or above it.
+        below = "p_value" in config["method"]
+        if (metric["value"] < config["threshold"]) == below:
+            drifted.append(config["column"])
+    return {"rows": len(current), "seconds": seconds, "rss_before_mib": rss_before,
+            "rss_peak_mib": _vm_hwm_mib(), "drifted": sorted(drifted)}
+
+
+def _vm_hwm_mib() -> float:
+    """This process's own peak RSS (VmHWM); ru_maxrss would carry over the forking
+    parent's high-water mark across exec on Linux."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def evidently_python() -> Path:
+    """bench/.venv's interpreter, built first when needed (venvs.venv_python)."""
+    return venvs.venv_python(EVIDENTLY_VENV, EVIDENTLY_REQUIREMENTS, log)
+
+
+def evidently_measure(batches: list[tuple[int, int]]) -> dict:
+    """evidently_run in a fresh process of the bench-only virtualenv."""
+    script = ("import json, sys; sys.path.insert(0, 'bench'); import drift; "
+              f"print(json.dumps(drift.evidently_run({json.dumps(batches)})))")
+    result = subprocess.run([str(evidently_python()), "-c", script], cwd=ROOT,
+                            capture_output=True, text=True, timeout=1800, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"the Evidently process failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 class Bench:
     def __init__(self, *, chunk_size: int | None) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="pulselytics-drift-bench-"))
         self.chunk_size = chunk_size
         self.inserted = 0
+        self.batches: list[tuple[int, int]] = []  # (offset, rows) of each COPY batch
 
     def prepare(self) -> None:
         import psycopg
@@ -151,7 +228,8 @@ class Bench:
         sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
         while self.inserted < rows:
             n = min(50_000, rows - self.inserted)
-            frame = posts(n=n, seed=1000 + self.inserted, shift=WINDOW_SHIFT)
+            frame = window_batch(offset=self.inserted, n=n)
+            self.batches.append((self.inserted, n))
             features = json.loads(frame.to_json(orient="records", double_precision=15))
             values = outputs(frame)
             ages = numpy.random.default_rng(self.inserted).uniform(0, 23 * 3600, n)
@@ -213,6 +291,8 @@ def main() -> int:
                         help="comma-separated window sizes, ascending (default %(default)s)")
     parser.add_argument("--chunk-size", type=int,
                         help="MONITORING_CHUNK_SIZE (default: the setting's default)")
+    parser.add_argument("--no-evidently", action="store_true",
+                        help="skip the Evidently peer (and building bench/.venv)")
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.rows.split(","))
 
@@ -234,6 +314,9 @@ def main() -> int:
             log(f"drift check over {rows:,} rows")
             result = bench.measure(rows)
             result["rss_before_mib"], result["rss_peak_mib"] = bench.measure_process()
+            if not args.no_evidently:
+                log(f"Evidently's DataDriftPreset over {rows:,} rows")
+                result["evidently"] = evidently_measure(bench.batches)
             results.append(result)
     finally:
         log("stopping PostgreSQL, removing the temp folder")
@@ -249,6 +332,17 @@ def main() -> int:
                   f"| {r['n_current'] / r['seconds']:,.0f} "
                   f"| {r['peak_mib']:.1f} | {r['rss_before_mib']:.0f} / {r['rss_peak_mib']:.0f} "
                   f"| {', '.join(r['drifted']) or 'none'} |\n")
+    peers = [r for r in results if "evidently" in r]
+    if peers:
+        out.write("\n| logged rows in window | check (s) | Evidently preset (s) | Evidently / "
+                  "check | Evidently RSS frames built / peak (MiB) | Evidently drifted |\n"
+                  "| ---: | ---: | ---: | ---: | ---: | --- |\n")
+    for r in peers:
+        peer = r["evidently"]
+        out.write(f"| {peer['rows']:,} | {r['seconds']:.2f} | {peer['seconds']:.2f} "
+                  f"| {peer['seconds'] / r['seconds']:.1f}x "
+                  f"| {peer['rss_before_mib']:.0f} / {peer['rss_peak_mib']:.0f} "
+                  f"| {', '.join(peer['drifted']) or 'none'} |\n")
     print(out.getvalue(), end="")
     return 0
 

@@ -54,6 +54,8 @@ BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 sys.path.insert(0, str(ROOT))
 
+import venvs  # noqa: E402 - beside this script (bench/ is on the path)
+
 from tests import servers  # noqa: E402 - needs ROOT on the path
 
 BATCH_ROWS = 2000
@@ -430,15 +432,8 @@ class Bench:
 
 
 def mlflow_python() -> Path:
-    """bench/.venv-mlflow's interpreter, the virtualenv built first if it is missing."""
-    python = MLFLOW_VENV / "bin" / "python"
-    if not python.exists():
-        log(f"building {MLFLOW_VENV.relative_to(ROOT)} from "
-            f"{MLFLOW_REQUIREMENTS.relative_to(ROOT)} (a few minutes, once)")
-        subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r",
-                        str(MLFLOW_REQUIREMENTS)], check=True)
-    return python
+    """bench/.venv-mlflow's interpreter, built first when needed (venvs.venv_python)."""
+    return venvs.venv_python(MLFLOW_VENV, MLFLOW_REQUIREMENTS, log)
 
 
 def _merged(runs: list[Run]) -> Run:
