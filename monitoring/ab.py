@@ -267,16 +267,12 @@ def ab_promote_check(*, model_name: str, user: AbstractBaseUser,
                   else f"{model_name} has no A/B test")
         raise NoWinnerError(f"{tested} with an evaluation against the champion",
                             details={"model": model_name})
-    if latest.verdict == Verdict.INCONCLUSIVE:
+    if latest.verdict in (Verdict.INCONCLUSIVE, Verdict.INSUFFICIENT_INDEPENDENT_EVIDENCE):
+        why = ("is inconclusive: there is no winner yet" if latest.verdict == Verdict.INCONCLUSIVE
+               else f"has no winner: {latest.reason}")
         raise NoWinnerError(
             f"the latest A/B evaluation of {model_name} ({latest.challenger.version} against "
-            f"{latest.champion.version}) is inconclusive: there is no winner yet",
-            details={"model": model_name, "ab_evaluation_id": latest.pk,
-                     "verdict": latest.verdict})
-    if latest.verdict == Verdict.INSUFFICIENT_INDEPENDENT_EVIDENCE:
-        raise NoWinnerError(
-            f"the latest A/B evaluation of {model_name} ({latest.challenger.version} against "
-            f"{latest.champion.version}) has no winner: {latest.reason}",
+            f"{latest.champion.version}) {why}",
             details={"model": model_name, "ab_evaluation_id": latest.pk,
                      "verdict": latest.verdict})
     return latest

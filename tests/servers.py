@@ -7,6 +7,7 @@ the test process exits. Binaries come from Debian's packages (`make ci-deps`).
 import atexit
 import contextlib
 import glob
+import json
 import os
 import shutil
 import signal
@@ -40,6 +41,23 @@ def process_group_stop(process: subprocess.Popen, *, timeout: float = 15) -> Non
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+def app_server_env(artifact_dir: Path, **overrides: str) -> dict:
+    """The environment of a gunicorn or manage.py process that serves what this test
+    process committed: its database, artifacts in `artifact_dir`, no throttling in the way."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "pulselytics.settings.base",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "ARTIFACT_STORAGE_OPTIONS": json.dumps({"location": str(artifact_dir)}),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "API_KEY_THROTTLE_RATE": "1000000/min",
+        **overrides,
+    }
 
 
 def postgres_bindir() -> Path | None:

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from demo import data as demo_data
 from mlregistry import selectors
 from mlregistry import services as registry
 from predictions import services as serving
-from tests.servers import free_port, process_group_stop
+from tests.servers import app_server_env, free_port, process_group_stop
 from training import services as training
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
@@ -114,20 +113,6 @@ def _approve(version, reviewer):
     )
 
 
-def _env(artifact_dir) -> dict:
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "pulselytics.settings.base",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "ARTIFACT_STORAGE_OPTIONS": json.dumps({"location": str(artifact_dir)}),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "REGISTRY_POLL_SECONDS": "1",
-        "API_KEY_THROTTLE_RATE": "1000000/min",
-        "LOG_LEVEL": "WARNING",
-    }
-
-
 def _manage(env: dict, *args: str) -> str:
     result = subprocess.run([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR,
                             env=env, capture_output=True, text=True, timeout=60, check=False)
@@ -169,7 +154,7 @@ def test_deploy_and_rollback_switch_live_workers_without_failing_a_request(
     instance = {name: value.item() if hasattr(value, "item") else value
                 for name, value in demo_data.demo_posts(seed=3, n=400).iloc[0].items()
                 if name in {f["name"] for f in v1.feature_schema["features"] if f["input"]}}
-    env = _env(artifact_dir)
+    env = app_server_env(artifact_dir, REGISTRY_POLL_SECONDS="1", LOG_LEVEL="WARNING")
     port = free_port()
     log = tmp_path / "gunicorn.log"
     with open(log, "wb") as log_file:

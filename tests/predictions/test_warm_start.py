@@ -15,12 +15,11 @@ import time
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from predictions import services as serving
 from tests.factories import register_deployed_version
-from tests.servers import free_port, process_group_stop
+from tests.servers import app_server_env, free_port, process_group_stop
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("groups_restored_after_module", "governance_groups")]
@@ -28,20 +27,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
 MODEL = "engagement-likes"
 WORKERS = 2
 START_TIMEOUT = 60
-
-
-def _env(artifact_dir, metrics_dir) -> dict:
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "pulselytics.settings.base",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "ARTIFACT_STORAGE_OPTIONS": json.dumps({"location": str(artifact_dir)}),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "API_KEY_THROTTLE_RATE": "1000000/min",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "LOG_LEVEL": "INFO",
-    }
 
 
 def _request(port: int, method: str, path: str, body: dict | None = None,
@@ -92,8 +77,9 @@ def test_first_requests_after_start_load_no_model(people, artifact_dir, tmp_path
             [os.path.join(os.path.dirname(sys.executable), "gunicorn"),
              "pulselytics.wsgi:application", "--bind", f"127.0.0.1:{port}",
              "--workers", str(WORKERS), "--no-control-socket"],
-            cwd=settings.BASE_DIR, env=_env(artifact_dir, metrics_dir), start_new_session=True,
-            stdout=log_file, stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR, start_new_session=True, stdout=log_file,
+            stderr=subprocess.STDOUT, env=app_server_env(
+                artifact_dir, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), LOG_LEVEL="INFO"),
         )
     try:
         _wait_until(lambda: _request(port, "GET", "/api/v1/health")[0] == 200, server, log,
