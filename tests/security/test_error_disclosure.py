@@ -20,7 +20,6 @@ request in tests/predictions/test_api_observability.py.
 """
 
 import json
-import logging
 
 import pytest
 
@@ -29,7 +28,6 @@ from predictions import loader
 from predictions import services as serving
 from predictions.models import PredictionLog
 from tests.factories import register_approved_version, register_deployed_version
-from tests.logs import JsonLines
 
 pytestmark = pytest.mark.filterwarnings("ignore:X has feature names:UserWarning")
 
@@ -37,17 +35,6 @@ MODEL = "leaky-likes"
 MARKER = "zz-secret-marker"
 INSTANCE = {"followers": 987654.25, "hashtags": 4321}
 VALUES = ("987654.25", "4321")
-
-
-@pytest.fixture
-def log_lines(caplog):
-    """(pytest's captured text, the production JSON lines) of everything logged."""
-    caplog.set_level(logging.DEBUG)
-    handler = JsonLines()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield lambda: (caplog.text, handler.lines)
-    root.removeHandler(handler)
 
 
 def assert_no_values(text: str) -> None:

@@ -10,7 +10,6 @@ an unseen value goes to the model as it is.
 """
 
 import json
-import logging
 from io import StringIO
 
 import numpy
@@ -28,7 +27,6 @@ from mlregistry import artifacts, registration, services
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition
 from monitoring.drift import drift_check
 from predictions.models import PredictionLog
-from tests.logs import JsonLines
 from tests.recipes import ModelInputRecorder
 
 NAME = "contact-likes"
@@ -41,17 +39,6 @@ CITY_MODEL = "city-likes"
 
 def assert_no_address(text: str) -> None:
     assert DOMAIN not in text
-
-
-@pytest.fixture
-def log_lines(caplog):
-    """(pytest's captured text, the production JSON lines) of everything logged."""
-    caplog.set_level(logging.DEBUG)
-    handler = JsonLines()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield lambda: (caplog.text, handler.lines)
-    root.removeHandler(handler)
 
 
 def training_frame(category: str, values: list[str], n: int = 240) -> pandas.DataFrame:
