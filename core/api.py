@@ -10,11 +10,14 @@ trace goes to the log, never to the client.
 
 import logging
 
+import orjson
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views.defaults import page_not_found
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 
 from core import prometheus as metrics
 from core.errors import ApplicationError, DatabaseUnavailableError
@@ -96,3 +99,25 @@ def json_not_found(request, exception=None):
     metrics.API_ERRORS.labels(code="not_found").inc()
     return JsonResponse(error_body(code="not_found", message="no such endpoint",
                                    request_id=getattr(request, "request_id", None)), status=404)
+
+
+class FastJSONRenderer(JSONRenderer):
+    """DRF's compact JSON, written by orjson (C): a 2,000-prediction answer in about a
+    tenth of the time. Dates, decimals, lazy strings and anything else orjson would write
+    its own way go through DRF's encoder, so a client reads the values JSONRenderer's
+    text holds (a float may be spelled differently: 1e-7 for 1e-07). A float NaN or
+    infinity, which JSONRenderer refuses, would be written as null: the views using this
+    renderer never answer one (predictions.loader refuses non-finite model outputs)."""
+
+    # Subclasses of str, int, dict and list (choices, DRF's ReturnDict) are written as
+    # their base type, as json does.
+    _OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+                | orjson.OPT_PASSTHROUGH_DATACLASS)
+    _fallback = JSONEncoder().default
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if data is None:
+            return b""
+        text = orjson.dumps(data, default=self._fallback, option=self._OPTIONS)
+        # As JSONRenderer: the two line separators JavaScript's string literals refuse.
+        return text.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy
-import pandas
 from django.conf import settings
 
 from core import prometheus as metrics
@@ -35,6 +34,7 @@ from core.ml.explain.tree import TreeModelExplainer
 from mlregistry import artifacts, selectors
 from mlregistry.selectors import LiveVersion
 from predictions import signals
+from predictions.validation import ValidatedBatch
 
 logger = logging.getLogger("pulselytics.predictions")
 
@@ -45,6 +45,14 @@ class Outputs:
     values: list
     probabilities: list[dict] | None = None
     anomaly_scores: list[float] | None = None
+
+
+def _finite(answers: numpy.ndarray) -> numpy.ndarray:
+    """The model's numeric answers, or an error: JSON has no NaN or infinity, and an answer
+    that is not a number is a failure to report (500), not a null to log and return."""
+    if not numpy.isfinite(answers).all():
+        raise ApplicationError("the model answered a value that is not a finite number")
+    return answers
 
 
 @dataclass(eq=False)
@@ -79,11 +87,14 @@ class ServedVersion:
             model=self.live.model_name, version=self.live.version, path=compilation.path,
             reason=compilation.reason).inc()
 
-    def predict(self, frame: pandas.DataFrame) -> Outputs:
+    def predict(self, batch: ValidatedBatch) -> Outputs:
         task = self.live.task
-        model = self.model if self.model is not None else self.estimator
+        if isinstance(self.model, compiled.CompiledModel):
+            model, frame = self.model, batch.columns  # the compiled path needs no DataFrame
+        else:
+            model, frame = self.estimator, batch.frame
         if task in (kinds.BINARY, kinds.MULTICLASS):
-            probabilities = numpy.asarray(model.predict_proba(frame))
+            probabilities = _finite(numpy.asarray(model.predict_proba(frame), dtype=float))
             classes = [label.item() if hasattr(label, "item") else label
                        for label in model.classes_]
             keys = [str(label) for label in classes]
@@ -93,10 +104,10 @@ class ServedVersion:
                            probabilities=[dict(zip(keys, map(float, row), strict=True))
                                           for row in probabilities])
         if task == kinds.ANOMALY:
-            scores = outputs.anomaly_scores(estimator=model, features=frame)
+            scores = _finite(outputs.anomaly_scores(estimator=model, features=frame))
             flagged = numpy.asarray(model.predict(frame)) == -1
             return Outputs(values=flagged.tolist(), anomaly_scores=scores.tolist())
-        return Outputs(values=numpy.asarray(model.predict(frame), dtype=float).tolist())
+        return Outputs(values=_finite(numpy.asarray(model.predict(frame), dtype=float)).tolist())
 
     explainer_or_error: explain.ModelExplainer | Exception | None = None
 

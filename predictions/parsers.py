@@ -11,17 +11,30 @@ Integers are left to Python (they are exact); one beyond the float range is repo
 4,300 digits is refused here (Python will not convert it), as is anything nested deeper
 than the interpreter's recursion limit (about 1,000 levels): both are a ParseError,
 which the API renders as 400 `malformed_json`.
+
+Speed: a body is first read by orjson, in C, about twice as fast as `json` with the hook
+that catches non-finite numbers. orjson refuses exactly what needs that hook (NaN,
+Infinity, numbers beyond the float range) and what `json` reads differently or reports
+in its own words (lone surrogates, nesting, invalid UTF-8); it reads integers of more than
+64 bits as floats, so a body with a run of 19 digits skips it. Anything orjson does not
+read is parsed by the rules above.
 """
 
 import codecs
 import json
 import math
 
+import orjson
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 # JSON text is UTF-8 (RFC 8259 §8.1); ASCII is a subset of it.
 _UTF8_CODECS = frozenset({"utf-8", "ascii"})
+# Digits enough for an integer orjson would read as a float (beyond -2**63 .. 2**64 - 1),
+# found as a run of 19 nines once every digit is a nine (a regular expression scanning a
+# 2,000-row body takes ten times as long).
+_DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9" * 10)
+_LONG_DIGITS = b"9" * 19
 
 
 class _NonFinite:
@@ -84,6 +97,12 @@ class StrictJSONParser(JSONParser):
         if declared not in _UTF8_CODECS:
             raise ParseError(f"JSON must be encoded as UTF-8, not {str(charset)[:40]!r}")
         raw = stream.read() if stream is not None else b""
+        if (isinstance(raw, bytes | bytearray)
+                and _LONG_DIGITS not in raw.translate(_DIGITS_AS_NINES)):
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pass  # the strict parser below answers as it always has
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
         except UnicodeDecodeError as exc:

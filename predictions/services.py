@@ -1,7 +1,5 @@
 """Serving writes: predictions (logged in the request), explanations, outcome feedback."""
 
-import hashlib
-import json
 import logging
 import math
 import time
@@ -10,10 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from itertools import repeat
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from core import prometheus as metrics
@@ -30,6 +27,13 @@ from core.ml.recipes import lifecycle_hooks, recipes_all
 from core.ml.recipes.base import LifecycleHooks
 from mlregistry.selectors import LiveVersion
 from predictions.loader import LiveModel, Outputs, ServedVersion, model_cache
+from predictions.log_rows import (
+    LogGroup,
+    canonical_json,
+    features_sha256,
+    log_rows_insert,
+    uuid4_texts,
+)
 from predictions.models import (
     DEFAULT_SCOPES,
     SCOPES,
@@ -39,7 +43,7 @@ from predictions.models import (
 )
 from predictions.parsers import NON_FINITE
 from predictions.routing import Challenger, challenger_for, routing_key_sha256
-from predictions.validation import instances_validate
+from predictions.validation import ValidatedBatch, instances_validate
 
 logger = logging.getLogger("pulselytics.predictions")
 
@@ -114,91 +118,38 @@ def _route(*, model_name: str, client_id: str, routing_key: str) -> Routed:
     return Routed(live_model, scope, version, PredictionLog.Arm.CHALLENGER)
 
 
+def _acts_on_predictions(hook: LifecycleHooks) -> bool:
+    kind = type(hook)
+    return (kind.before_predict is not LifecycleHooks.before_predict
+            or kind.after_predict is not LifecycleHooks.after_predict)
+
+
 @lru_cache(maxsize=64)
 def _hooks(recipe_name: str, hook_paths: tuple[str, ...], recipe_paths: tuple[str, ...]
            ) -> tuple[LifecycleHooks, ...]:
-    """Hooks around a version's predictions, cached per recipe and settings."""
-    return tuple(lifecycle_hooks(recipes_all().get(recipe_name)))
+    """Hooks around a version's predictions, cached per recipe and settings: those that
+    define before_predict or after_predict (the others' are no-ops, and calling any needs
+    the batch as a DataFrame, which the compiled path does without)."""
+    return tuple(hook for hook in lifecycle_hooks(recipes_all().get(recipe_name))
+                 if _acts_on_predictions(hook))
 
 
 def version_hooks(*, recipe_name: str) -> tuple[LifecycleHooks, ...]:
-    """The lifecycle hooks around the predictions of a version of this recipe."""
+    """The lifecycle hooks that act around the predictions of a version of this recipe."""
     return _hooks(recipe_name, tuple(settings.PULSELYTICS_LIFECYCLE_HOOKS),
                   tuple(settings.PULSELYTICS_RECIPES))
 
 
-def _predict(served: ServedVersion, frame) -> Outputs:
+def _predict(served: ServedVersion, batch: ValidatedBatch) -> Outputs:
     hooks = version_hooks(recipe_name=served.live.recipe)
     name, version = served.live.model_name, served.live.version
     for hook in hooks:
-        hook.before_predict(model_name=name, version=version, features=frame)
-    outputs = served.predict(frame)
+        hook.before_predict(model_name=name, version=version, features=batch.frame)
+    outputs = served.predict(batch)
     for hook in hooks:
-        hook.after_predict(model_name=name, version=version, features=frame, outputs=outputs)
+        hook.after_predict(model_name=name, version=version, features=batch.frame,
+                           outputs=outputs)
     return outputs
-
-
-# The columns a prediction writes, in the order of _log_rows' tuples; the outcome columns
-# keep their defaults (none yet).
-LOG_COLUMNS = ("prediction_id", "model_version_id", "model_name", "arm", "request_id",
-               "routing_key_sha256", "client_id", "features", "features_sha256", "value",
-               "probabilities", "anomaly_score", "latency_ms", "created_at")
-_JSON_COLUMNS = frozenset({"features", "value", "probabilities"})
-# json.dumps(..., sort_keys=True, separators=(",", ":"), default=str), built once, not per row.
-_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _instance_sha256(instance) -> str:
-    return hashlib.sha256(_CANONICAL_JSON.encode(instance).encode()).hexdigest()
-
-
-def _log_rows(*, served: ServedVersion, arm: str, outputs: Outputs, logged: list[dict],
-              hashes: list[str], request_id: str, routing_hash: str, client_id: str,
-              latency_ms: float, now, prediction_ids: list[uuid.UUID]) -> list[tuple]:
-    """The log rows as tuples in LOG_COLUMNS order (a model instance per row costs ~6 us,
-    12 ms for a 2000-row batch; _log_insert makes them only where it needs them)."""
-    version_id, model_name = served.live.version_id, served.live.model_name
-    probabilities = outputs.probabilities or repeat(None)
-    scores = outputs.anomaly_scores or repeat(None)
-    return [
-        (prediction_id, version_id, model_name, arm, request_id, routing_hash, client_id,
-         features, features_sha256, value, probability, score, latency_ms, now)
-        for prediction_id, features, features_sha256, value, probability, score
-        # Not strict: probabilities and scores are endless repeat(None) when absent.
-        in zip(prediction_ids, logged, hashes, outputs.values, probabilities, scores,
-               strict=False)
-    ]
-
-
-def _log_insert(rows: list[tuple]) -> None:
-    """Insert the request's log rows (LOG_COLUMNS tuples), all or none.
-
-    On PostgreSQL one COPY statement, with the JSON columns as JSON text (None as SQL
-    NULL, as the ORM stores it): bulk_create sends a batch as one text array per column,
-    which psycopg escapes value by value, ~180 ms of a ~250 ms 2000-row request, against
-    ~35 ms for COPY (bench/RESULTS.md). Elsewhere bulk_create, in its own transaction.
-    """
-    if connection.vendor != "postgresql":
-        PredictionLog.objects.bulk_create(
-            [PredictionLog(**dict(zip(LOG_COLUMNS, row, strict=True))) for row in rows])
-        return
-    quote = connection.ops.quote_name
-    fields = [PredictionLog._meta.get_field(name) for name in LOG_COLUMNS]
-    sql = (f"COPY {quote(PredictionLog._meta.db_table)} "
-           f"({', '.join(quote(field.column) for field in fields)}) FROM STDIN")
-    json_at = [i for i, name in enumerate(LOG_COLUMNS) if name in _JSON_COLUMNS]
-    dumps = json.dumps
-    # psycopg's copy() is not behind Django's error translation: wrapped, a lost connection
-    # is a django.db.OperationalError (503 database_unavailable) and the connection is
-    # marked for replacement, as with any other query.
-    with (connection.cursor() as cursor, connection.wrap_database_errors,
-          cursor.copy(sql) as copy):
-        for row in rows:
-            values = list(row)
-            for i in json_at:
-                if values[i] is not None:
-                    values[i] = dumps(values[i])
-            copy.write_row(values)
 
 
 def _check_batch(instances: list, limit: int) -> None:
@@ -228,59 +179,62 @@ def prediction_make(*, model_name: str, instances: list, request_id: str,
     routed = _route(model_name=model_name, client_id=client_id, routing_key=routing_key)
     served = model_cache.served(routed.version)
     batch = instances_validate(schema=served.live.feature_schema, instances=instances)
-    outputs = _predict(served, batch.frame)
+    outputs = _predict(served, batch)
     # Hash what is logged: an unsalted hash of a PII value could be reversed.
-    hashes = [_instance_sha256(row) for row in batch.logged]
-    routing_hash = routing_key_sha256(routing_key)
-    now = timezone.now()
-    prediction_ids = [uuid.uuid4() for _ in instances]
+    canonical = [canonical_json(row) for row in batch.logged]
+    hashes = features_sha256(canonical)
+    prediction_ids = uuid4_texts(len(instances))
     latency_ms = (time.perf_counter() - started) * 1000
-    rows = _log_rows(served=served, arm=routed.arm, outputs=outputs, logged=batch.logged,
-                     hashes=hashes, request_id=request_id, routing_hash=routing_hash,
-                     client_id=client_id, latency_ms=latency_ms, now=now,
-                     prediction_ids=prediction_ids)
+    groups = [LogGroup(version_id=served.live.version_id, model_name=served.live.model_name,
+                       arm=routed.arm, latency_ms=latency_ms, prediction_ids=prediction_ids,
+                       logged=batch.logged, canonical=canonical, hashes=hashes,
+                       outputs=outputs)]
     for shadow in routed.live_model.shadows:
-        rows += _shadow_rows(shadow=shadow, instances=instances, hashes=hashes,
-                             request_id=request_id, routing_hash=routing_hash,
-                             client_id=client_id, now=now)
-    _log_insert(rows)
+        group = _shadow_group(shadow=shadow, instances=instances, hashes=hashes)
+        if group is not None:
+            groups.append(group)
+    log_rows_insert(groups, request_id=request_id, routing_hash=routing_key_sha256(routing_key),
+                    client_id=client_id, now=timezone.now())
     metrics.PREDICTIONS.labels(model=served.live.model_name, version=served.live.version,
                                arm=routed.arm).inc(len(instances))
     logger.info("predicted", extra={"model": served.live.model_name,
                                     "version": served.live.version, "arm": routed.arm,
                                     "instances": len(instances),
                                     "latency_ms": round(latency_ms, 3)})
-    predictions = []
-    for i, prediction_id in enumerate(prediction_ids):
-        answer = {"prediction_id": str(prediction_id), "version": served.live.version,
-                  "model_sha256": served.live.model_sha256, "arm": routed.arm,
-                  "value": outputs.values[i]}
-        if outputs.probabilities:
-            answer["probabilities"] = outputs.probabilities[i]
-        if outputs.anomaly_scores:
-            answer["anomaly_score"] = outputs.anomaly_scores[i]
-        predictions.append(answer)
+    shared = {"version": served.live.version, "model_sha256": served.live.model_sha256,
+              "arm": routed.arm}
+    predictions = [{"prediction_id": prediction_id, **shared, "value": value}
+                   for prediction_id, value in zip(prediction_ids, outputs.values, strict=True)]
+    if outputs.probabilities:
+        for answer, probabilities in zip(predictions, outputs.probabilities, strict=True):
+            answer["probabilities"] = probabilities
+    if outputs.anomaly_scores:
+        for answer, score in zip(predictions, outputs.anomaly_scores, strict=True):
+            answer["anomaly_score"] = score
     return PredictionResult(model=model_name, served_by=served.live.model_name,
                             scope=routed.scope, predictions=predictions)
 
 
-def _shadow_rows(*, shadow: LiveVersion, instances: list, hashes: list[str], request_id: str,
-                 routing_hash: str, client_id: str, now) -> list[tuple]:
+def _shadow_group(*, shadow: LiveVersion, instances: list, hashes: list[str]
+                  ) -> LogGroup | None:
+    """A shadow's answers to the request's instances, as log rows under the answering
+    version's feature hashes; None (and a warning) when the shadow fails."""
     started = time.perf_counter()
     try:
         served = model_cache.served(shadow)
         batch = instances_validate(schema=shadow.feature_schema, instances=instances)
-        outputs = _predict(served, batch.frame)
+        outputs = _predict(served, batch)
     except Exception as exc:  # noqa: BLE001 - a shadow never affects the answer; it is logged
         logger.warning("shadow prediction failed",
                        extra={"model": shadow.model_name, "version": shadow.version,
                               "exception": exception_outline(exc)})
-        return []
-    return _log_rows(served=served, arm=PredictionLog.Arm.SHADOW, outputs=outputs,
-                     logged=batch.logged, hashes=hashes, request_id=request_id,
-                     routing_hash=routing_hash, client_id=client_id,
-                     latency_ms=(time.perf_counter() - started) * 1000, now=now,
-                     prediction_ids=[uuid.uuid4() for _ in instances])
+        return None
+    return LogGroup(version_id=shadow.version_id, model_name=shadow.model_name,
+                    arm=PredictionLog.Arm.SHADOW,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    prediction_ids=uuid4_texts(len(instances)), logged=batch.logged,
+                    canonical=[canonical_json(row) for row in batch.logged], hashes=hashes,
+                    outputs=outputs)
 
 
 def explanation_make(*, model_name: str, instances: list, request_id: str,
@@ -291,8 +245,9 @@ def explanation_make(*, model_name: str, instances: list, request_id: str,
                     routing_key=routing_key or request_id)
     served = model_cache.served(routed.version)
     batch = instances_validate(schema=served.live.feature_schema, instances=instances)
-    explanations = [{"version": served.live.version, **row}
-                    for row in served.explainer.explain(batch.frame)]
+    explainer = served.explainer
+    explanations = [{"version": served.live.version, **row} for row in explainer.explain(
+        batch.columns if explainer.takes_columns else batch.frame)]
     return ExplanationResult(model=model_name, served_by=served.live.model_name,
                              scope=routed.scope, explanations=explanations)
 

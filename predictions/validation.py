@@ -42,6 +42,7 @@ column that has something wrong (or an optional feature with gaps).
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import repeat
 from operator import itemgetter
 
@@ -61,12 +62,15 @@ _STR_TYPES = frozenset({str})
 _NONE_TYPE = type(None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ValidatedBatch:
     """A valid batch.
 
-    `frame`: the input features in schema order, canonical dtypes (float64 for float, int
-    and bool, object-dtype str for categories), index 0..n-1: what the model takes.
+    `columns`: the input features in schema order, by name, in canonical form: a float64
+    array for float, int and bool, a list of str for a category. What a compiled model
+    takes (core.ml.compiled) without the cost of a DataFrame.
+    `frame`: the same columns as a DataFrame (float64, object-dtype str for categories,
+    index 0..n-1), built on first use: what a pipeline takes.
     `logged`: per instance, the schema features given, PII ones dropped, as JSON values
     (an integral float given for an `int` feature is logged as an integer): what the
     prediction log may store. Non-input (audit-only) features are in it.
@@ -75,9 +79,20 @@ class ValidatedBatch:
     audit attributes.
     """
 
-    frame: pandas.DataFrame
+    columns: dict[str, numpy.ndarray | list]
     logged: list[dict]
     extra: list[dict]
+    rows: int
+    dtypes: dict[str, str]  # the schema's dtype per feature name
+
+    @cached_property
+    def frame(self) -> pandas.DataFrame:
+        index = pandas.RangeIndex(self.rows)
+        # Object dtype on purpose, as in model_frame: pandas would infer its own string dtype.
+        data = {name: pandas.Series(column, index=index, dtype=object)
+                if self.dtypes[name] == "category" else column
+                for name, column in self.columns.items()}
+        return pandas.DataFrame(data, index=index)
 
 
 class _Skip:
@@ -330,7 +345,8 @@ def instances_validate(*, schema: dict, instances: list) -> ValidatedBatch:
 
     if errors:
         raise _validation_error(errors)
-    return ValidatedBatch(frame=_frame(columns, features, len(objects)),
+    return ValidatedBatch(columns=columns, rows=len(objects),
+                          dtypes={feature["name"]: feature["dtype"] for feature in features},
                           **_logged(objects, features, checkers))
 
 
@@ -355,14 +371,6 @@ def _validation_error(errors: list) -> ValidationError:
                for index, _, field, code, text in errors[:MAX_ERROR_DETAILS]]
     return ValidationError(message, details=details)
 
-
-def _frame(columns: dict, features: list, n: int) -> pandas.DataFrame:
-    index = pandas.RangeIndex(n)
-    dtypes = {feature["name"]: feature["dtype"] for feature in features}
-    # Object dtype on purpose, as in model_frame: pandas would infer its own string dtype.
-    data = {name: pandas.Series(column, index=index, dtype=object)
-            if dtypes[name] == "category" else column for name, column in columns.items()}
-    return pandas.DataFrame(data, index=index)
 
 
 def _logged(objects: list, features: list, checkers: list) -> dict:

@@ -6,7 +6,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import error_response
+from core.api import FastJSONRenderer, error_response
 from mlregistry import selectors as registry
 from predictions import services
 from predictions.api import serializers as s
@@ -138,6 +138,7 @@ class FailuresRecorded:
 
 class PredictView(FailuresRecorded, APIView):
     endpoint = "predict"
+    renderer_classes = [FastJSONRenderer]
     api_key_scope = SCOPE_PREDICT
     throttle_classes = [APIKeyRateThrottle, PredictInstanceThrottle]
 
@@ -158,6 +159,7 @@ class PredictView(FailuresRecorded, APIView):
 
 class ExplainView(FailuresRecorded, APIView):
     endpoint = "explain"
+    renderer_classes = [FastJSONRenderer]
     api_key_scope = SCOPE_EXPLAIN
     throttle_classes = [APIKeyRateThrottle, ExplainInstanceThrottle]
 

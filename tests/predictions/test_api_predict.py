@@ -9,7 +9,7 @@ import pytest
 from core.ml.compiled import CompiledModel
 from core.ml.schema import feature_spec
 from predictions.loader import model_cache
-from predictions.models import PredictionLog
+from predictions.models import PredictionFailure, PredictionLog
 from tests.factories import register_deployed_version, tiny_estimator
 
 REGRESSIONS = ["engagement-likes", "engagement-comments"]
@@ -185,3 +185,20 @@ def test_predict_is_served_when_the_models_explainer_cannot_be_built(people, api
     expected = tiny_estimator(3.0).predict(numpy.array([[2.0, 1.0]]))[0]
     assert response.json()["predictions"][0]["value"] == pytest.approx(expected)
     assert PredictionLog.objects.count() == 1
+
+
+@tiny_model
+def test_a_model_answering_a_value_that_is_not_a_number_fails_and_logs_nothing(
+        people, api_client):
+    register_deployed_version(**people, name="broken-likes", slope=3.0)
+    instance = {"followers": 2.0, "hashtags": 1}
+    assert api_client.post_json(predict_url("broken-likes"), [instance]).status_code == 200
+    live_model, _ = model_cache.live_model(model_name="broken-likes", client_id="")
+    model_cache.served(live_model.champion).estimator.coef_[:] = numpy.nan  # answers NaN
+
+    response = api_client.post_json(predict_url("broken-likes"), [instance])
+
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert PredictionLog.objects.count() == 1
+    assert PredictionFailure.objects.get().code == "internal_error"

@@ -1,11 +1,21 @@
 import copy
 import io
+import json
 import pickle
 
+import orjson
 import pytest
 from rest_framework.exceptions import ParseError
 
+from predictions import parsers
 from predictions.parsers import NON_FINITE, StrictJSONParser
+
+PLAIN_BODY = json.dumps({"instances": [
+    {"followers": 1200, "rate": 0.25, "tiny": 1e-7, "big": 1.5e300, "negative": -3,
+     "zero": -0.0, "flag": True, "none": None, "text": 'tab\t "quoted" back\\slash é€😀',
+     "nested": {"list": [1, 2.5, "x"]}},
+    {"followers": 4294967296123, "rate": 1e16},
+]}).encode()
 
 
 def parse(body: bytes, **context):
@@ -31,6 +41,31 @@ def test_parse_keeps_finite_numbers_and_their_types():
 
     assert data == [1, -2, 1.5, 3.0, 1e308, 123456789012345678901234567890, True, None]
     assert [type(value) for value in data[:4]] == [int, int, float, float]
+
+
+def test_parse_keeps_integers_just_beyond_64_bits_exact():
+    data = parse(b"[-9223372036854775809, 18446744073709551616]")
+
+    assert data == [-9223372036854775809, 18446744073709551616]
+    assert [type(value) for value in data] == [int, int]
+
+
+def test_a_plain_body_is_read_by_orjson(monkeypatch):
+    calls, loads = [], orjson.loads
+    monkeypatch.setattr(parsers.orjson, "loads", lambda raw: calls.append(raw) or loads(raw))
+
+    parse(PLAIN_BODY)
+
+    assert calls == [PLAIN_BODY]
+
+
+def test_orjson_reads_a_plain_body_as_the_standard_library_does():
+    data = parse(PLAIN_BODY)
+    expected = json.loads(PLAIN_BODY)
+
+    assert data == expected
+    assert [type(value) for value in data["instances"][0].values()] == [
+        type(value) for value in expected["instances"][0].values()]
 
 
 def test_parse_decodes_utf8():

@@ -173,7 +173,7 @@ def test_database_outage_is_not_recorded_as_a_failure(champion, api_client, monk
     def database_down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(serving, "_log_insert", database_down)
+    monkeypatch.setattr(serving, "log_rows_insert", database_down)
     monkeypatch.setattr(PredictionFailure.objects, "create", explode)  # must not be tried
 
     response = api_client.post_json(predict_url("failing-likes"), [INSTANCE])

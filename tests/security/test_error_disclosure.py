@@ -68,8 +68,8 @@ def champion(people):
 
 
 def fail_in_predict(monkeypatch, client):
-    def explode(self, frame):
-        raise leaking_error(frame["followers"].iloc[0])
+    def explode(self, batch):
+        raise leaking_error(batch.columns["followers"][0])
 
     monkeypatch.setattr(loader.ServedVersion, "predict", explode)
     return client.post_json(f"/api/v1/models/{MODEL}/predict", [INSTANCE])
@@ -143,10 +143,10 @@ def test_failing_shadow_is_logged_without_values_and_the_answer_stands(
                                   notes="shadow")
     real_predict = loader.ServedVersion.predict
 
-    def shadow_explodes(self, frame):
+    def shadow_explodes(self, batch):
         if self.live.version_id == shadow.pk:
-            raise leaking_error(frame["followers"].iloc[0])
-        return real_predict(self, frame)
+            raise leaking_error(batch.columns["followers"][0])
+        return real_predict(self, batch)
 
     monkeypatch.setattr(loader.ServedVersion, "predict", shadow_explodes)
 

@@ -25,6 +25,7 @@ are refused (ExplanationUnsupportedError): no class's log-odds are additive over
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,25 +116,39 @@ class ModelExplainer(ABC):
     def feature_names(self) -> list[str]:
         return [feature.name for feature in self.features]
 
-    def explain(self, frame: pandas.DataFrame) -> list[dict]:
-        """One explanation per row of the canonical input frame (at most MAX_INSTANCES)."""
-        if len(frame) > MAX_INSTANCES:
+    @property
+    def takes_columns(self) -> bool:
+        """Whether `explain` may be given the canonical columns as a mapping of name to
+        array or list instead of a DataFrame (core.ml.compiled.Columns)."""
+        return False
+
+    def explain(self, frame: pandas.DataFrame | Mapping[str, Any]) -> list[dict]:
+        """One explanation per row of the canonical input frame (at most MAX_INSTANCES);
+        where `takes_columns`, the frame's columns as a mapping will do."""
+        is_frame = isinstance(frame, pandas.DataFrame)
+        if not (is_frame or self.takes_columns):
+            raise TypeError(f"{type(self).__name__} explains a DataFrame")
+        rows = len(frame) if is_frame else len(next(iter(frame.values()), ()))
+        if rows > MAX_INSTANCES:
             raise ExplanationUnsupportedError(
-                f"at most {MAX_INSTANCES} instances can be explained at once; got {len(frame)}",
-                details={"instances": len(frame), "maximum": MAX_INSTANCES})
-        missing = [name for name in self.feature_names if name not in frame.columns]
+                f"at most {MAX_INSTANCES} instances can be explained at once; got {rows}",
+                details={"instances": rows, "maximum": MAX_INSTANCES})
+        names = frame.columns if is_frame else frame.keys()
+        missing = [name for name in self.feature_names if name not in names]
         if missing:
             raise ExplanationUnsupportedError(
                 f"the frame lacks input features: {', '.join(missing)}",
                 details={"missing": missing})
-        if len(frame) == 0:
+        if rows == 0:
             return []
-        base, values, contributions, probabilities = self._explain(frame[self.feature_names])
+        inputs = (frame[self.feature_names] if is_frame
+                  else {name: frame[name] for name in self.feature_names})
+        base, values, contributions, probabilities = self._explain(inputs)
         return [explanation_row(
             output_space=self.output_space, base_value=float(base[i]), value=float(values[i]),
             contributions=contributions[i], features=self.feature_names,
             probability=None if probabilities is None else float(probabilities[i]),
-        ) for i in range(len(frame))]
+        ) for i in range(rows)]
 
     @abstractmethod
     def _explain(self, frame: pandas.DataFrame) -> tuple[numpy.ndarray, numpy.ndarray,

@@ -44,6 +44,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.tree import DecisionTreeRegressor
 
+from core.ml.compiled import CompiledModel
 from core.ml.explain.base import (
     TREE,
     TREE_CALIBRATED,
@@ -87,17 +88,23 @@ class TreeModelExplainer(ModelExplainer):
         for column, owner in enumerate(self.column_features):
             self.aggregation[column, index[owner]] = 1.0
 
+    @property
+    def takes_columns(self) -> bool:
+        # The compiled preprocessing (core.ml.compiled) reads columns as well as a frame.
+        return isinstance(self.preprocessing, CompiledModel)
+
     def _explain(self, frame):
         encoded = self.preprocessing.transform(frame)
         dense = encoded.toarray() if sparse.issparse(encoded) else encoded
+        rows = dense.shape[0]
         shap_values = numpy.asarray(
             self.shap_explainer.shap_values(dense, check_additivity=False), dtype=float)
-        if shap_values.shape != (len(frame), len(self.encoded_columns)):
+        if shap_values.shape != (rows, len(self.encoded_columns)):
             raise ExplanationInconsistentError(
                 f"TreeExplainer returned SHAP values of shape {shap_values.shape}; expected "
-                f"{(len(frame), len(self.encoded_columns))}")
+                f"{(rows, len(self.encoded_columns))}")
         contributions = self.scale * (shap_values @ self.aggregation)
-        base = numpy.full(len(frame), self.base_value)
+        base = numpy.full(rows, self.base_value)
         if self.task == REGRESSION:
             values = numpy.asarray(self.model.predict(encoded), dtype=float)
             return base, values, contributions, None

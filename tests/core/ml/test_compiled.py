@@ -14,13 +14,14 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from core.ml import compiled
+from core.ml import compiled, explain
 from core.ml.features import model_frame
 from core.ml.recipes import recipe_get
 from core.ml.schema import feature_spec
 from demo import data as demo_data
 from mlregistry.selectors import LiveVersion
 from predictions.loader import ServedVersion
+from predictions.validation import ValidatedBatch
 from training.trainer import train_recipe
 
 RECIPES = {"engagement-likes": "posts", "engagement-comments": "posts",
@@ -67,6 +68,45 @@ def test_compiled_answers_are_the_pipelines_bit_for_bit(trained, name, rows):
         numpy.testing.assert_array_equal(have, want)
 
 
+def columns_of(frame: pandas.DataFrame) -> dict:
+    """The frame's columns as predictions.validation gives them: float arrays, str lists."""
+    return {name: frame[name].tolist() if frame[name].dtype == object
+            else frame[name].to_numpy() for name in frame.columns}
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_compiled_answers_from_columns_are_the_pipelines_bit_for_bit(trained, name):
+    model = trained[name]
+    frame = canonical(compiled.verification_frame(
+        schema=model.schema, reference_profile=model.reference_profile), model.schema)
+    task = recipe_get(name).task
+
+    expected = compiled.model_answers(task=task, model=model.estimator, frame=frame)
+    got = compiled.model_answers(task=task, model=compiled.pipeline_compile(model.estimator),
+                                 frame=columns_of(frame))
+
+    for want, have in zip(expected, got, strict=True):
+        numpy.testing.assert_array_equal(have, want)
+
+
+@pytest.mark.parametrize("name", ["engagement-likes", "lead-conversion"])
+def test_a_tree_explainer_on_the_compiled_form_explains_columns_as_it_explains_the_frame(
+        trained, name):
+    model = trained[name]
+    explainer = explain.explainer_build(
+        estimator=model.estimator, task=recipe_get(name).task, schema=model.schema,
+        reference_profile=model.reference_profile)
+    frame = canonical(compiled.verification_frame(
+        schema=model.schema, reference_profile=model.reference_profile).head(40), model.schema)
+    expected = explainer.explain(frame)
+    assert not explainer.takes_columns
+
+    explainer.preprocessing = compiled.pipeline_compile(model.estimator)
+
+    assert explainer.takes_columns
+    assert explainer.explain(columns_of(frame)) == expected
+
+
 def test_compiled_preprocessing_gives_the_pipelines_array(trained):
     model = trained["lead-conversion"]
     frame = canonical(compiled.verification_frame(
@@ -80,6 +120,13 @@ def test_compiled_preprocessing_gives_the_pipelines_array(trained):
 SCHEMA = {"target": "y", "features": [feature_spec(name="x", dtype="float"),
                                       feature_spec(name="z", dtype="float")]}
 FRAME = pandas.DataFrame({"x": numpy.arange(20.0), "z": numpy.arange(20.0) % 3})
+
+
+def batch_of(frame: pandas.DataFrame) -> ValidatedBatch:
+    """A validated batch holding the canonical frame's columns."""
+    return ValidatedBatch(columns={name: frame[name].to_numpy() for name in frame.columns},
+                          logged=[], extra=[], rows=len(frame),
+                          dtypes=dict.fromkeys(frame.columns, "float"))
 
 
 def fitted(*steps) -> Pipeline:
@@ -140,4 +187,15 @@ def test_a_version_whose_pipeline_compiles_exactly_is_served_compiled():
     assert isinstance(version.model, compiled.CompiledModel)
     assert version.not_compiled_because == ""
     frame = canonical(pandas.DataFrame({"x": [3.0, None], "z": [1.0, 2.0]}), SCHEMA)
-    assert version.predict(frame).values == version.estimator.predict(frame).tolist()
+    assert version.predict(batch_of(frame)).values == version.estimator.predict(frame).tolist()
+
+
+def test_the_compiled_path_answers_from_the_columns_without_building_a_frame():
+    version = served(fitted(("prep", ColumnTransformer(
+        [("numeric", SimpleImputer(), ["x", "z"])]))))
+    version.compile()
+    batch = batch_of(canonical(pandas.DataFrame({"x": [3.0], "z": [1.0]}), SCHEMA))
+
+    version.predict(batch)
+
+    assert "frame" not in vars(batch)  # the cached DataFrame was never built
