@@ -5,12 +5,16 @@ Chromium are session fixtures here. A test that needs a missing server skips wit
 reason; under REQUIRE_SERVICES=1 (CI) every skip is turned into a failure.
 """
 
+import contextlib
+import copy
+import hashlib
 import os
 
+import pandas
 import pytest
 from django.db import connection
 
-from mlregistry import artifacts
+from mlregistry import artifacts, registration
 from tests import servers
 from tests.factories import (
     UserFactory,
@@ -18,6 +22,7 @@ from tests.factories import (
     register_deployed_version,
     register_version,
 )
+from training import trainer
 
 
 def pytest_collection_modifyitems(config, items):
@@ -70,6 +75,53 @@ def deserializations(monkeypatch) -> list:
 
         monkeypatch.setattr(module, name, spy)
     return calls
+
+
+@pytest.fixture(scope="session")
+def train_recipe_once():
+    """A context manager under which the slow, pure parts of training run once per run for
+    the same recipe, rows, seed and model: trainer.train_recipe (the fit, metrics, profile,
+    fairness) and the serialization of its estimator (registration.model_version_bundle);
+    later calls get copies of the first results. Everything around them (datasets, storing
+    the files, registration, gates, audit rows) still runs each time. For module fixtures
+    that train the same demo models again and again (tests/predictions/conftest.py)."""
+    results, bundles = {}, {}
+    real_train, real_bundle = trainer.train_recipe, registration.model_version_bundle
+    handed_out = {}  # id(estimator) -> (key, estimator), while the context lasts
+
+    def train_recipe(*, recipe, frame: pandas.DataFrame, seed: int, client_id: str = "",
+                     model_name: str | None = None, **kwargs):
+        rows = hashlib.sha256(pandas.util.hash_pandas_object(frame).to_numpy().tobytes())
+        key = (recipe.name, tuple(frame.columns), rows.hexdigest(), seed, client_id,
+               model_name)
+        if key not in results:
+            results[key] = real_train(recipe=recipe, frame=frame, seed=seed,
+                                      client_id=client_id, model_name=model_name, **kwargs)
+        trained = copy.deepcopy(results[key])
+        handed_out[id(trained.estimator)] = (key, trained.estimator)
+        return trained
+
+    def model_version_bundle(*, estimator, reference_profile: dict):
+        key, known = handed_out.get(id(estimator), (None, None))
+        if known is not estimator:  # not a copy handed out above: serialize it
+            return real_bundle(estimator=estimator, reference_profile=reference_profile)
+        profile, bundle = bundles.get(key, (None, None))
+        if profile != reference_profile:
+            bundle = real_bundle(estimator=estimator, reference_profile=reference_profile)
+            bundles[key] = (copy.deepcopy(reference_profile), bundle)
+        return copy.deepcopy(bundle)
+
+    @contextlib.contextmanager
+    def train_once():
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(trainer, "train_recipe", train_recipe)
+            patch.setattr(registration, "model_version_bundle", model_version_bundle)
+            try:
+                yield
+            finally:
+                handed_out.clear()
+
+    return train_once
 
 
 @pytest.fixture(scope="module")

@@ -138,8 +138,10 @@ def _cleanup(*, model_names: list[str], usernames: list[str], generation) -> Non
 
 
 @pytest.fixture(scope="module")
-def demo_models(django_db_setup, django_db_blocker, artifact_root, tmp_path_factory):
-    """The four global demo recipes trained, approved and deployed (committed rows)."""
+def demo_models(django_db_setup, django_db_blocker, artifact_root, tmp_path_factory,
+                train_recipe_once):
+    """The four global demo recipes trained, approved and deployed (committed rows); the fit
+    itself runs once per run (`train_recipe_once`), the same data every module."""
     data = tmp_path_factory.mktemp("demo-data")
     frames = {"posts": demo_posts(n=DEMO_POSTS), "leads": demo_leads(n=DEMO_LEADS)}
     paths = {}
@@ -149,7 +151,8 @@ def demo_models(django_db_setup, django_db_blocker, artifact_root, tmp_path_fact
     model_names = list(DEMO_RECIPES)
     usernames = [username for username, _ in PEOPLE.values()]
     storages = _with_artifacts_at(django_settings.STORAGES, artifact_root)
-    with django_db_blocker.unblock(), override_settings(STORAGES=storages):
+    with django_db_blocker.unblock(), override_settings(STORAGES=storages), \
+            train_recipe_once():
         taken = list(MLModel.objects.filter(name__in=model_names).values_list("name", flat=True))
         assert not taken, f"demo_models needs a registry without {taken}"
         generation = RegistryGeneration.objects.filter(pk=1).values_list(

@@ -5,6 +5,10 @@ Each is tried against the real entry points in a fresh process with a clean prod
 environment: `manage.py check --deploy`, and gunicorn started as docs/deploy.md starts it,
 which must exit non-zero with the reason before its worker serves anything. The deploy
 check names the same settings under the development settings too (core/checks.py).
+
+Each process takes seconds to import the project and the tests only wait for it, so
+`processes` runs every test's process in the background, two at a time (the machine's
+second core), from the module's first test on; each test reads its own process' result.
 """
 
 import contextlib
@@ -14,6 +18,7 @@ import secrets
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -75,54 +80,23 @@ def health_status(port: int) -> int | None:
     return None
 
 
-@pytest.mark.parametrize(("unsafe", "refusal", "check_error"), UNSAFE)
-def test_check_deploy_fails_under_production_with_an_unsafe_setting(tmp_path, unsafe, refusal,
-                                                                    check_error):
-    env = production_env(tmp_path, **safe_settings(tmp_path) | unsafe)
-
-    result = manage("check", "--deploy", env=env)
-
-    assert result.returncode != 0
-    assert refusal in result.stderr
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return manage("check", "--deploy", env=env)
 
 
-@pytest.mark.parametrize(("unsafe", "refusal", "check_error"), UNSAFE)
-def test_check_deploy_names_an_unsafe_setting_under_the_development_settings(
-        tmp_path, unsafe, refusal, check_error):
-    env = clean_env(tmp_path, **safe_settings(tmp_path) | unsafe)
-
-    result = manage("check", "--deploy", env=env)
-
-    assert result.returncode != 0
-    assert f"(core.E001) {check_error}: production refuses to start with it" in result.stderr
-
-
-def test_check_deploy_under_the_development_settings_has_no_error_when_all_is_safe(tmp_path):
-    result = manage("check", "--deploy", env=clean_env(tmp_path, **safe_settings(tmp_path)))
-
-    assert result.returncode == 0, result.stderr
-    assert "core.E001" not in result.stdout + result.stderr
-
-
-@pytest.mark.parametrize(("unsafe", "refusal", "check_error"), UNSAFE)
-def test_server_refuses_to_start_with_an_unsafe_setting(tmp_path, unsafe, refusal,
-                                                        check_error):
-    log = tmp_path / "gunicorn.log"
-    server, _ = gunicorn(production_env(tmp_path, **safe_settings(tmp_path) | unsafe), log)
+def server_refusal(env: dict[str, str], log: Path) -> tuple[int, str]:
+    """Start gunicorn with `env`; its exit code and output once it gave up by itself."""
+    server, _ = gunicorn(env, log)
     try:
         returncode = server.wait(timeout=START_TIMEOUT)
     finally:
         process_group_stop(server)
-
-    output = log.read_text()
-    assert returncode != 0
-    assert refusal in output
-    assert "Worker failed to boot" in output  # its only worker never got to serve
+    return returncode, log.read_text()
 
 
-def test_server_serves_with_safe_production_settings(tmp_path):
-    server, port = gunicorn(production_env(tmp_path, **safe_settings(tmp_path)),
-                            tmp_path / "gunicorn.log")
+def server_health(env: dict[str, str], log: Path) -> tuple[int | None, str]:
+    """Start gunicorn with `env`; the status of /api/v1/health once it answers, and its log."""
+    server, port = gunicorn(env, log)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while health_status(port) is None and server.poll() is None \
@@ -131,5 +105,80 @@ def test_server_serves_with_safe_production_settings(tmp_path):
         status = health_status(port)
     finally:
         process_group_stop(server)
+    return status, log.read_text()
 
-    assert status == 200, (tmp_path / "gunicorn.log").read_text()
+
+def unsafe_key(unsafe: dict[str, str]) -> tuple:
+    return tuple(sorted(unsafe.items()))
+
+
+@pytest.fixture(scope="module")
+def processes(tmp_path_factory):
+    """Every test's process, started in the background two at a time: (kind, unsafe) -> a
+    future of its result. Each process has its own folder (database, log)."""
+    jobs = {}  # in the order the tests ask for them
+    for kind in ("production-check", "development-check", "server"):
+        for unsafe in [*(param.values[0] for param in UNSAFE), {}]:
+            if unsafe or kind != "production-check":
+                jobs[kind, unsafe_key(unsafe)] = (kind, unsafe,
+                                                  tmp_path_factory.mktemp("refused-settings"))
+
+    def run(kind: str, unsafe: dict[str, str], folder: Path):
+        if kind == "development-check":
+            return check_deploy(clean_env(folder, **safe_settings(folder) | unsafe))
+        env = production_env(folder, **safe_settings(folder) | unsafe)
+        if kind == "production-check":
+            return check_deploy(env)
+        serve = server_refusal if unsafe else server_health
+        return serve(env, folder / "gunicorn.log")
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="refused-settings") as pool:
+        futures = {key: pool.submit(run, *job) for key, job in jobs.items()}
+        yield futures
+        for future in futures.values():
+            future.cancel()
+
+
+def result_of(processes: dict[tuple, Future], kind: str, unsafe: dict[str, str]):
+    return processes[kind, unsafe_key(unsafe)].result(timeout=10 * START_TIMEOUT)
+
+
+@pytest.mark.parametrize(("unsafe", "refusal", "check_error"), UNSAFE)
+def test_check_deploy_fails_under_production_with_an_unsafe_setting(processes, unsafe, refusal,
+                                                                    check_error):
+    result = result_of(processes, "production-check", unsafe)
+
+    assert result.returncode != 0
+    assert refusal in result.stderr
+
+
+@pytest.mark.parametrize(("unsafe", "refusal", "check_error"), UNSAFE)
+def test_check_deploy_names_an_unsafe_setting_under_the_development_settings(
+        processes, unsafe, refusal, check_error):
+    result = result_of(processes, "development-check", unsafe)
+
+    assert result.returncode != 0
+    assert f"(core.E001) {check_error}: production refuses to start with it" in result.stderr
+
+
+def test_check_deploy_under_the_development_settings_has_no_error_when_all_is_safe(processes):
+    result = result_of(processes, "development-check", {})
+
+    assert result.returncode == 0, result.stderr
+    assert "core.E001" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("unsafe", "refusal", "check_error"), UNSAFE)
+def test_server_refuses_to_start_with_an_unsafe_setting(processes, unsafe, refusal,
+                                                        check_error):
+    returncode, output = result_of(processes, "server", unsafe)
+
+    assert returncode != 0
+    assert refusal in output
+    assert "Worker failed to boot" in output  # its only worker never got to serve
+
+
+def test_server_serves_with_safe_production_settings(processes):
+    status, log = result_of(processes, "server", {})
+
+    assert status == 200, log
