@@ -2,6 +2,7 @@
 recipes' pipelines compiled give the pipelines' answers exactly; other pipelines are not
 compiled; a compiled form that answers differently is caught at load and not served."""
 
+import dataclasses
 import logging
 
 import numpy
@@ -199,3 +200,51 @@ def test_the_compiled_path_answers_from_the_columns_without_building_a_frame():
     version.predict(batch)
 
     assert "frame" not in vars(batch)  # the cached DataFrame was never built
+
+
+def verification_array(model, compiled_model) -> numpy.ndarray:
+    frame = canonical(compiled.verification_frame(
+        schema=model.schema, reference_profile=model.reference_profile), model.schema)
+    return compiled_model.transform(frame)
+
+
+def test_a_boosted_trees_regressor_answers_from_its_trees_bit_for_bit(trained):
+    model = trained["engagement-likes"]
+    compiled_model = compiled.pipeline_compile(model.estimator)
+    array = verification_array(model, compiled_model)
+
+    assert compiled_model.trees is not None
+    numpy.testing.assert_array_equal(compiled_model.trees.predict(array),
+                                     compiled_model.estimator.predict(array))
+    numpy.testing.assert_array_equal(compiled_model.trees.predict(array[:1]),
+                                     compiled_model.estimator.predict(array[:1]))
+
+
+def test_a_few_rows_are_answered_by_the_trees_and_many_by_the_estimator(trained, monkeypatch):
+    model = trained["engagement-likes"]
+    compiled_model = compiled.pipeline_compile(model.estimator)
+    frame = canonical(compiled.verification_frame(
+        schema=model.schema, reference_profile=model.reference_profile), model.schema)
+    calls = []
+    real_predict = type(compiled_model.estimator).predict
+    monkeypatch.setattr(type(compiled_model.estimator), "predict",
+                        lambda self, x: calls.append(len(x)) or real_predict(self, x))
+
+    compiled_model.predict(frame.head(compiled.TREES_MAX_ROWS))
+    compiled_model.predict(frame.head(compiled.TREES_MAX_ROWS + 1))
+
+    assert calls == [compiled.TREES_MAX_ROWS + 1]
+
+
+def test_trees_that_answer_differently_are_not_used(trained, monkeypatch):
+    model = trained["engagement-likes"]
+    real = compiled._boosted_trees
+    monkeypatch.setattr(compiled, "_boosted_trees", lambda estimator: dataclasses.replace(
+        real(estimator), initial=real(estimator).initial + 1e-9))
+
+    compilation = compiled.version_compile(
+        estimator=model.estimator, task="regression", schema=model.schema,
+        reference_profile=model.reference_profile)
+
+    assert compilation.reason == ""  # still compiled: the estimator answers after the array
+    assert compilation.model.trees is None
