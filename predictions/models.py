@@ -54,8 +54,10 @@ class PredictionLog(models.Model):
         SHADOW = "shadow"
 
     prediction_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No index of its own: the (model_version, created_at) index below serves every lookup by
+    # version, and each index costs every logged row an insert (bench/RESULTS.md).
     model_version = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
-                                      related_name="+")
+                                      related_name="+", db_index=False)
     model_name = models.CharField(max_length=100)
     arm = models.CharField(max_length=16, choices=Arm.choices)
     request_id = models.CharField(max_length=64)

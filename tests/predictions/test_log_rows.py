@@ -113,3 +113,17 @@ def test_prediction_ids_are_distinct_random_version_4_uuids():
     assert [str(value) for value in ids] == texts
     assert {(value.version, value.variant) for value in ids} == {(4, uuid.RFC_4122)}
     assert len(set(texts)) == 1000
+
+
+def test_the_log_keeps_its_foreign_key_and_one_index_by_version(db):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(
+            cursor, PredictionLog._meta.db_table).values()
+
+    by_version = [c for c in constraints if c["columns"][:1] == ["model_version_id"]]
+    assert [c["columns"] for c in by_version if c["index"]] == [
+        ["model_version_id", "created_at"]]
+    assert [c["foreign_key"] for c in by_version if c["foreign_key"]] == [
+        ("mlregistry_mlmodelversion", "id")]
