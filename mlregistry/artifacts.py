@@ -12,6 +12,10 @@ that is neither trusted by policy (TRUSTED_TYPE_PREFIXES) nor trusted for this v
 reviewer (`trusted_types` in the manifest). Versions registered before skops hold joblib
 pickles ("joblib" entries); they still load, after the same verification, until
 `migrate_artifacts` converts them.
+
+joblib, skops (and with it every scikit-learn estimator module), scikit-learn and pandas are
+imported by the functions that write, load or describe model files, not with this module:
+every process imports it at start-up, and most never touch a model file.
 """
 
 import hashlib
@@ -25,12 +29,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import joblib
-import numpy
-import pandas
-import sklearn
-import skops
-import skops.io
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import storages
@@ -128,6 +126,11 @@ def code_commit() -> str | None:
 
 
 def training_environment() -> dict:
+    import numpy  # noqa: PLC0415 - see the module docstring
+    import pandas  # noqa: PLC0415
+    import sklearn  # noqa: PLC0415
+    import skops  # noqa: PLC0415
+
     return {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
@@ -192,6 +195,8 @@ def bundle_prepare(*, objects: dict[str, Any], documents: dict[str, Any] | None 
     approved as a whole, converted by `migrate_artifacts`). Writes nothing: a caller may record
     the paths first, so that the files of a process that dies between the write and the commit of
     its version can be found and removed."""
+    import skops.io  # noqa: PLC0415 - see the module docstring
+
     entries, files = [], {}
     for name, value in objects.items():
         data = skops.io.dumps(value, compression=zipfile.ZIP_DEFLATED)
@@ -287,6 +292,8 @@ def bundle_verify(*, manifest: dict, model_sha256: str) -> dict[str, bytes]:
 
 
 def environment_check(manifest: dict) -> None:
+    import sklearn  # noqa: PLC0415 - see the module docstring
+
     recorded = manifest.get("environment", {}).get("scikit-learn", "")
     if _minor(recorded) != _minor(sklearn.__version__):
         raise IncompatibleEnvironmentError(
@@ -297,6 +304,8 @@ def environment_check(manifest: dict) -> None:
 
 
 def _skops_load(*, name: str, data: bytes, manifest: dict) -> Any:
+    import skops.io  # noqa: PLC0415 - see the module docstring
+
     found = skops.io.get_untrusted_types(data=data)
     trusted = set(manifest.get("trusted_types", []))
     refused = sorted(t for t in found if not type_trusted_by_policy(t) and t not in trusted)
@@ -314,6 +323,8 @@ def _deserialize(*, name: str, fmt: str, data: bytes, manifest: dict) -> Any:
         return _skops_load(name=name, data=data, manifest=manifest)
     # A pickle of a version registered before skops: its bytes were just verified against
     # the sealed model_sha256, so they are exactly what was approved.
+    import joblib  # noqa: PLC0415 - see the module docstring
+
     return joblib.load(io.BytesIO(data))
 
 

@@ -3,21 +3,23 @@
 Registration stores a bundle and creates its version (training -> testing) under the
 model's row lock; artifact clean-up deletes the files no kept version needs. The review
 and deployment that follow live in services.py.
+
+Converting a pickle to skops (`artifact_migrate`) compares the two files' answers with
+numpy, pandas and the explainers (scikit-learn); they are imported there, not with this
+module, which every process imports at start-up.
 """
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from core.errors import ConflictError, ValidationError
-from core.ml import kinds, outputs
-from core.ml.explain import background_from_profile
+from core.ml import kinds
 from core.ml.kinds import task_kind
 from core.ml.schema import next_version
 from core.permissions import require_permission
@@ -31,6 +33,9 @@ from mlregistry.models import (
 )
 from mlregistry.preconditions import REGISTER_PERMISSION
 from mlregistry.services import system_user_get
+
+if TYPE_CHECKING:
+    import numpy
 
 
 def model_name_check(name: str) -> None:
@@ -197,9 +202,13 @@ class ArtifactMigration:
     carried_types: list[str]  # types trusted because the pickle was approved as a whole
 
 
-def _answers(*, task: str, estimator: Any, frame: Any) -> list[numpy.ndarray]:
+def _answers(*, task: str, estimator: Any, frame: Any) -> list["numpy.ndarray"]:
     """Everything a version answers for `frame`: predictions, then probabilities or
     anomaly scores."""
+    import numpy  # noqa: PLC0415 - see the module docstring
+
+    from core.ml import outputs  # noqa: PLC0415
+
     answers = [numpy.asarray(estimator.predict(frame))]
     if task in (kinds.BINARY, kinds.MULTICLASS):
         answers.append(numpy.asarray(estimator.predict_proba(frame)))
@@ -208,7 +217,9 @@ def _answers(*, task: str, estimator: Any, frame: Any) -> list[numpy.ndarray]:
     return answers
 
 
-def _identical(left: numpy.ndarray, right: numpy.ndarray) -> bool:
+def _identical(left: "numpy.ndarray", right: "numpy.ndarray") -> bool:
+    import numpy  # noqa: PLC0415 - see the module docstring
+
     if left.dtype.kind == "f" and right.dtype.kind == "f":
         return numpy.array_equal(left, right, equal_nan=True)
     return numpy.array_equal(left, right)
@@ -278,6 +289,8 @@ def artifact_migrate(*, version: MLModelVersion, dry_run: bool = False) -> Artif
 
 
 def _answers_compared(*, version: MLModelVersion, before: Any, after: Any) -> int:
+    from core.ml.explain import background_from_profile  # noqa: PLC0415 - see the module docstring
+
     frame = background_from_profile(schema=version.feature_schema,
                                     reference_profile=version.reference_profile,
                                     rows=MIGRATION_SAMPLE_ROWS)

@@ -8,7 +8,6 @@ from functools import lru_cache
 from django.db.models import Q, QuerySet
 
 from core.errors import ApplicationError, ModelNotFoundError, VersionNotFoundError
-from core.ml import compiled
 from mlregistry import artifacts, transitions
 from mlregistry.models import (
     MLModel,
@@ -388,6 +387,8 @@ class InferencePath:
 @lru_cache(maxsize=32)
 def _inference_path(version_id: int, model_sha256: str, manifest_json: str, task: str,
                     schema_json: str) -> InferencePath:
+    from core.ml import compiled  # noqa: PLC0415 - imports scikit-learn: only for this page
+
     try:
         loaded = artifacts.bundle_load(manifest=json.loads(manifest_json),
                                        model_sha256=model_sha256)

@@ -1,7 +1,10 @@
 """Monitoring's action on the version admin: promote the winner of an A/B test.
 
 Registered with the registry's version admin from MonitoringConfig.ready(), so the
-registry never imports monitoring (docs/architecture.md).
+registry never imports monitoring (docs/architecture.md). monitoring.ab is imported by the
+action's steps, not with this module: it brings scikit-learn and scipy (through
+monitoring.performance and monitoring.significance), and every process imports this module
+at start-up.
 """
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -9,15 +12,18 @@ from django.contrib.auth.models import AbstractBaseUser
 from mlregistry import forms, selectors
 from mlregistry.admin_actions import VersionAction
 from mlregistry.models import MLModelVersion
-from monitoring import ab
 from monitoring.models import ABEvaluation
 
 
 def _promote_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
+    from monitoring import ab  # noqa: PLC0415 - see the module docstring
+
     ab.ab_promote_check(model_name=version.model.name, user=user, challenger=version)
 
 
 def _promote_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
+    from monitoring import ab  # noqa: PLC0415 - see the module docstring
+
     evaluation = ab.ab_promote_check(model_name=version.model.name, user=user,
                                      challenger=version)
     champion = evaluation.champion.version
@@ -31,6 +37,8 @@ def _promote_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
 
 
 def _promote(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
+    from monitoring import ab  # noqa: PLC0415 - see the module docstring
+
     previous = selectors.model_production_version(model=version.model)
     winner = ab.ab_promote_winner(model_name=version.model.name, user=user, challenger=version)
     if winner.pk == version.pk:

@@ -10,11 +10,13 @@ import copy
 import hashlib
 import os
 
+import joblib
 import pandas
 import pytest
+import skops.io
 from django.db import connection
 
-from mlregistry import artifacts, registration
+from mlregistry import registration
 from tests import servers
 from tests.factories import (
     UserFactory,
@@ -66,7 +68,7 @@ def tripwire(tmp_path):
 def deserializations(monkeypatch) -> list:
     """Every model file the artifact store deserializes (joblib.load, skops.io.loads)."""
     calls = []
-    for module, name in ((artifacts.joblib, "load"), (artifacts.skops.io, "loads")):
+    for module, name in ((joblib, "load"), (skops.io, "loads")):
         real = getattr(module, name)
 
         def spy(*args, real=real, name=name, **kwargs):

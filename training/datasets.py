@@ -8,18 +8,20 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas
+from typing import TYPE_CHECKING
 
 from core.errors import ValidationError
 from mlregistry import artifacts
+
+if TYPE_CHECKING:
+    import pandas
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    frame: pandas.DataFrame
+    frame: "pandas.DataFrame"
     sha256: str
     path: str
     format: str
@@ -29,7 +31,10 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _parse(data: bytes, fmt: str, name: str) -> pandas.DataFrame:
+def _parse(data: bytes, fmt: str, name: str) -> "pandas.DataFrame":
+    # Imported here: every process imports this module at start-up, few read a dataset.
+    import pandas  # noqa: PLC0415
+
     try:
         if fmt == "csv":
             return pandas.read_csv(io.BytesIO(data))
@@ -39,7 +44,7 @@ def _parse(data: bytes, fmt: str, name: str) -> pandas.DataFrame:
                               details={"path": name}) from exc
 
 
-def dataset_load_stored(*, storage_path: str, sha256: str, format: str) -> pandas.DataFrame:
+def dataset_load_stored(*, storage_path: str, sha256: str, format: str) -> "pandas.DataFrame":
     """A registered dataset from the artifact store, verified against its hash."""
     return _parse(artifacts.dataset_read(storage_path=storage_path, sha256=sha256), format,
                   storage_path)

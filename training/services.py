@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pandas
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -29,7 +28,7 @@ from core.permissions import require_permission
 from mlregistry import artifacts, registration
 from mlregistry.models import MLModel, MLModelVersion, Status
 from mlregistry.preconditions import REGISTER_PERMISSION
-from training import datasets, feedback, signals, trainer
+from training import datasets, feedback, signals
 from training.models import TrainingDataset, TrainingJob
 
 logger = logging.getLogger("pulselytics.training")
@@ -100,6 +99,11 @@ def model_train(
     be written. The gates compare the candidate with the model's current production version. Any
     failure leaves the registry and the dataset list as they were.
     """
+    # The trainer brings scikit-learn, pandas and the explainers: imported only to train.
+    import pandas  # noqa: PLC0415
+
+    from training import trainer  # noqa: PLC0415
+
     require_permission(user, REGISTER_PERMISSION, "train models")
     recipe = recipe_get(recipe_name)
     progress = progress or (lambda fraction, stage: None)

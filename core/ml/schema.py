@@ -14,8 +14,10 @@ values than the caller's maximum (docs/registry.md#personal-data).
 """
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import pandas
+if TYPE_CHECKING:
+    import pandas
 
 DTYPES = ("float", "int", "bool", "category")
 
@@ -34,7 +36,10 @@ def feature_spec(
     }
 
 
-def _dtype_of(series: pandas.Series) -> str:
+def _dtype_of(series: "pandas.Series") -> str:
+    # Imported here: the registry imports this module at start-up, with no frame to read.
+    import pandas  # noqa: PLC0415
+
     if pandas.api.types.is_bool_dtype(series):
         return "bool"
     if pandas.api.types.is_integer_dtype(series):
@@ -45,7 +50,7 @@ def _dtype_of(series: pandas.Series) -> str:
 
 
 def schema_from_frame(
-    frame: pandas.DataFrame, *, target: str, input_features: Iterable[str] | None = None,
+    frame: "pandas.DataFrame", *, target: str, input_features: Iterable[str] | None = None,
     protected: Iterable[str] = (), pii: Iterable[str] = (),
     category_enum_max: int | None = None,
 ) -> dict:

@@ -15,11 +15,12 @@ settings.PULSELYTICS_RECIPES: no platform code changes.
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-import pandas
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.ml.schema import feature_spec
+
+if TYPE_CHECKING:
+    import pandas
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,11 @@ class LifecycleHooks:
     def after_train(self, context: TrainingContext, estimator: Any) -> None:
         return None
 
-    def before_predict(self, *, model_name: str, version: str, features: pandas.DataFrame) -> None:
+    def before_predict(self, *, model_name: str, version: str,
+                       features: "pandas.DataFrame") -> None:
         return None
 
-    def after_predict(self, *, model_name: str, version: str, features: pandas.DataFrame,
+    def after_predict(self, *, model_name: str, version: str, features: "pandas.DataFrame",
                       outputs: Any) -> None:
         return None
 
