@@ -21,6 +21,7 @@ read is parsed by the rules above.
 """
 
 import codecs
+import contextlib
 import json
 import math
 
@@ -99,10 +100,9 @@ class StrictJSONParser(JSONParser):
         raw = stream.read() if stream is not None else b""
         if (isinstance(raw, bytes | bytearray)
                 and _LONG_DIGITS not in raw.translate(_DIGITS_AS_NINES)):
-            try:
+            # What orjson refuses, the strict parser below answers as it always has.
+            with contextlib.suppress(orjson.JSONDecodeError):
                 return orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                pass  # the strict parser below answers as it always has
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
         except UnicodeDecodeError as exc:
