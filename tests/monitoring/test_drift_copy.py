@@ -88,13 +88,21 @@ def test_copy_and_stream_give_identical_reports_on_awkward_features(
 CLASSIFIER_SCHEMA = {"target": "converted", "features": [feature_spec(name="pages", dtype="float")]}
 
 
+def pages_version(people, rng, *, outputs, **kwargs):
+    """(training frame, version) of a one-feature model profiled on 300 rows; `outputs`
+    draws the profiled outputs from `rng` after the frame's rows."""
+    frame = pandas.DataFrame({"pages": rng.normal(10, 3, 300)})
+    version = register_profiled_version(**people, schema=CLASSIFIER_SCHEMA, frame=frame,
+                                        outputs=outputs(rng), **kwargs)
+    return frame, version
+
+
 @pytest.mark.postgres
 def test_copy_and_stream_give_identical_reports_on_a_binary_classifier(people, now, monkeypatch):
     rng = numpy.random.default_rng(0)
-    frame = pandas.DataFrame({"pages": rng.normal(10, 3, 300)})
-    version = register_profiled_version(
-        **people, name="copy-leads", task="binary_classification", schema=CLASSIFIER_SCHEMA,
-        frame=frame, outputs=rng.beta(2, 5, 300))
+    frame, version = pages_version(people, rng, name="copy-leads",
+                                   task="binary_classification",
+                                   outputs=lambda rng: rng.beta(2, 5, 300))
     current = rng.beta(2.5, 5, 200)
     prediction_logs_create(
         version=version, frame=frame.iloc[:200], created_at=now - timedelta(hours=1),
@@ -108,10 +116,9 @@ def test_copy_and_stream_give_identical_reports_on_a_binary_classifier(people, n
 def test_copy_and_stream_give_identical_reports_on_a_multiclass_classifier(
         people, now, monkeypatch):
     rng = numpy.random.default_rng(0)
-    frame = pandas.DataFrame({"pages": rng.normal(10, 3, 300)})
-    version = register_profiled_version(
-        **people, name="copy-tiers", task="multiclass_classification", schema=CLASSIFIER_SCHEMA,
-        frame=frame, outputs=rng.choice(["bronze", "gold", "silver"], 300),
+    frame, version = pages_version(
+        people, rng, name="copy-tiers", task="multiclass_classification",
+        outputs=lambda rng: rng.choice(["bronze", "gold", "silver"], 300),
         output_kind="categorical")
     # Unseen labels, labels that JSON keeps as numbers or bools, an escaped one.
     labels = ["bronze", "gold", "silver", "platinum", 3, 3.0, True, "tab\tlabel"]
@@ -129,10 +136,8 @@ def test_copy_and_stream_give_identical_reports_on_a_multiclass_classifier(
 @pytest.mark.postgres
 def test_copy_and_stream_give_identical_reports_on_an_anomaly_model(people, now, monkeypatch):
     rng = numpy.random.default_rng(0)
-    frame = pandas.DataFrame({"pages": rng.normal(10, 3, 300)})
-    version = register_profiled_version(
-        **people, name="copy-anomaly", task="anomaly_detection", schema=CLASSIFIER_SCHEMA,
-        frame=frame, outputs=rng.normal(0.1, 0.05, 300))
+    frame, version = pages_version(people, rng, name="copy-anomaly", task="anomaly_detection",
+                                   outputs=lambda rng: rng.normal(0.1, 0.05, 300))
     scores = rng.normal(0.0, 0.05, 150).tolist()
     scores[:5] = [None] * 5  # not scored
     prediction_logs_create(version=version, frame=frame.iloc[:150],
