@@ -7,18 +7,26 @@ object is made per number (numbers become float64 columns). Each text field is w
 PostgreSQL prints for the value, with COPY's escapes (`\\t`, `\\n`, `\\\\`, ...) still in;
 `\\N` is NULL. `copy_text_unescape` restores the printed text, which is needed only for
 values kept as text (categories), one distinct value at a time.
+
+The data is read from libpq directly (psycopg.pq), one message (row) after the other into
+one growing buffer: psycopg's Copy runs a few Python generator steps per message, which
+cost more CPU than pandas' parsing of them, and keeping libpq's messages for a join cost
+twice that again (bench/RESULTS.md).
 """
 
+import contextlib
 import csv
 import io
 import re
+import select
 from collections.abc import Hashable, Iterable, Iterator
-from itertools import islice
 
 import numpy
 import pandas
+import psycopg
 from django.db import connections
 from django.db.models import QuerySet
+from psycopg import pq
 
 NULL = "\\N"
 # The escapes COPY TO writes in the text format (a backslash before any other character
@@ -35,25 +43,74 @@ def copy_text_unescape(text: str) -> str:
 
 
 class _CopyStream(io.RawIOBase):
-    """The COPY data as a readable byte stream. PostgreSQL sends one row per message; they
-    are joined `MESSAGES_PER_READ` at a time, in C, not one by one in Python."""
+    """A started `COPY ... TO STDOUT` as a readable byte stream. The end of the data
+    raises what the server reported, if anything went wrong."""
 
-    MESSAGES_PER_READ = 4096
-
-    def __init__(self, messages: Iterable) -> None:
-        self.messages = iter(messages)
-        self.pending = memoryview(b"")
+    def __init__(self, connection) -> None:
+        self.pgconn = connection.pgconn
+        self.encoding = connection.info.encoding
+        self.pending = bytearray()
+        self.ended = False  # the server's last row was read
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        if not self.pending:
-            self.pending = memoryview(b"".join(islice(self.messages, self.MESSAGES_PER_READ)))
-        taken = min(len(buffer), len(self.pending))
-        buffer[:taken] = self.pending[:taken]
-        self.pending = self.pending[taken:]
+        pending = self.pending
+        while len(pending) < len(buffer) and not self.ended:
+            size, data = self.pgconn.get_copy_data(1)
+            if size > 0:
+                pending += data
+            elif size == 0:
+                # Nothing buffered: wait for the server. (libpq's own wait, a blocking
+                # get_copy_data, would hold the GIL.)
+                select.select([self.pgconn.socket], [], [])
+                self.pgconn.consume_input()
+            else:
+                self.ended = True
+                self._finish(size)
+        taken = min(len(buffer), len(pending))
+        with memoryview(pending) as view:
+            buffer[:taken] = view[:taken]
+        del pending[:taken]
         return taken
+
+    def _finish(self, size: int) -> None:
+        """Take the COPY's final results off the connection (`size`: libpq's last answer,
+        -1 at the end, -2 on a failure); raise what went wrong."""
+        if size == -2:
+            raise psycopg.OperationalError(self.pgconn.get_error_message())
+        failure = None
+        while (result := self.pgconn.get_result()) is not None:
+            if result.status != pq.ExecStatus.COMMAND_OK and failure is None:
+                failure = psycopg.errors.error_from_result(result, encoding=self.encoding)
+        if failure is not None:
+            raise failure
+
+    def abandon(self) -> None:
+        """If the reading stopped before the end, read what is left, so that the
+        connection (and its transaction: a cancelled COPY would abort it) is free for the
+        next query."""
+        if self.ended:
+            return
+        self.ended = True
+        with contextlib.suppress(psycopg.Error):
+            while (size := self.pgconn.get_copy_data(0)[0]) >= 0:
+                pass
+            self._finish(size)
+
+
+def _copy_start(connection, statement: str) -> None:
+    """Send `statement` (a COPY TO STDOUT) and wait for the server to start sending."""
+    pgconn = connection.pgconn
+    pgconn.send_query(statement.encode(connection.info.encoding))
+    failure = None
+    while (result := pgconn.get_result()) is not None:
+        if result.status == pq.ExecStatus.COPY_OUT:
+            return
+        failure = failure or psycopg.errors.error_from_result(
+            result, encoding=connection.info.encoding)
+    raise failure or psycopg.OperationalError(pgconn.get_error_message())
 
 
 def queryset_frames(*, queryset: QuerySet, names: list[Hashable], text_names: Iterable[Hashable],
@@ -62,15 +119,21 @@ def queryset_frames(*, queryset: QuerySet, names: list[Hashable], text_names: It
     at a time. Columns in `text_names` hold the COPY text of each value (NaN for NULL);
     the others hold what pandas makes of the text: numbers where every field of the chunk
     parses as one, else the text (see `numbers`)."""
+    wrapper = connections[queryset.db]
     sql, params = queryset.query.sql_with_params()
-    statement = f"COPY ({sql}) TO STDOUT"
-    with connections[queryset.db].cursor() as cursor, cursor.copy(statement, params) as copy:
-        reader = pandas.read_csv(
-            io.BufferedReader(_CopyStream(copy), 1 << 20), sep="\t", header=None,
-            names=names, dtype=dict.fromkeys(text_names, object), quoting=csv.QUOTE_NONE,
-            keep_default_na=False, na_values=[NULL], skip_blank_lines=False,
-            chunksize=chunk_rows)
-        yield from reader
+    statement = f"COPY ({wrapper.ops.compose_sql(sql, params)}) TO STDOUT"
+    wrapper.ensure_connection()
+    with wrapper.wrap_database_errors:
+        _copy_start(wrapper.connection, statement)
+        stream = _CopyStream(wrapper.connection)
+        try:
+            yield from pandas.read_csv(
+                io.BufferedReader(stream, 1 << 20), sep="\t", header=None, names=names,
+                dtype=dict.fromkeys(text_names, object), quoting=csv.QUOTE_NONE,
+                keep_default_na=False, na_values=[NULL], skip_blank_lines=False,
+                chunksize=chunk_rows)
+        finally:
+            stream.abandon()
 
 
 def numbers(column: pandas.Series) -> numpy.ndarray:

@@ -7,6 +7,10 @@ from datetime import timedelta
 import numpy
 import pandas
 import pytest
+from django.db import DataError, transaction
+from django.db.models import IntegerField, Value
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Repeat
 from django.utils import timezone
 
 from core.ml.schema import feature_spec
@@ -187,3 +191,44 @@ def test_copy_numbers_are_what_to_numeric_makes_of_the_text():
     numpy.testing.assert_array_equal(numbers, expected)
     assert numpy.isnan(pg_copy.numbers(bools)).all()
     numpy.testing.assert_array_equal(pg_copy.numbers(floats), [1.5, numpy.nan])
+
+
+def _followers_as_integers(*columns):
+    """A values_list (followers, *columns) whose COPY fails on the first row where followers
+    is not an integer's text (PostgreSQL stops with invalid_text_representation part way
+    through)."""
+    return drift.PredictionLog.objects.order_by("created_at").values_list(
+        Cast(KeyTextTransform("followers", "features"), IntegerField()), *columns)
+
+
+@pytest.mark.postgres
+def test_a_failure_part_way_through_the_copy_is_raised_and_the_connection_stays_usable(
+        people, now):
+    version = register_profiled_version(**people)
+    frame = pandas.DataFrame({"followers": [*range(3000), "many"]})
+    prediction_logs_create(version=version, frame=frame, created_at=now,
+                           values=[1.0] * len(frame))
+
+    with pytest.raises(DataError, match="invalid input syntax"), transaction.atomic():
+        list(pg_copy.queryset_frames(queryset=_followers_as_integers(), names=["followers"],
+                                     text_names=[], chunk_rows=500))
+
+    assert drift.PredictionLog.objects.filter(model_version=version).count() == 3001
+
+
+@pytest.mark.postgres
+def test_a_copy_left_before_its_end_is_read_out_and_the_connection_stays_usable(people, now):
+    version = register_profiled_version(**people)
+    frame = pandas.DataFrame({"followers": range(3000)})
+    prediction_logs_create(version=version, frame=frame, created_at=now,
+                           values=[1.0] * len(frame))
+    # 6 MB: more than the reading buffers take in before the first frame.
+    padded = _followers_as_integers(Repeat(Value("x"), 2000))
+    frames = pg_copy.queryset_frames(queryset=padded, names=["followers", "padding"],
+                                     text_names=["padding"], chunk_rows=10)
+
+    first = next(frames)
+    frames.close()
+
+    assert first["followers"].tolist() == list(range(10))
+    assert drift.PredictionLog.objects.filter(model_version=version).count() == 3000
