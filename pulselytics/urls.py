@@ -1,10 +1,17 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.prometheus import metrics_view
 
+admin.site.site_header = "Pulselytics"
+admin.site.site_title = "Pulselytics"
+admin.site.index_title = "Model governance"
+
 urlpatterns = [
+    # The first address the start banner prints and the admin's "view site" link.
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("admin/monitoring/dashboard/", include("monitoring.dashboard.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("predictions.api.urls")),
