@@ -20,6 +20,10 @@ class AdminSite(admin.AdminSite):
     login asks for a TOTP token besides the password, and a session that was not verified by
     one is not let in."""
 
+    site_header = "Pulselytics"
+    site_title = "Pulselytics"
+    index_title = "Model governance"
+
     @property
     def login_form(self):
         return OTPAdminAuthenticationForm if settings.ADMIN_REQUIRE_2FA else None

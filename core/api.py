@@ -11,8 +11,12 @@ trace goes to the log, never to the client.
 import logging
 
 import orjson
+from django.contrib import admin
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.defaults import page_not_found
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
@@ -90,6 +94,24 @@ def json_server_error(request, *args, **kwargs) -> JsonResponse:
     metrics.API_ERRORS.labels(code="internal_error").inc()
     return JsonResponse(error_body(code="internal_error", message="internal error",
                                    request_id=getattr(request, "request_id", None)), status=500)
+
+
+def json_permission_denied(request, exception=None):
+    """handler403: the envelope under /api/; elsewhere a page in the admin's frame that says
+    why (the refusal's message, e.g. "you created this version") and that nothing changed."""
+    reason = str(exception or "") or "You do not have permission to do this."
+    if request.path.startswith("/api/"):
+        metrics.API_ERRORS.labels(code="permission_denied").inc()
+        return JsonResponse(error_body(code="permission_denied", message=reason,
+                                       request_id=getattr(request, "request_id", None)),
+                            status=403)
+    referrer = request.META.get("HTTP_REFERER", "")
+    back_url = referrer if url_has_allowed_host_and_scheme(
+        referrer, allowed_hosts={request.get_host()}, require_https=request.is_secure(),
+    ) else reverse("admin:index")
+    context = {**admin.site.each_context(request), "reason": reason, "back_url": back_url}
+    return TemplateResponse(request, "core/permission_denied.html", context,
+                            status=403).render()
 
 
 def json_not_found(request, exception=None):

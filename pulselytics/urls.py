@@ -5,10 +5,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.prometheus import metrics_view
 
-admin.site.site_header = "Pulselytics"
-admin.site.site_title = "Pulselytics"
-admin.site.index_title = "Model governance"
-
 urlpatterns = [
     # The first address the start banner prints and the admin's "view site" link.
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
@@ -23,5 +19,6 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
 ]
 
+handler403 = "core.api.json_permission_denied"
 handler404 = "core.api.json_not_found"
 handler500 = "core.api.json_server_error"
