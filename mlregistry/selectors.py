@@ -329,6 +329,23 @@ def ab_test_started_at(*, version: MLModelVersion) -> datetime | None:
             .order_by("-sequence").values_list("created_at", flat=True).first())
 
 
+# --- the admin index's work lists ---------------------------------------------------------
+
+
+def versions_awaiting_review() -> list[MLModelVersion]:
+    """Versions in testing, the longest waiting first."""
+    return list(MLModelVersion.objects.filter(status=Status.TESTING)
+                .select_related("model", "created_by").order_by("created_at", "pk"))
+
+
+def versions_in_live_test() -> list[MLModelVersion]:
+    """Staging versions taking part in an A/B test (a share of traffic) or a shadow test,
+    by model."""
+    return list(MLModelVersion.objects.filter(status=Status.STAGING)
+                .filter(Q(traffic_percentage__gt=0) | Q(is_shadow=True))
+                .select_related("model").order_by("model__name", "version"))
+
+
 # --- evidence for the version admin and the model card ------------------------------------
 
 
