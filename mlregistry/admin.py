@@ -168,7 +168,7 @@ class MLModelVersionAdmin(ArtifactCleanupAdminMixin, VersionActionsMixin, ReadOn
         if not gates:
             return "–"
         return format_html_join(" ", '<span class="badge gate-{}" title="{}">{}: {}</span>',
-                                ((g["state"], g["reason"], g["name"], g["state"]) for g in gates))
+                                ((g["state"], g["reason"], g["name"], g["label"]) for g in gates))
 
     def render_change_form(self, request, context, add=False, change=False,  # noqa: PLR0917
                            form_url="", obj=None):  # (Django's signature)

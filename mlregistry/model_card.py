@@ -98,13 +98,28 @@ def metrics_comparison(*, task: str, metrics: dict, production_metrics: dict | N
     return rows
 
 
+def _gate_applied(name: str, gate: dict) -> bool:
+    """Whether a gate that let the version through judged anything: the validation gate
+    compares with production only when both have the metric; the fairness gate judges
+    only the protected attributes it could assess. (Read from the recorded figures, so
+    versions registered before this distinction show it too.)"""
+    if name == "validation":
+        return gate.get("metric") is not None and gate.get("production") is not None
+    if name == "fairness":
+        return any(attribute.get("ratio") is not None
+                   for attribute in (gate.get("attributes") or {}).values())
+    return True
+
+
 def gates_summary(gate_results: dict, *, override_justification: str = "") -> list[dict]:
-    """Each gate: state (passed, failed, or overridden by an approval), threshold, figures."""
+    """Each gate: state (passed, not_applicable, failed, or overridden by an approval) and
+    its label, threshold, figures."""
     gates = []
     for name in sorted(gate_results or {}):
         gate = gate_results[name] or {}
         passed = bool(gate.get("passed"))
-        state = "passed" if passed else "overridden" if override_justification else "failed"
+        state = ("not_applicable" if passed and not _gate_applied(name, gate) else
+                 "passed" if passed else "overridden" if override_justification else "failed")
         if name == "validation":
             metric = gate.get("metric")
             direction = {True: "higher is better", False: "lower is better"}.get(
@@ -124,6 +139,7 @@ def gates_summary(gate_results: dict, *, override_justification: str = "") -> li
                        for key, value in sorted(gate.items())
                        if key not in ("passed", "reason") and not isinstance(value, dict | list)]
         gates.append({"name": name, "passed": passed, "state": state,
+                      "label": state.replace("_", " "),
                       "reason": gate.get("reason", ""), "threshold": threshold,
                       "figures": figures,
                       "override_justification": "" if passed else override_justification})
@@ -329,7 +345,7 @@ def _gates_section(gates: list[dict]) -> list[str]:
     if not gates:
         lines += ["No gate results recorded.", ""]
     for gate in gates:
-        lines.append(f"- **{gate['name']}**: {gate['state']} ({gate['reason']})")
+        lines.append(f"- **{gate['name']}**: {gate['label']} ({gate['reason']})")
         if gate["threshold"]:
             lines.append(f"  - threshold: {gate['threshold']}")
         lines += [f"  - {f['label']}: {_number(f['value'])}" for f in gate["figures"]]

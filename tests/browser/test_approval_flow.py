@@ -62,7 +62,10 @@ def test_data_scientist_sees_no_approve_button_and_a_forced_visit_is_refused(
     admin_browser.open(f"/admin/mlregistry/mlmodelversion/{candidate.pk}/approve/")
 
     assert buttons == [] and len(history_links) == 1  # the page itself was shown
-    assert admin_browser.find("h1").text == "403 Forbidden"
+    assert admin_browser.find("h1").text == "Not allowed"  # in the admin's frame, saying why
+    assert admin_browser.find("#permission-denied-reason").text == (
+        f"{data_scientist.username} may not approve model versions "
+        "(needs mlregistry.approve_mlmodelversion)")
     assert fresh(candidate).status == Status.TESTING
 
 

@@ -166,6 +166,31 @@ def test_gates_summary_states():
     assert overridden == {"validation": "overridden", "fairness": "passed"}
 
 
+@pytest.mark.parametrize(("name", "gate"), [
+    ("validation", {"passed": True, "metric": "r2", "candidate": 0.8, "production": None,
+                    "reason": "no production version to compare with"}),
+    ("validation", {"passed": True, "metric": None, "candidate": None, "production": None,
+                    "reason": "not applicable: anomaly_detection has no primary metric"}),
+    ("fairness", {"passed": True, "min_ratio": 0.8, "attributes": {},
+                  "reason": "no protected attributes"}),
+    ("fairness", {"passed": True, "min_ratio": 0.8, "reason": "no protected attribute could "
+                  "be assessed: region", "attributes": {"region": {"ratio": None,
+                                                                   "passed": True}}}),
+])
+def test_a_gate_that_judged_nothing_is_not_applicable_rather_than_passed(name, gate):
+    [summary] = gates_summary({name: gate})
+
+    assert (summary["state"], summary["label"]) == ("not_applicable", "not applicable")
+    assert summary["passed"]  # it still lets the version through
+
+
+def test_a_validation_gate_that_compared_with_production_passed():
+    gate = {"passed": True, "metric": "r2", "candidate": 0.8, "production": 0.7,
+            "reason": "no worse"}
+
+    assert gates_summary({"validation": gate})[0]["state"] == "passed"
+
+
 def test_markdown_of_a_version_without_production_or_fairness(testing_version):
     output = model_card_markdown(model_card_build(version=testing_version))
 
