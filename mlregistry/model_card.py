@@ -72,8 +72,25 @@ def model_file(manifest: dict | None) -> dict:
     }
 
 
-def metrics_comparison(*, task: str, metrics: dict, production_metrics: dict | None) -> list[dict]:
-    """One row per metric: candidate, production, difference and which side is better."""
+def production_baseline(version: MLModelVersion, production: MLModelVersion | None
+                        ) -> tuple[dict | None, bool]:
+    """Production's metrics to set beside the version's, and whether they were measured on
+    the same rows: production scored on the version's own validation rows at training
+    (`training_report.production_comparison`, training.trainer.production_compare) when that
+    was done against today's production version; else the metrics production was registered
+    with, on its own validation set."""
+    if production is None:
+        return None, False
+    comparison = (version.training_report or {}).get("production_comparison") or {}
+    if comparison.get("version") == production.version and comparison.get("metrics"):
+        return comparison["metrics"], True
+    return production.metrics, False
+
+
+def metrics_comparison(*, task: str, metrics: dict, production_metrics: dict | None,
+                       same_rows: bool = True) -> list[dict]:
+    """One row per metric: candidate, production, difference and which side is better (no
+    verdict unless both were measured on the same rows)."""
     primary = (PRIMARY_METRIC.get(task) or (None,))[0]
     production_metrics = production_metrics or {}
     names = list(dict.fromkeys([*metrics, *production_metrics]))
@@ -87,7 +104,7 @@ def metrics_comparison(*, task: str, metrics: dict, production_metrics: dict | N
                       for v in (candidate, production))
         difference = candidate - production if numeric else None
         better = None
-        if difference is not None and higher is not None:
+        if same_rows and difference is not None and higher is not None:
             if abs(difference) <= TOLERANCE:
                 better = "equal"
             else:
@@ -195,6 +212,7 @@ def model_card_build(*, version: MLModelVersion) -> dict:
          "from_status": row.from_status, "to_status": row.to_status, "notes": row.notes}
         for row in selectors.version_transitions(version=version) if row.reason in DECISIONS
     ]
+    baseline, same_rows = production_baseline(version, production)
     return {
         "model": model.name, "version": version.version, "task": model.task,
         "status": version.status, "client_id": model.client_id,
@@ -214,9 +232,9 @@ def model_card_build(*, version: MLModelVersion) -> dict:
                           "input": f.get("input", True), "protected": f.get("protected", False),
                           "pii": f.get("pii", False)} for f in schema.get("features", [])],
         },
-        "metrics": metrics_comparison(
-            task=model.task, metrics=version.metrics or {},
-            production_metrics=production.metrics if production else None),
+        "metrics": metrics_comparison(task=model.task, metrics=version.metrics or {},
+                                      production_metrics=baseline, same_rows=same_rows),
+        "metrics_same_rows": same_rows,
         "fairness": fairness_table(version.fairness_report),
         "gates": gates_summary(version.gate_results,
                                override_justification=version.override_justification),
@@ -309,8 +327,12 @@ def _data_section(data: dict) -> list[str]:
 def _metrics_section(card: dict) -> list[str]:
     production = card["production_version"]
     lines = ["## Metrics against production", ""]
-    if production:
-        lines += [f"Compared with production version {production} (validation data).", ""]
+    if production and card["metrics_same_rows"]:
+        lines += [f"Compared with production version {production}, both scored on this "
+                  "version's validation rows.", ""]
+    elif production:
+        lines += [f"Production version {production}'s figures are from a different "
+                  "validation set (its own, at registration): no verdict is given.", ""]
     else:
         lines += [("This version is the production version." if card["is_production"]
                    else "There is no production version to compare with."), ""]

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -30,6 +31,9 @@ from mlregistry.models import MLModel, MLModelVersion, Status
 from mlregistry.preconditions import REGISTER_PERMISSION
 from training import datasets, feedback, signals
 from training.models import TrainingDataset, TrainingJob
+
+if TYPE_CHECKING:  # the trainer brings scikit-learn: imported only to train
+    from training import trainer
 
 logger = logging.getLogger("pulselytics.training")
 
@@ -136,14 +140,18 @@ def model_train(
             report["feedback_rows_over_client_share"] = labelled.not_counted
         if len(labelled.frame):
             frame = pandas.concat([frame, labelled.frame], ignore_index=True)
-    trained = trainer.train_recipe(recipe=recipe, frame=frame, seed=seed, client_id=client_id,
-                                   model_name=model_name, progress=progress)
     production = MLModelVersion.objects.filter(model__name=model_name,
                                                status=Status.PRODUCTION).first()
+    trained = trainer.train_recipe(recipe=recipe, frame=frame, seed=seed, client_id=client_id,
+                                   model_name=model_name, progress=progress,
+                                   production=_production_model(production))
+    comparison = trained.production_comparison
     gates = validation.gates_evaluate(
         task=recipe.task, metrics=trained.metrics,
-        production_metrics=production.metrics if production else None,
+        production_metrics=_gate_baseline(production, comparison),
     )
+    if comparison is not None:
+        report["production_comparison"] = comparison
     gates.update(validation.fairness_gate(trained.fairness_report))
     progress(0.95, "registering")
     bundle = registration.model_version_bundle(estimator=trained.estimator,
@@ -170,6 +178,35 @@ def model_train(
         )
     progress(1.0, "done")
     return version
+
+
+def _production_model(production: MLModelVersion | None) -> "trainer.ProductionModel | None":
+    """The production version's estimator, loaded after its files are verified against the
+    audit trail's hash, to be scored on the candidate's validation rows; None when there is
+    none or it cannot be loaded (the comparison then falls back to its recorded metrics)."""
+    from training import trainer  # noqa: PLC0415 - scikit-learn only to train
+
+    if production is None:
+        return None
+    try:
+        loaded = artifacts.bundle_load(manifest=production.artifact_manifest,
+                                       model_sha256=production.model_sha256)
+    except Exception as exc:  # noqa: BLE001 - training goes on, compared as before
+        logger.warning("production version not loaded for the like-for-like comparison",
+                       extra={"model": production.model.name, "version": production.version,
+                              "exception": exception_outline(exc)})
+        return None
+    return trainer.ProductionModel(version=production.version, estimator=loaded.estimator,
+                                   schema=production.feature_schema)
+
+
+def _gate_baseline(production: MLModelVersion | None, comparison: dict | None) -> dict | None:
+    """What the validation gate compares the candidate with: production's metrics on the
+    candidate's own validation rows when it could be scored there, else the metrics it was
+    registered with (on its own validation set)."""
+    if comparison is not None and comparison["metrics"] is not None:
+        return comparison["metrics"]
+    return production.metrics if production else None
 
 
 # --- training jobs (run by a Celery worker) -----------------------------------------------

@@ -42,6 +42,18 @@ class TrainedModel:
     samples: int
     fit_seconds: float
     global_importance: dict | None = None  # importance.global_importance_compute
+    # The production version scored on the same validation rows (see production_compare).
+    production_comparison: dict | None = None
+
+
+@dataclass(frozen=True)
+class ProductionModel:
+    """The model's production version, loaded (hash-verified) to be scored beside a
+    candidate."""
+
+    version: str
+    estimator: Any
+    schema: dict
 
 
 @dataclass(frozen=True)
@@ -150,8 +162,11 @@ def _split(recipe: Recipe, n_rows: int, target: pandas.Series | None, seed: int
 
 
 def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_id: str = "",
-                 model_name: str | None = None, progress: Progress = _no_progress) -> TrainedModel:
+                 model_name: str | None = None, progress: Progress = _no_progress,
+                 production: ProductionModel | None = None) -> TrainedModel:
     progress(0.05, "preparing data")
+    # Unique labels: the validation rows are found again by them for the production version.
+    frame = frame.reset_index(drop=True)
     inputs, target, protected, report = prepare(recipe=recipe, frame=frame, client_id=client_id)
     n_rows = len(inputs)
     below_minimum = n_rows < recipe.min_samples
@@ -188,6 +203,11 @@ def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_i
     progress(0.75, "validating")
     validation_metrics = metrics.metrics_evaluate(
         task=recipe.task, estimator=estimator, features=x_validation, target=y_validation)
+    comparison = None
+    if production is not None:
+        comparison = production_compare(
+            production=production, task=recipe.task, rows=frame.loc[inputs.index[validation_at]],
+            target=y_validation)
     progress(0.85, "profiling")
     schema = recipe.feature_schema()
     outputs, output_kind = model_outputs(task=recipe.task, estimator=estimator,
@@ -212,5 +232,22 @@ def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_i
         hyperparameters={**recipe.hyperparameters(estimator), "seed": seed},
         training_report=report, samples=n_rows,
         fit_seconds=float(context.timings.get("fit_seconds", 0.0)),
-        global_importance=global_importance,
+        global_importance=global_importance, production_comparison=comparison,
     )
+
+
+def production_compare(*, production: ProductionModel, task: str, rows: pandas.DataFrame,
+                       target) -> dict:
+    """The production version's metrics on a candidate's validation rows (taken as
+    production reads them, through its own schema), so that the two are compared like for
+    like; when it cannot be scored on them, the reason instead of metrics."""
+    common = {"version": production.version, "rows": len(rows)}
+    try:
+        features, _ = model_frame(rows, production.schema)
+        scored = metrics.metrics_evaluate(task=task, estimator=production.estimator,
+                                          features=features, target=target)
+    except Exception as exc:  # noqa: BLE001 - any failure means: not comparable on these rows
+        return {**common, "metrics": None,
+                "reason": f"production {production.version} could not be scored on these "
+                          f"rows: {type(exc).__name__}: {exc}"[:300]}
+    return {**common, "metrics": scored, "reason": ""}

@@ -17,7 +17,7 @@ from core.ml import fairness
 from core.ml import gates as validation
 from core.ml.schema import feature_spec
 from mlregistry import artifacts, registration, services
-from mlregistry.models import ModelTransition
+from mlregistry.models import MLModelVersion, ModelTransition
 from tests.factories import tiny_estimator
 
 CHANGELIST = "/admin/mlregistry/mlmodelversion/"
@@ -50,7 +50,11 @@ def register(user, *, slope: float, metrics: dict, production_metrics: dict | No
         training_duration_seconds=0.5, hyperparameters={"slope": slope}, metrics=metrics,
         reference_profile={"features": {}}, fairness_report=report, gate_results=gates,
         training_report={"dataset": "posts.csv", "rows_read": 80, "train_rows": 52,
-                         "validation_rows": 13},
+                         "validation_rows": 13, **({} if production_metrics is None else {
+                             # As training records it: production on these validation rows.
+                             "production_comparison": {"version": "1.0.0", "rows": 13,
+                                                       "metrics": production_metrics,
+                                                       "reason": ""}})},
         description="Likes a post will get.", global_importance=importance, client_id=client_id,
     )
 
@@ -196,6 +200,16 @@ def test_change_view_shows_metrics_beside_production(reviewer_client, candidate)
     assert "r2 (primary) ↑ 0.8000 0.9000 -0.1000 production" in text
     assert "mae ↓ 0.9000 1.0000 -0.1000 this version" in text
     assert "rmse ↓ 1.5000 1.5000 0.0000 equal" in text
+
+
+def test_change_view_says_different_validation_sets_instead_of_a_verdict(
+        reviewer_client, candidate):
+    MLModelVersion.objects.filter(pk=candidate.pk).update(training_report={})
+
+    text = section(change_page(reviewer_client, candidate), "metrics-comparison")
+
+    assert "Different validation sets: production version 1.0.0's figures" in text
+    assert "r2 (primary) ↑ 0.8000 0.9000 -0.1000 –" in text
 
 
 def test_change_view_shows_gate_results(reviewer_client, candidate):

@@ -16,6 +16,7 @@ from mlregistry.model_card import (
     model_card_build,
     model_card_markdown,
 )
+from mlregistry.models import MLModelVersion
 from tests.factories import SCHEMA, tiny_estimator
 
 DATASET_SHA256 = "5" * 64
@@ -40,6 +41,9 @@ def candidate(champion, data_scientist):
         training_dataset_sha256=DATASET_SHA256, training_samples=50,
         training_duration_seconds=1.25, hyperparameters={}, metrics=metrics,
         reference_profile={"features": {}}, fairness_report=report, gate_results=gates,
+        # As training records it: production scored on the candidate's validation rows.
+        training_report={"validation_rows": 50, "production_comparison": {
+            "version": champion.version, "rows": 50, "metrics": champion.metrics, "reason": ""}},
     )
 
 
@@ -59,6 +63,18 @@ def test_card_compares_metrics_with_production(candidate, champion):
     assert rows["r2"]["better"] == "production"
     assert rows["mae"]["better"] == "candidate"
     assert rows["rmse"]["better"] == "equal"
+
+
+def test_card_gives_no_verdict_when_production_was_validated_on_other_rows(candidate):
+    MLModelVersion.objects.filter(pk=candidate.pk).update(training_report={})
+
+    card = model_card_build(version=MLModelVersion.objects.get(pk=candidate.pk))
+
+    assert not card["metrics_same_rows"]
+    rows = {row["metric"]: row for row in card["metrics"]}
+    assert rows["r2"]["difference"] == pytest.approx(-0.05)  # the figures are still shown
+    assert all(row["better"] is None for row in card["metrics"])
+    assert "different validation set" in model_card_markdown(card)
 
 
 def test_card_of_the_production_version_compares_with_nothing(champion):

@@ -190,3 +190,38 @@ def test_imputed_and_dropped_rows_are_counted_on_the_version(tiny_recipe, tmp_pa
     assert report["rows_without_target"] == 6
     assert report["imputed"] == {"followers": 5}
     assert report["rows_used"] == 194
+
+
+def test_production_is_scored_on_the_candidates_validation_rows(
+        tiny_recipe, tiny_csv, data_scientist, reviewer, deployer):
+    train("tiny-likes", "--data", str(tiny_csv), "--user", "dana")
+    first = MLModelVersion.objects.get(model__name="tiny-likes")
+    services.model_version_approve(version=first, user=reviewer, notes="ok")
+    services.model_version_deploy(version=first, user=deployer)
+
+    train("tiny-likes", "--user", "dana")  # same data and seed: the same model again
+    candidate = MLModelVersion.objects.get(model__name="tiny-likes", status=Status.TESTING)
+
+    comparison = candidate.training_report["production_comparison"]
+    assert (comparison["version"], comparison["rows"]) == (
+        first.version, candidate.training_report["validation_rows"])
+    assert comparison["metrics"] == candidate.metrics  # same model, same rows
+    gate = candidate.gate_results["validation"]
+    assert gate["production"] == comparison["metrics"][gate["metric"]]
+
+
+def test_a_production_version_that_cannot_read_the_rows_is_compared_by_its_own_metrics(
+        tiny_recipe, tiny_csv, data_scientist, reviewer, deployer):
+    # The factories' schema has features the tiny recipe's data does not.
+    production = register_version(user=data_scientist, name="tiny-likes", metrics={"r2": 1.5})
+    services.model_version_approve(version=production, user=reviewer, notes="ok")
+    services.model_version_deploy(version=production, user=deployer)
+
+    train("tiny-likes", "--data", str(tiny_csv), "--user", "dana")
+    candidate = MLModelVersion.objects.get(model__name="tiny-likes", status=Status.TESTING)
+
+    comparison = candidate.training_report["production_comparison"]
+    assert comparison["metrics"] is None
+    assert comparison["reason"].startswith(f"production {production.version} could not be "
+                                           "scored on these rows")
+    assert candidate.gate_results["validation"]["production"] == 1.5
