@@ -8,12 +8,20 @@ for tests:
 - `chart chart-bars`: one `<rect class="bar">` per data point;
 - `chart chart-lines`: one `<polyline class="line">` per series, one `<circle class="point">`
   per point;
+- `<g class="objective">` (a target the series should stay under, e.g. the p95 latency
+  objective) and `<g class="baseline">` (a level to compare with, e.g. a version's
+  validation figure) on a line chart: a dashed `<line>` across the plot, a `<text>` label
+  that names the value, and a `<title>`; `data-value` holds the value;
 - `chart chart-heatmap`: one `<rect class="cell">` per value, `<rect class="cell-missing">`
-  where there is none.
+  where there is none, and on each a `<text class="cell-value">`: the value printed, or
+  "–" where there is none, so that the map is read without telling colours apart.
 
 Every data mark holds a `<title>` (the browser shows it as a tooltip). A chart without
 data is a small frame that says so (`chart-empty`). Text is drawn in `currentColor`, so it
-follows the admin's light and dark themes.
+follows the admin's light and dark themes, except the values printed on heat-map cells:
+those are black, which reads on every band colour (contrast at least 4.5:1, WCAG AA).
+Times are formatted as given (`time_format`, with its zone by default): the caller passes
+them in the zone it wants shown.
 """
 
 import math
@@ -29,13 +37,19 @@ LEFT, RIGHT, TOP, BOTTOM = 56, 16, 28, 40
 EMPTY_HEIGHT = 64
 BAR_COLOUR = "#417690"  # the admin's --secondary
 SERIES_COLOURS = ("#417690", "#e08214", "#5aae61", "#9970ab", "#d6604d", "#666666")
-TICK_LABEL_WIDTH = 80  # pixels an x-axis label needs; fewer labels are shown when crowded
+TICK_LABEL_WIDTH = 100  # pixels an x-axis label with its zone needs; crowded: fewer shown
+TIME_FORMAT = "%b %d %H:%M %Z"
+OBJECTIVE_COLOUR = "#ba2121"  # the admin's --error-fg: above the line is a breach
+REFERENCE_DASH = "6 4"
+REFERENCE_LABEL_GAP = 12  # pixels between the labels of reference lines close in value
 # Heat map: colours of the bands below, between and above the two thresholds.
 HEAT_COLOURS = ("#c7e9c0", "#fdd49e", "#e34a33")
 MISSING_COLOUR = "#d9d9d9"
 HEAT_ROW_LABEL_WIDTH = 170
 HEAT_CELL_HEIGHT = 20
-HEAT_MAX_CELL_WIDTH = 32
+HEAT_CELL_WIDTH = 30  # room for a printed value such as "0.27" at HEAT_VALUE_FONT_SIZE
+HEAT_VALUE_FONT_SIZE = 9
+HEAT_VALUE_COLOUR = "#000000"
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,16 @@ class Series:
 
     name: str
     points: Sequence[tuple[datetime, float]]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A horizontal line of a line chart at `value`, labelled `label`: an "objective" or a
+    "baseline" (`kind`, also its CSS class)."""
+
+    label: str
+    value: float
+    kind: str = "objective"
 
 
 def _n(value: float) -> str:
@@ -174,15 +198,36 @@ def _legend(names: Sequence[str], colours: Sequence[str], *, x: float) -> SafeSt
     return format_html('<g class="legend">{}</g>', _join(items))
 
 
+def _references(references: Sequence[Reference], axis: _YAxis, unit: str) -> SafeString:
+    """Dashed lines across the plot, each labelled "label: value unit" at its right end,
+    above the line; labels of lines close in value are moved apart so that each is read."""
+    drawn, previous = [], None
+    for reference in sorted(references, key=lambda r: axis.y(r.value)):  # the top one first
+        y = axis.y(reference.value)
+        label_y = y - 4 if previous is None else max(y - 4, previous + REFERENCE_LABEL_GAP)
+        previous = label_y
+        text = f"{reference.label}: {_amount(reference.value, unit)}"
+        colour = OBJECTIVE_COLOUR if reference.kind == "objective" else "currentColor"
+        drawn.append(format_html(
+            '<g class="{}" data-value="{}"><title>{}</title><line x1="{}" y1="{}" x2="{}" '
+            'y2="{}" stroke="{}" stroke-width="1.5" stroke-dasharray="{}"/><text x="{}" y="{}" '
+            'text-anchor="end" fill="currentColor">{}</text></g>',
+            reference.kind, _figure(reference.value), text, LEFT, _n(y), WIDTH - RIGHT, _n(y),
+            colour, REFERENCE_DASH, WIDTH - RIGHT - 4, _n(label_y), text))
+    return _join(drawn)
+
+
 def line_chart(*, series: Sequence[Series], title: str, empty: str, unit: str = "",
-               time_format: str = "%b %d %H:%M") -> SafeString:
+               time_format: str = TIME_FORMAT, references: Sequence[Reference] = ()
+               ) -> SafeString:
     """One line per series over time, a point per value; the tooltip reads
-    "series: value unit at time". Without points the chart shows `empty` instead."""
+    "series: value unit at time". `references` are drawn as labelled dashed lines, and the
+    value axis reaches them. Without points the chart shows `empty` instead."""
     series = [s for s in series if s.points]
     if not series:
         return _empty("chart-lines", title, empty)
     times = sorted({t for s in series for t, _ in s.points})
-    values = [v for s in series for _, v in s.points]
+    values = [v for s in series for _, v in s.points] + [r.value for r in references]
     bottom = HEIGHT - BOTTOM
     axis = _YAxis(min(0.0, *values), max(values), top=TOP, bottom=bottom)
     first, span = times[0], (times[-1] - times[0]).total_seconds()
@@ -210,7 +255,8 @@ def line_chart(*, series: Sequence[Series], title: str, empty: str, unit: str = 
     ends = [times[0]] if not span else [times[0], first + (times[-1] - first) / 2, times[-1]]
     labels = [(x_of(t), t.strftime(time_format)) for t in ends]
     legend = _legend([s.name for s in series], colours, x=LEFT + 64)
-    body = format_html("{}{}{}{}", axis.draw(unit), legend, _join(drawn),
+    body = format_html("{}{}{}{}{}", axis.draw(unit), legend,
+                       _references(references, axis, unit), _join(drawn),
                        _x_labels(labels, bottom=bottom))
     return _svg("chart-lines", title, WIDTH, HEIGHT, body)
 
@@ -225,35 +271,45 @@ def heat_colour(value: float, thresholds: tuple[float, float]) -> tuple[str, str
     return "ok", HEAT_COLOURS[0]
 
 
+def _cell_value(value: float) -> str:
+    """A value short enough to print in a cell: two decimals, whole numbers from 10."""
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.0f}"
+
+
 def heat_map(*, rows: Sequence[str], columns: Sequence[str],
              values: Sequence[Sequence[float | None]], title: str, empty: str,
              value_name: str = "PSI", thresholds: tuple[float, float] = (0.1, 0.25)
              ) -> SafeString:
-    """A grid of rows x columns coloured by value against two thresholds; `values[r][c]`
-    is None where there is no figure. The tooltip reads "row, column: value_name value"."""
+    """A grid of rows x columns coloured by value against two thresholds, each value printed
+    in its cell; `values[r][c]` is None where there is no figure. The tooltip reads
+    "row, column: value_name value (level)". Cells keep their width however many columns
+    there are, so the chart grows wider."""
     if len(values) != len(rows) or any(len(line) != len(columns) for line in values):
         raise ValueError("heat_map needs one value per row and column")
     if not rows or not columns:
         return _empty("chart-heatmap", title, empty)
-    left, top = HEAT_ROW_LABEL_WIDTH, TOP + 4
-    cell = min(HEAT_MAX_CELL_WIDTH, (WIDTH - left - RIGHT) / len(columns))
+    left, top, cell = HEAT_ROW_LABEL_WIDTH, TOP + 4, HEAT_CELL_WIDTH
     bottom = top + HEAT_CELL_HEIGHT * len(rows)
     cells = []
     for r, (row, line) in enumerate(zip(rows, values, strict=True)):
         for c, (column, value) in enumerate(zip(columns, line, strict=True)):
             x, y = left + c * cell, top + r * HEAT_CELL_HEIGHT
             if value is None:
-                cells.append(format_html(
-                    '<rect class="cell-missing" x="{}" y="{}" width="{}" height="{}" '
-                    'fill="{}"><title>{}, {}: no figure</title></rect>', _n(x), _n(y),
-                    _n(cell - 1), HEAT_CELL_HEIGHT - 1, MISSING_COLOUR, row, column))
-                continue
-            level, fill = heat_colour(value, thresholds)
+                cls, level, fill, printed = "cell-missing", "", MISSING_COLOUR, "–"
+                tooltip = f"{row}, {column}: no figure"
+            else:
+                level, fill = heat_colour(value, thresholds)
+                cls, printed = "cell", _cell_value(value)
+                tooltip = f"{row}, {column}: {value_name} {_figure(value)} ({level})"
+            # The printed value lets the pointer through, so the cell's tooltip still shows.
             cells.append(format_html(
-                '<rect class="cell" data-level="{}" x="{}" y="{}" width="{}" height="{}" '
-                'fill="{}"><title>{}, {}: {} {} ({})</title></rect>', level, _n(x), _n(y),
-                _n(cell - 1), HEAT_CELL_HEIGHT - 1, fill, row, column, value_name,
-                _figure(value), level))
+                '<rect class="{}"{} x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}'
+                '</title></rect><text class="cell-value" x="{}" y="{}" text-anchor="middle" '
+                'font-size="{}" fill="{}" pointer-events="none">{}</text>',
+                cls, format_html(' data-level="{}"', level) if level else "", _n(x), _n(y),
+                _n(cell - 1), HEAT_CELL_HEIGHT - 1, fill, tooltip, _n(x + (cell - 1) / 2),
+                _n(y + HEAT_CELL_HEIGHT / 2 + 3), HEAT_VALUE_FONT_SIZE, HEAT_VALUE_COLOUR,
+                printed))
     row_labels = format_html_join(
         "", '<text x="{}" y="{}" text-anchor="end" fill="currentColor">{}</text>',
         ((left - 6, _n(top + r * HEAT_CELL_HEIGHT + 14), row) for r, row in enumerate(rows)))
@@ -270,4 +326,6 @@ def heat_map(*, rows: Sequence[str], columns: Sequence[str],
         '<g class="axis axis-columns">{}</g>',
         _legend([text for _, text in key], [colour for colour, _ in key], x=left), row_labels,
         _join(cells), column_labels)
-    return _svg("chart-heatmap", title, WIDTH, bottom + BOTTOM, body)
+    # The last column label runs to the right of its column.
+    width = max(WIDTH, left + cell * len(columns) + TICK_LABEL_WIDTH)
+    return _svg("chart-heatmap", title, width, bottom + BOTTOM, body)

@@ -1,35 +1,41 @@
 """Reads of the monitoring dashboard.
 
-A page costs a fixed number of queries whatever the number of hours, versions, features
-or reports: one for the live versions, one for open-alert counts, one grouped query for
-the predictions per hour and version, and one each for SLO, drift and performance
-history, the A/B evaluation and the open alerts.
+A page costs a fixed number of queries whatever the number of models, hours, versions,
+features or reports. The overview of every live model: one for the live versions, one for
+open-alert counts, one grouped query for each model's predictions of the last 24 h, and
+one for the newest drift report of each live version. The selected model: one grouped
+query for the predictions per hour and version, one each for SLO, drift and performance
+history, one for the validation metrics of the versions in the metric trend, the A/B
+evaluation and the open alerts.
 
-Latency per hour comes from the SLO check's reports (every 5 minutes, p50/p95 of the
-answered requests of the trailing SLO_WINDOW_MINUTES): the newest report of each hour is
-that hour's point. Percentiles per hour straight from the prediction log would read every
-latency of the day on each page view.
+Latency and error rate per hour come from the SLO check's reports (every 5 minutes, p50/p95
+and error rate of the requests of the trailing SLO_WINDOW_MINUTES): the newest report of
+each hour is that hour's point. Percentiles per hour straight from the prediction log would
+read every latency of the day on each page view.
 """
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from core.ml.kinds import PRIMARY_METRIC
 from mlregistry import selectors as registry
-from mlregistry.models import Status
+from mlregistry.models import MLModelVersion, Status
 from monitoring import selectors as monitoring
 from monitoring.models import ABEvaluation, Alert, DriftReport
 from predictions.models import PredictionLog
 
 PREDICTION_HOURS = 24
-LATENCY_HOURS = 24
+SLO_HOURS = 24
 DRIFT_HISTORY_HOURS = 48
-DRIFT_MAX_REPORTS = 48  # heat map columns per version: the newest reports
+# Heat map columns per version, the newest reports: a day of hourly checks, each cell wide
+# enough for its PSI printed in it.
+DRIFT_MAX_REPORTS = 24
 METRIC_TREND_HOURS = 7 * 24
 PREDICTION_ROW = "(prediction)"  # the heat map row of the model's output
 ANSWERED = (PredictionLog.Arm.CHAMPION, PredictionLog.Arm.CHALLENGER)
@@ -57,6 +63,10 @@ class ModelChoice:
     task: str
     arms: list[LiveArm]  # champion first, then challengers and shadows as registered
     open_alerts: int
+
+    @property
+    def ab_test_running(self) -> bool:
+        return any(arm.role == "challenger" for arm in self.arms)
 
 
 def _role(status: str, is_shadow: bool) -> str:
@@ -87,6 +97,55 @@ def dashboard_models() -> list[ModelChoice]:
 
 
 @dataclass(frozen=True)
+class DriftSummary:
+    """The newest drift check of one live version."""
+
+    version: str
+    checked_at: datetime
+    enough_data: bool  # False: too few logged predictions to judge
+    drifted: list[str]  # the drifted features, then PREDICTION_ROW if the output drifted
+
+
+@dataclass(frozen=True)
+class ModelOverview:
+    """One row of the overview of every live model."""
+
+    model: ModelChoice
+    predictions: int  # answered (champion and challenger) in the last PREDICTION_HOURS
+    drift: list[DriftSummary]  # live versions ever checked, in the order of model.arms
+
+
+def _drift_summary(report: DriftReport) -> DriftSummary:
+    drifted = [name for name, figures in report.features.items() if figures.get("drifted")]
+    if report.prediction and report.prediction.get("drifted"):
+        drifted.append(PREDICTION_ROW)
+    return DriftSummary(version=report.version, checked_at=report.created_at,
+                        enough_data=report.status == DriftReport.Status.OK, drifted=drifted)
+
+
+def models_overview(*, models: list[ModelChoice], now: datetime,
+                    hours: int = PREDICTION_HOURS) -> list[ModelOverview]:
+    """Each model's answered predictions of the last `hours` hours (one grouped query) and
+    the newest drift check of each of its live versions (one query: the newest report is
+    looked up once per live version, not once per stored report)."""
+    answered = dict(PredictionLog.objects.filter(
+        model_name__in=[model.name for model in models], arm__in=ANSWERED,
+        created_at__gte=now - timedelta(hours=hours),
+    ).order_by().values("model_name").annotate(n=Count("pk")).values_list("model_name", "n"))
+    newest = (DriftReport.objects.filter(model_version_id=OuterRef("pk"))
+              .order_by("-created_at", "-pk").values("pk")[:1])
+    live = (MLModelVersion.objects.filter(pk__in=[arm.version_id for model in models
+                                                  for arm in model.arms])
+            .annotate(newest=Subquery(newest)).values("newest"))
+    latest = {report.model_version_id: report
+              for report in DriftReport.objects.filter(pk__in=live)}
+    return [ModelOverview(model=model, predictions=answered.get(model.name, 0),
+                          drift=[_drift_summary(latest[arm.version_id]) for arm in model.arms
+                                 if arm.version_id in latest])
+            for model in models]
+
+
+@dataclass(frozen=True)
 class HourlyPredictions:
     hours: list[datetime]  # the start of each hour, oldest first
     answered: list[int]  # predictions answered (champion and challenger) in each hour
@@ -112,24 +171,25 @@ def predictions_per_hour(*, model_name: str, now: datetime,
 
 
 @dataclass(frozen=True)
-class LatencyPoint:
+class SLOPoint:
     at: datetime  # when the SLO check ran
-    p50_ms: float
-    p95_ms: float
     requests: int
+    error_rate: float  # failed requests / requests
+    p50_ms: float | None  # None: every request of the window failed
+    p95_ms: float | None
 
 
-def latency_per_hour(*, model_name: str, now: datetime,
-                     hours: int = LATENCY_HOURS) -> list[LatencyPoint]:
-    """The newest SLO report of each hour that saw answered requests, oldest first."""
+def slo_per_hour(*, model_name: str, now: datetime, hours: int = SLO_HOURS) -> list[SLOPoint]:
+    """The newest SLO report of each hour that saw requests, oldest first."""
     newest = {}
     for report in monitoring.slo_reports_recent(model_name=model_name,
                                                 since=now - timedelta(hours=hours)):
-        if report.latency_p95_ms is None:
+        if report.error_rate is None:
             continue
         hour = timezone.localtime(report.created_at).replace(minute=0, second=0, microsecond=0)
-        newest[hour] = LatencyPoint(at=report.created_at, p50_ms=report.latency_p50_ms,
-                                    p95_ms=report.latency_p95_ms, requests=report.requests)
+        newest[hour] = SLOPoint(at=report.created_at, requests=report.requests,
+                                error_rate=report.error_rate, p50_ms=report.latency_p50_ms,
+                                p95_ms=report.latency_p95_ms)
     return [newest[hour] for hour in sorted(newest)]
 
 
@@ -173,23 +233,33 @@ def drift_grids(*, model: ModelChoice, now: datetime, hours: int = DRIFT_HISTORY
 class MetricTrend:
     metric: str | None  # the task's primary metric; None: the task has none (anomaly)
     series: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)
+    # version -> its validation figure of the metric, for each version in `series` that has
+    # one: the level the live figure is compared with (docs/monitoring.md#live-performance).
+    baselines: dict[str, float] = field(default_factory=dict)
 
 
 def metric_trend(*, model: ModelChoice, now: datetime,
                  hours: int = METRIC_TREND_HOURS) -> MetricTrend:
     """The primary live metric of each version and arm over time, from the performance
-    reports of the last `hours` hours."""
+    reports of the last `hours` hours, and each of those versions' validation figure."""
     primary = PRIMARY_METRIC.get(model.task)
     if primary is None:
         return MetricTrend(metric=None)
     metric = primary[0]
-    series = defaultdict(list)
+    series, version_ids = defaultdict(list), set()
     for report in monitoring.performance_trend(model_name=model.name,
                                                since=now - timedelta(hours=hours)):
         value = report.metrics.get(metric)
         if value is not None:
             series[f"{report.version} {report.arm}"].append((report.created_at, value))
-    return MetricTrend(metric=metric, series=dict(series))
+            version_ids.add(report.model_version_id)
+    baselines = {}
+    for version, metrics in (MLModelVersion.objects.filter(pk__in=version_ids)
+                             .order_by("pk").values_list("version", "metrics")):
+        value = (metrics or {}).get(metric)
+        if isinstance(value, int | float) and math.isfinite(value):
+            baselines[version] = float(value)
+    return MetricTrend(metric=metric, series=dict(series), baselines=baselines)
 
 
 def ab_evaluation_running(*, model: ModelChoice) -> ABEvaluation | None:
@@ -207,10 +277,9 @@ def ab_evaluation_running(*, model: ModelChoice) -> ABEvaluation | None:
 class ModelDashboard:
     model: ModelChoice
     predictions: HourlyPredictions
-    latency: list[LatencyPoint]
+    slo: list[SLOPoint]
     drift: list[DriftGrid]
     trend: MetricTrend
-    ab_test_running: bool
     ab_evaluation: ABEvaluation | None
     alerts: list[Alert]
 
@@ -220,10 +289,9 @@ def model_dashboard(*, model: ModelChoice, now: datetime) -> ModelDashboard:
     return ModelDashboard(
         model=model,
         predictions=predictions_per_hour(model_name=model.name, now=now),
-        latency=latency_per_hour(model_name=model.name, now=now),
+        slo=slo_per_hour(model_name=model.name, now=now),
         drift=drift_grids(model=model, now=now),
         trend=metric_trend(model=model, now=now),
-        ab_test_running=any(arm.role == "challenger" for arm in model.arms),
         ab_evaluation=ab_evaluation_running(model=model),
         alerts=monitoring.alerts_open(model_name=model.name),
     )

@@ -1,7 +1,8 @@
 """The monitoring dashboard in headless Chromium after simulated traffic: lead-conversion
 trained on demo leads and deployed, `manage.py simulate_traffic` sending drifted requests
 and feedback to the live server and running the drift, SLO and live performance checks;
-then the charts as the browser renders them, a screenshot, and acknowledging an alert."""
+then the overview and the charts as the browser renders them (PSI printed inside the heat-map
+cells, objective and baseline lines), a screenshot, and acknowledging an alert."""
 
 from io import StringIO
 
@@ -63,16 +64,24 @@ def drawn(element) -> bool:
     return element.is_displayed() and element.size["width"] > 0 and element.size["height"] > 0
 
 
+def inside(inner, outer) -> bool:
+    """`inner`'s box, as laid out, lies within `outer`'s."""
+    a, b = inner.rect, outer.rect
+    return (a["x"] >= b["x"] and a["y"] >= b["y"] and a["x"] + a["width"] <= b["x"] + b["width"]
+            and a["y"] + a["height"] <= b["y"] + b["height"])
+
+
 def test_dashboard_draws_the_charts_of_simulated_traffic(admin_browser, reviewer, monitored,
                                                          tmp_path):
     admin_browser.log_in(reviewer)
 
     admin_browser.open(DASHBOARD)
     charts = {section: admin_browser.find_all(f"#{section} svg.chart")
-              for section in ("predictions-per-hour", "latency", "drift-heatmap",
+              for section in ("predictions-per-hour", "latency", "error-rate", "drift-heatmap",
                               "metric-trend")}
     bars = admin_browser.find_all("#predictions-per-hour svg rect.bar")
     cells = admin_browser.find_all("#drift-heatmap svg rect.cell")
+    printed = admin_browser.find_all("#drift-heatmap svg text.cell-value")
     screenshot = tmp_path / "dashboard.png"
     admin_browser.screenshot(screenshot)
 
@@ -90,7 +99,40 @@ def test_dashboard_draws_the_charts_of_simulated_traffic(admin_browser, reviewer
     features = len(monitored.feature_schema["features"])
     assert len(cells) == features + 1 and all(drawn(cell) for cell in cells)
     assert {"warn", "critical"} & {cell.get_attribute("data-level") for cell in cells}
+    # Each cell's PSI printed inside it, matching the tooltip's figure.
+    assert len(printed) == len(cells)
+    for cell, text in zip(cells, printed, strict=True):
+        psi = float(cell.get_attribute("textContent").split("PSI ")[1].split()[0])
+        assert text.text == f"{psi:.2f}" and drawn(text) and inside(text, cell)
+    # Objectives on latency and error rate, the validation baseline on the metric trend.
+    for section, kind in (("latency", "objective"), ("error-rate", "objective"),
+                          ("metric-trend", "baseline")):
+        (line,) = admin_browser.find_all(f"#{section} svg g.{kind} line")
+        # A horizontal line's box has no height, so Selenium calls it hidden: its width across
+        # the plot and its drawn label are what shows.
+        assert line.size["width"] > 0.5 * charts[section][0].size["width"], section
+        assert drawn(admin_browser.find(f"#{section} svg g.{kind} text")), section
+    roc_auc = monitored.metrics["roc_auc"]
+    assert admin_browser.find("#metric-trend svg g.baseline text").text == (
+        f"{monitored.version} validation: {roc_auc:.4g} roc_auc")
     assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_overview_comes_first_and_leads_to_the_model(admin_browser, reviewer, monitored):
+    admin_browser.log_in(reviewer)
+    admin_browser.open("/admin/monitoring/dashboard/")
+
+    row = admin_browser.find(f'#overview tr[data-model="{MODEL}"]')
+    open_alerts = Alert.objects.filter(model_name=MODEL, resolved_at__isnull=True).count()
+    assert row.find_element(By.CSS_SELECTOR, ".overview-alerts").text == str(open_alerts)
+    assert row.find_element(By.CSS_SELECTOR, ".overview-predictions").text == str(REQUESTS)
+    assert " UTC" in row.find_element(By.CSS_SELECTOR, "ul.drift-checks").text
+    overview, model_view = admin_browser.find("#overview"), admin_browser.find("#model-view")
+    assert overview.rect["y"] + overview.rect["height"] <= model_view.rect["y"]
+    admin_browser.follow(row.find_element(By.LINK_TEXT, MODEL))
+
+    assert admin_browser.find("#dashboard").get_attribute("data-model") == MODEL
+    assert admin_browser.driver.current_url.endswith(f"?model={MODEL}#model-view")
 
 
 def test_reviewer_acknowledges_the_drift_alert_from_the_dashboard(admin_browser, reviewer,

@@ -1,5 +1,6 @@
 """The dashboard's SVG charts (pure): valid SVG with one mark per data point, a tooltip on
-each, escaped text, and an empty state."""
+each, escaped text, an empty state, labelled reference lines, times with their zone, and
+heat-map values printed readably on every band colour."""
 
 import itertools
 import xml.etree.ElementTree as ET
@@ -87,6 +88,49 @@ def test_line_chart_places_later_points_further_right_and_higher_values_higher()
     assert float(second.get("cy")) < float(first.get("cy"))  # SVG's y grows downwards
 
 
+def test_line_chart_labels_times_with_their_zone_by_default():
+    series = charts.Series("p50", [(T0, 4.0), (T0 + timedelta(hours=2), 5.0)])
+
+    root = parse(charts.line_chart(series=[series], unit="ms", title="t", empty="none"))
+
+    assert tooltips(marks(root, "circle", "point"))[0] == "p50: 4 ms at Jun 11 08:00 UTC"
+    axis = next(g for g in root.iter(f"{SVG}g") if g.get("class") == "axis axis-x")
+    assert [text.text for text in axis.iter(f"{SVG}text")] == [
+        "Jun 11 08:00 UTC", "Jun 11 09:00 UTC", "Jun 11 10:00 UTC"]
+
+
+def test_line_chart_draws_an_objective_as_a_labelled_dashed_line_within_the_axis():
+    series = charts.Series("p95", [(T0, 20.0), (T0 + timedelta(hours=1), 40.0)])
+
+    root = parse(charts.line_chart(
+        series=[series], unit="ms", title="Latency", empty="none",
+        references=[charts.Reference("p95 objective", 300.0)]))
+
+    (objective,) = marks(root, "g", "objective")
+    line = objective.find(f"{SVG}line")
+    assert objective.get("data-value") == "300"
+    assert line.get("stroke-dasharray") and line.get("y1") == line.get("y2")
+    assert [text.text for text in objective.iter(f"{SVG}text")] == ["p95 objective: 300 ms"]
+    assert objective.find(f"{SVG}title").text == "p95 objective: 300 ms"
+    points = [float(point.get("cy")) for point in marks(root, "circle", "point")]
+    bottom = charts.HEIGHT - charts.BOTTOM
+    assert charts.TOP <= float(line.get("y1")) < min(points) < bottom  # above the data
+
+
+def test_line_chart_separates_labels_of_baselines_close_in_value():
+    series = charts.Series("1.0.0 champion", [(T0, 0.5)])
+
+    root = parse(charts.line_chart(
+        series=[series], unit="r2", title="Trend", empty="none",
+        references=[charts.Reference("1.0.0 validation", 0.90, kind="baseline"),
+                    charts.Reference("1.1.0 validation", 0.91, kind="baseline")]))
+
+    baselines = marks(root, "g", "baseline")
+    assert [b.get("data-value") for b in baselines] == ["0.91", "0.9"]  # the top one first
+    first, second = (float(b.find(f"{SVG}text").get("y")) for b in baselines)
+    assert second - first >= charts.REFERENCE_LABEL_GAP
+
+
 def test_line_chart_with_a_single_point_renders_it():
     root = parse(charts.line_chart(series=[charts.Series("p50", [(T0, 4.0)])], title="t",
                                    empty="none"))
@@ -114,6 +158,48 @@ def test_heat_map_draws_a_cell_per_figure_coloured_by_the_thresholds():
     assert len({cell.get("fill") for cell in cells}) == 3
     assert tooltips(cells)[4] == "platform, 09:00: PSI 0.3 (critical)"
     assert tooltips(marks(root, "rect", "cell-missing")) == ["platform, 10:00: no figure"]
+
+
+def test_heat_map_prints_each_value_in_its_cell():
+    root = parse(charts.heat_map(
+        rows=["followers", "platform"], columns=["08:00", "09:00", "10:00"],
+        values=[[0.05, 0.1, 0.2], [0.25, 12.345, None]], title="Drift", empty="none"))
+
+    printed = marks(root, "text", "cell-value")
+    assert [text.text for text in printed] == ["0.05", "0.10", "0.20", "0.25", "12", "–"]
+    rects = marks(root, "rect", "cell") + marks(root, "rect", "cell-missing")
+    centres = sorted((float(r.get("x")) + float(r.get("width")) / 2, float(r.get("y")))
+                     for r in rects)
+    positions = sorted((float(t.get("x")), float(t.get("y"))) for t in printed)
+    for (cx, top), (x, baseline) in zip(centres, positions, strict=True):
+        assert x == pytest.approx(cx, abs=0.1)
+        assert top < baseline < top + charts.HEAT_CELL_HEIGHT
+    assert {text.get("pointer-events") for text in printed} == {"none"}  # tooltips still show
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+@pytest.mark.parametrize("band", [*charts.HEAT_COLOURS, charts.MISSING_COLOUR])
+def test_heat_map_values_are_readable_on_every_band_colour(band):
+    lighter, darker = sorted([_luminance(band), _luminance(charts.HEAT_VALUE_COLOUR)],
+                             reverse=True)
+
+    assert (lighter + 0.05) / (darker + 0.05) >= 4.5  # WCAG AA for small text
+
+
+def test_heat_map_keeps_its_cells_wide_enough_for_the_values_when_columns_are_many():
+    columns = [f"{hour:02d}:00" for hour in range(24)]
+
+    root = parse(charts.heat_map(rows=["followers"], columns=columns, values=[[0.5] * 24],
+                                 title="Drift", empty="none"))
+
+    assert {float(cell.get("width")) for cell in marks(root, "rect", "cell")} == {
+        charts.HEAT_CELL_WIDTH - 1}
+    assert int(root.get("width")) >= charts.HEAT_ROW_LABEL_WIDTH + 24 * charts.HEAT_CELL_WIDTH
 
 
 def test_heat_map_escapes_feature_names():

@@ -1,10 +1,12 @@
-"""The monitoring dashboard in the admin: every chart drawn from what the real checks
-stored, permissions, acknowledging alerts, the link from the admin index, and a query
-count that does not grow with the data."""
+"""The monitoring dashboard in the admin: the overview of every live model, every chart
+drawn from what the real checks stored (with PSI printed in the heat map, objective and
+baseline lines, times with their zone), permissions, acknowledging alerts, the link from the
+admin index, and a query count that grows neither with the data nor with the models."""
 
 import re
 import xml.etree.ElementTree as ET
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -14,7 +16,7 @@ from django.utils import timezone
 from monitoring.ab import ab_evaluate
 from monitoring.alerts import alert_raise
 from monitoring.drift import drift_check
-from monitoring.models import Alert
+from monitoring.models import Alert, DriftReport
 from monitoring.performance import performance_evaluate
 from monitoring.slo import slo_check
 from tests.factories import (
@@ -28,10 +30,10 @@ from tests.factories import (
 
 DASHBOARD = "/admin/monitoring/dashboard/"
 SVG = "{http://www.w3.org/2000/svg}"
-SECTIONS = ["dashboard", "traffic-split", "predictions-per-hour", "latency", "drift-heatmap",
-            "metric-trend", "open-alerts"]
+SECTIONS = ["dashboard", "overview", "traffic-split", "predictions-per-hour", "latency",
+            "error-rate", "drift-heatmap", "metric-trend", "open-alerts"]
 MODEL = "drift-likes"
-BOUNDARIES = [*SECTIONS, "ab-test"]
+BOUNDARIES = [*SECTIONS, "model-view", "ab-test"]
 
 
 @pytest.fixture
@@ -75,6 +77,18 @@ def marks(html: str, tag: str, cls: str) -> list[ET.Element]:
             if element.get("class") == cls]
 
 
+def texts(element: ET.Element) -> list[str]:
+    return [text.text for text in element.iter(f"{SVG}text")]
+
+
+def overview_rows(page) -> dict[str, str]:
+    """The overview's rows by model, as text with one space between cells."""
+    rows = re.findall(r'<tr class="overview-model" data-model="([^"]+)">(.*?)</tr>',
+                      section(page, "overview"), re.DOTALL)
+    return {model: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+            for model, row in rows}
+
+
 def test_dashboard_shows_every_section_with_its_data_points(client, reviewer, monitored):
     client.force_login(reviewer)
 
@@ -88,6 +102,7 @@ def test_dashboard_shows_every_section_with_its_data_points(client, reviewer, mo
     assert sum(int(bar.find(f"{SVG}title").text.split(": ")[1].split()[0])
                for bar in bars) == 160
     assert len(marks(section(page, "latency"), "circle", "point")) == 4  # p50, p95 x 2 hours
+    assert len(marks(section(page, "error-rate"), "circle", "point")) == 2
     # 2 reports x (4 features + the output)
     assert len(marks(section(page, "drift-heatmap"), "rect", "cell")) == 10
     assert len(marks(section(page, "metric-trend"), "circle", "point")) == 2
@@ -134,6 +149,118 @@ def test_drift_heat_map_flags_the_shifted_feature(client, reviewer, monitored):
               for cell in cells}
     assert levels["followers"] == "critical"
     assert levels["platform"] == "ok"
+
+
+def test_drift_heat_map_prints_each_psi_in_its_cell(client, reviewer, monitored):
+    client.force_login(reviewer)
+
+    heat_map = svgs(section(client.get(DASHBOARD, {"model": MODEL}), "drift-heatmap"))[0]
+
+    cells = heat_map.find(f"{SVG}g[@class='cells']")
+    printed = {}
+    for rect, text in zip(cells[::2], cells[1::2], strict=True):
+        assert (rect.get("class"), text.get("class")) == ("cell", "cell-value")
+        printed.setdefault(rect.find(f"{SVG}title").text.split(",")[0], []).append(text.text)
+    reports = DriftReport.objects.filter(model_name=MODEL).order_by("created_at", "pk")
+    assert printed["followers"] == [f"{r.features['followers']['psi']:.2f}" for r in reports]
+    assert printed["(prediction)"] == [f"{r.prediction['psi']:.2f}" for r in reports]
+
+
+def test_latency_chart_draws_the_p95_objective(client, reviewer, monitored, settings):
+    settings.SLO_P95_LATENCY_MS = 250
+    client.force_login(reviewer)
+
+    objectives = marks(section(client.get(DASHBOARD, {"model": MODEL}), "latency"), "g",
+                       "objective")
+
+    assert [line.get("data-value") for line in objectives] == ["250"]
+    assert texts(objectives[0]) == ["p95 objective: 250 ms"]
+    assert objectives[0].find(f"{SVG}line").get("stroke-dasharray")
+
+
+def test_error_rate_chart_draws_its_objective(client, reviewer, monitored, settings):
+    settings.SLO_MAX_ERROR_RATE = 0.05
+    client.force_login(reviewer)
+
+    error_rate = section(client.get(DASHBOARD, {"model": MODEL}), "error-rate")
+
+    objectives = marks(error_rate, "g", "objective")
+    assert [line.get("data-value") for line in objectives] == ["5"]
+    assert texts(objectives[0]) == ["objective: 5 %"]
+    points = marks(error_rate, "circle", "point")
+    assert points[-1].find(f"{SVG}title").text.startswith("error rate: 0 % at ")
+
+
+def test_metric_trend_draws_the_validation_baseline(client, reviewer, people):
+    version = register_deployed_version(**people)  # validated at r2 0.9
+    labelled_logs_create(version=version, values=[float(i) for i in range(40)],
+                         actuals=[i + 0.5 for i in range(40)],
+                         created_at=timezone.now() - timedelta(minutes=30))
+    performance_evaluate(version_id=version.pk)
+    client.force_login(reviewer)
+
+    trend = section(client.get(DASHBOARD), "metric-trend")
+
+    baselines = marks(trend, "g", "baseline")
+    assert [line.get("data-value") for line in baselines] == ["0.9"]
+    assert texts(baselines[0]) == [f"{version.version} validation: 0.9 r2"]
+    assert len(marks(trend, "circle", "point")) == 1
+
+
+def test_times_are_shown_in_the_time_zone_with_its_name(client, reviewer, monitored,
+                                                         settings):
+    settings.TIME_ZONE = "Asia/Tokyo"  # JST all year: no summer time to trip on
+    client.force_login(reviewer)
+    tokyo = ZoneInfo("Asia/Tokyo")
+    local = monitored["now"].astimezone(tokyo)
+
+    page = client.get(DASHBOARD, {"model": MODEL})
+
+    bars = marks(section(page, "predictions-per-hour"), "rect", "bar")
+    assert bars[-1].find(f"{SVG}title").text.startswith(f"{local:%H}:00 JST: ")
+    latency = marks(section(page, "latency"), "circle", "point")
+    assert latency[-1].find(f"{SVG}title").text.endswith(f" at {local:%b %d %H:%M} JST")
+    heat_map = svgs(section(page, "drift-heatmap"))[0]
+    columns = texts(heat_map.find(f"{SVG}g[@class='axis axis-columns']"))
+    assert columns and all(label.endswith(" JST") for label in columns)
+    last_seen = monitored["alert"].last_seen.astimezone(tokyo)
+    assert f"<td>{last_seen:%Y-%m-%d %H:%M} JST</td>" in section(page, "open-alerts")
+
+
+def test_overview_lists_every_live_model_with_its_open_alerts_and_link(
+        client, reviewer, people, monitored):
+    register_deployed_version(**people)  # engagement-likes: no traffic, no alert
+    client.force_login(reviewer)
+
+    page = client.get(DASHBOARD, {"model": "engagement-likes"})
+
+    rows = overview_rows(page)
+    assert list(rows) == ["drift-likes", "engagement-likes"]
+    open_alerts = Alert.objects.filter(model_name=MODEL, resolved_at__isnull=True).count()
+    overview = section(page, "overview")
+    cells = dict(re.findall(r'<tr class="overview-model" data-model="([^"]+)">.*?'
+                            r'class="overview-alerts">(\d+)<', overview, re.DOTALL))
+    assert cells == {"drift-likes": str(open_alerts), "engagement-likes": "0"}
+    for model in rows:
+        assert f'href="{DASHBOARD}?model={model}#model-view"' in overview
+    assert "1.0.0 champion 100% 160 " in rows["drift-likes"]
+    assert "1.0.0 champion 100% 0 " in rows["engagement-likes"]
+    assert page.content.index(b'id="overview"') < page.content.index(b'id="model-view"')
+
+
+def test_overview_shows_the_last_drift_check_of_each_live_version(client, reviewer, people,
+                                                                 monitored):
+    register_deployed_version(**people)  # engagement-likes: never checked
+    client.force_login(reviewer)
+    latest = DriftReport.objects.filter(model_name=MODEL).order_by("created_at", "pk").last()
+
+    rows = overview_rows(client.get(DASHBOARD))
+
+    drifted = [name for name, figures in latest.features.items() if figures["drifted"]]
+    assert "followers" in drifted
+    assert (f"1.0.0: drift in {', '.join(drifted[:3])}" in rows["drift-likes"])
+    assert f"{latest.created_at:%Y-%m-%d %H:%M} UTC" in rows["drift-likes"]
+    assert rows["engagement-likes"].endswith("never checked")
 
 
 def test_open_alerts_are_listed_escaped(client, reviewer, monitored):
@@ -304,4 +431,26 @@ def test_query_count_does_not_grow_with_the_data(client, reviewer, monitored):
     alert_raise(kind="performance", severity="warning", model_name=MODEL, version="1.0.0",
                 message="r2 fell")
 
+    assert queries() == before
+
+
+def test_query_count_does_not_grow_with_the_models(client, reviewer, people, monitored):
+    client.force_login(reviewer)
+    client.get(DASHBOARD, {"model": MODEL})
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(DASHBOARD, {"model": MODEL}).status_code == 200
+        return len(captured)
+
+    before = queries()
+    for name, seed in (("churn", 3), ("fraud", 4)):
+        version = register_profiled_version(**people, name=name, rows=400, seed=seed)
+        frame = drift_frame(n=120, seed=seed)
+        prediction_logs_create(version=version, frame=frame, values=drift_outputs(frame),
+                               created_at=monitored["now"] - timedelta(hours=1))
+        drift_check(version_id=version.pk)
+        alert_raise(kind="slo", severity="warning", model_name=name, message="slow")
+
+    assert len(overview_rows(client.get(DASHBOARD, {"model": MODEL}))) == 3
     assert queries() == before
