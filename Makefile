@@ -19,8 +19,9 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-# Debian packages the tests start throwaway servers from (tests/servers.py, conftest.py).
-CI_PACKAGES := postgresql redis-server chromium chromium-driver
+# Debian packages the tests start throwaway servers from (tests/servers.py, conftest.py),
+# and curl for the README's examples (tests/test_readme.py).
+CI_PACKAGES := postgresql redis-server chromium chromium-driver curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1

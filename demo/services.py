@@ -15,6 +15,8 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from core.errors import ApplicationError
 from demo import data as demo_data
@@ -53,6 +55,19 @@ class DemoRefusedError(ApplicationError):
     http_status = 409
 
 
+class DemoInstanceNotFoundError(ApplicationError):
+    """The settings point at no demo instance: another PULSELYTICS_VAR_DIR or DATABASE_URL
+    than the server's, or a database never migrated."""
+
+    code = "instance_not_found"
+    http_status = 503
+
+
+# Told with every refusal: the usual cause is a terminal without the server's variables.
+_SAME_SETTINGS = ("run it with the server's PULSELYTICS_VAR_DIR and DATABASE_URL (as the "
+                  "command `make run` printed does)")
+
+
 @dataclass
 class DemoSummary:
     users: list[tuple[str, str]] = field(default_factory=list)
@@ -84,6 +99,31 @@ def _write_datasets(data_dir: Path) -> dict[str, Path]:
         paths[name] = data_dir / name
         frame.to_csv(paths[name], index=False)
     return paths
+
+
+def demo_api_key_read() -> str:
+    """The key seed_demo wrote for this instance (settings.VAR_DIR, as the server has it)."""
+    key_file = Path(settings.VAR_DIR) / "demo" / "api-key"
+    if not key_file.exists():
+        raise DemoInstanceNotFoundError(f"no demo API key in {key_file}: give --key, or "
+                                        f"{_SAME_SETTINGS}")
+    return key_file.read_text().strip()
+
+
+def demo_database_check() -> None:
+    """Refuse a database without the project's tables before anything reads it; a missing
+    SQLite file is not created (connecting would create an empty one)."""
+    database = connection.settings_dict
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        where = database["NAME"]
+        if where != ":memory:" and not Path(where).exists():
+            raise DemoInstanceNotFoundError(f"no database at {where}: {_SAME_SETTINGS}")
+    else:
+        where = f"database {database['NAME']} on {database['HOST'] or 'localhost'}"
+    executor = MigrationExecutor(connection)
+    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        raise DemoInstanceNotFoundError(f"{where} is not migrated: {_SAME_SETTINGS}, or run "
+                                        "`manage.py migrate` first")
 
 
 def _demo_api_key(key_file: Path) -> str:

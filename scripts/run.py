@@ -13,12 +13,14 @@ Environment: PORT (default 8000) and everything pulselytics/settings/base.py rea
 import contextlib
 import ctypes
 import os
+import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -27,6 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+# The variables that say where an instance keeps its data: a command for this instance
+# run from another terminal needs them as this process has them.
+INSTANCE_VARIABLES = ("DJANGO_SETTINGS_MODULE", "PULSELYTICS_VAR_DIR", "DATABASE_URL",
+                      "CELERY_BROKER_URL", "BROKER_FOLDER")
 
 
 def log(message: str) -> None:
@@ -68,6 +75,33 @@ def manage(*args: str) -> str:
     result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True,
                             stdout=subprocess.PIPE, text=True)
     return result.stdout
+
+
+def _without_password(url: str) -> str:
+    """`url` with any password replaced by PASSWORD: the banner is not a place for secrets."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":PASSWORD@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def instance_command(*args: str, environ: dict[str, str]) -> str:
+    """A manage.py command line, to paste in another terminal in the checkout, that reaches
+    this instance: the instance variables `environ` (the one `make run` was given) sets,
+    the var folder made absolute, passwords in URLs left for the reader to fill in."""
+    assignments = []
+    for name in INSTANCE_VARIABLES:
+        value = environ.get(name)
+        if value:
+            if name == "PULSELYTICS_VAR_DIR":
+                value = str((ROOT / value).resolve())
+            elif name.endswith("_URL"):
+                value = _without_password(value)
+            assignments.append(f"{name}={shlex.quote(value)}")
+    python = Path(PYTHON)
+    python = python.relative_to(ROOT) if python.is_relative_to(ROOT) else python
+    return " ".join([*assignments, shlex.join([str(python), "manage.py", *args])])
 
 
 def _die_with_parent() -> None:
@@ -156,21 +190,29 @@ class Supervisor:
         log("all services stopped")
 
 
-def wait_for_port(port: int, supervisor: Supervisor, timeout: float = 60) -> bool:
+# A proxy from the environment must not stand between us and our own loopback server.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def wait_for_web(port: int, supervisor: Supervisor, timeout: float = 180) -> bool:
+    """Until the app answers /api/v1/health: gunicorn listens before its workers have
+    loaded the live models (the warm start), and a request sent then waits for it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not supervisor.stopping:
         if supervisor.processes["web"].poll() is not None:
             return False
         try:
-            with socket.create_connection((HOST, port), timeout=1):
+            with _NO_PROXY.open(f"http://{HOST}:{port}/api/v1/health", timeout=5):
                 return True
-        except OSError:
-            time.sleep(0.2)
+        except OSError:  # refused, not answering yet, or an HTTP error (a subclass)
+            time.sleep(0.5)
     return False
 
 
 def main() -> int:
-    port = int(os.environ.get("PORT", "8000"))
+    # As given, before prepare_folders() adds DJANGO_SETTINGS_MODULE and the like.
+    environ = dict(os.environ)
+    port = int(os.environ.get("PORT", DEFAULT_PORT))
     supervisor = Supervisor(stop_timeout=float(os.environ.get("RUN_STOP_TIMEOUT", "10")))
     signal.signal(signal.SIGINT, supervisor.on_signal)
     signal.signal(signal.SIGTERM, supervisor.on_signal)
@@ -211,21 +253,24 @@ def main() -> int:
     ])
 
     status = 0
-    if wait_for_port(port, supervisor):
+    if wait_for_web(port, supervisor):
         url = f"http://{HOST}:{port}/"
         log(f"Pulselytics is running at {url}")
         log(f"Admin: {url}admin/")
         log(f"Monitoring dashboard: {url}admin/monitoring/dashboard/")
         log(f"API docs: {url}api/docs/  (predict: POST {url}api/v1/models/NAME/predict)")
-        log("Some traffic for the dashboard (in another terminal): "
-            ".venv/bin/python manage.py simulate_traffic --drift --check")
+        traffic = ["simulate_traffic", "--drift", "--check"]
+        if port != DEFAULT_PORT:
+            traffic += ["--url", url.rstrip("/")]
+        log(f"Some traffic for the dashboard (in another terminal, in {ROOT}): "
+            + instance_command(*traffic, environ=environ))
         for line in demo_summary.splitlines():
             if not line.startswith(("deployed ", "already live")):
                 log(line)
         log("Press Ctrl-C to stop the web server, the Celery worker and beat.")
         status = supervisor.wait_until_stop()
     elif not supervisor.stopping:
-        log(f"the web server did not start listening on {HOST}:{port}")
+        log(f"the web server did not answer on {HOST}:{port}")
         status = 1
     supervisor.stop()
     return status

@@ -24,7 +24,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from pulselytics.settings import settings_module
-from scripts.run import Supervisor
+from scripts.run import Supervisor, instance_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -280,18 +280,65 @@ def test_run_supervisor_stops_a_well_behaved_service_with_sigterm():
     assert supervisor.processes["polite"].returncode == -signal.SIGTERM
 
 
+def test_instance_command_repeats_the_variables_that_locate_the_instance():
+    command = instance_command("simulate_traffic", "--check", environ={
+        "PULSELYTICS_VAR_DIR": "var-8001", "DATABASE_URL": "postgres://u@db/x y",
+        "PORT": "8001", "SECRET_KEY": "not repeated"})
+
+    python = Path(sys.executable)
+    python = python.relative_to(ROOT) if python.is_relative_to(ROOT) else python
+    assert command == (f"PULSELYTICS_VAR_DIR={ROOT / 'var-8001'} "
+                       "DATABASE_URL='postgres://u@db/x y' "
+                       f"{python} manage.py simulate_traffic --check")
+
+
+def test_instance_command_prints_no_password():
+    command = instance_command("simulate_traffic", environ={
+        "DATABASE_URL": "postgres://u:s3cret@db/x", "CELERY_BROKER_URL": "redis://:pw@r:6379/0"})
+
+    assert "s3cret" not in command and ":pw@" not in command
+    assert "postgres://u:PASSWORD@db/x" in command and "redis://:PASSWORD@r:6379/0" in command
+
+
+def test_instance_command_of_the_default_instance_is_plain():
+    command = instance_command("simulate_traffic", environ={"PATH": "/usr/bin"})
+
+    assert command.endswith("python manage.py simulate_traffic")
+    assert "=" not in command
+
+
 @pytest.mark.django_db
 def test_models_and_migrations_agree():
     # Exits non-zero (SystemExit) when a model change has no migration.
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 
 
-def test_every_project_command_prints_its_help():
+PROJECT_APPS = ("core", "mlregistry", "training", "monitoring", "predictions", "demo")
+
+
+def project_command_parsers() -> dict:
     from django.core.management import get_commands, load_command_class
 
-    ours = {name: app for name, app in get_commands().items()
-            if app in ("core", "mlregistry", "training", "monitoring", "predictions", "demo")}
-    assert {"check_drift", "retrain_if_needed", "simulate_traffic", "model_card"} <= set(ours)
-    for name, app in ours.items():
-        help_text = load_command_class(app, name).create_parser("manage.py", name).format_help()
-        assert f"manage.py {name}" in help_text
+    return {name: load_command_class(app, name).create_parser("manage.py", name)
+            for name, app in get_commands().items() if app in PROJECT_APPS}
+
+
+def test_every_project_command_prints_its_help():
+    parsers = project_command_parsers()
+    assert {"check_drift", "retrain_if_needed", "simulate_traffic", "model_card"} <= set(parsers)
+    for name, parser in parsers.items():
+        assert f"manage.py {name}" in parser.format_help()
+
+
+def test_every_option_of_every_project_command_has_help():
+    from django.core.management.base import BaseCommand
+
+    # Django's own options (--verbosity, --settings, ...) are documented by Django.
+    django_options = {option for action in BaseCommand().create_parser("manage.py", "x")._actions
+                      for option in action.option_strings}
+    missing = [f"{name} {'/'.join(action.option_strings) or action.dest}"
+               for name, parser in sorted(project_command_parsers().items())
+               for action in parser._actions
+               if not set(action.option_strings) & django_options
+               and not (action.help or "").strip()]
+    assert missing == []

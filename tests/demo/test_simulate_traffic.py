@@ -3,7 +3,12 @@ generators (with drift and feedback shares), local targets only, bounded count a
 and real predictions and feedback logged by a live server."""
 
 import json
+import os
+import sqlite3
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -223,8 +228,41 @@ def test_command_refuses_a_count_above_the_maximum():
 def test_command_without_a_key_needs_the_demo_key_file(settings, tmp_path):
     settings.VAR_DIR = tmp_path
 
-    with pytest.raises(CommandError, match="no --key given"):
+    with pytest.raises(CommandError, match=r"instance_not_found: no demo API key in .*give --key"):
         call_command("simulate_traffic", "--count", "1")
+
+
+def simulate_traffic_in(var_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """The command as run from a terminal whose PULSELYTICS_VAR_DIR is `var_dir` (and none
+    of the suite's settings)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(var_dir),
+           "PULSELYTICS_VAR_DIR": str(var_dir)}
+    return subprocess.run([sys.executable, "manage.py", "simulate_traffic", *args],
+                          cwd=Path(__file__).resolve().parents[2], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_command_refuses_a_var_dir_without_a_database_and_creates_none(tmp_path):
+    result = simulate_traffic_in(tmp_path, "--check", "--key", "k", "--count", "1")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"CommandError: instance_not_found: no database at {tmp_path / 'pulselytics.sqlite3'}: "
+        "run it with the server's PULSELYTICS_VAR_DIR and DATABASE_URL (as the command "
+        "`make run` printed does)"]
+    assert not (tmp_path / "pulselytics.sqlite3").exists()
+
+
+def test_command_refuses_an_unmigrated_database_in_one_line(tmp_path):
+    sqlite3.connect(tmp_path / "pulselytics.sqlite3").close()  # an empty file
+
+    result = simulate_traffic_in(tmp_path, "--check", "--key", "k", "--count", "1")
+
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"CommandError: instance_not_found: "
+                           f"{tmp_path / 'pulselytics.sqlite3'} is not migrated: ")
+    assert result.stdout == ""  # nothing was sent
 
 
 # -- against a live server ----------------------------------------------------------------------

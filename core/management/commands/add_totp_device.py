@@ -10,7 +10,7 @@ class Command(ApplicationCommand):
             "authenticator app. No command prints them again.")
 
     def add_arguments(self, parser):
-        parser.add_argument("username")
+        parser.add_argument("username", help="the staff account that gets the device")
         parser.add_argument("--name", default="authenticator",
                             help="the device's name, which the login form lists")
 

@@ -1,10 +1,9 @@
 import os
-from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import CommandError
 
 from core.commands import ApplicationCommand
+from demo import services as demo
 from demo import traffic
 from monitoring import tasks
 
@@ -40,17 +39,22 @@ class Command(ApplicationCommand):
         parser.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('PORT', '8000')}",
                             help="the server (default http://127.0.0.1:$PORT, PORT 8000)")
         parser.add_argument("--key", help="API key (default: the demo key seed_demo wrote to "
-                                          "var/demo/api-key)")
+                                          "$PULSELYTICS_VAR_DIR/demo/api-key, var/ by "
+                                          "default)")
         parser.add_argument("--seed", type=int, default=traffic.DEFAULT_SEED,
                             help="picks the rows each request sends (default 1)")
         parser.add_argument("--check", action="store_true",
                             help="then run the drift, SLO and live performance checks at once "
-                                 "instead of waiting for their schedules")
+                                 "instead of waiting for their schedules (on the database "
+                                 "the settings name: refused unless it is migrated)")
 
     def run(self, *args, models, count, rate, drift, feedback, url, key, seed, check,
             **options):
         base_url = traffic.local_base_url(url)
-        key = key or self._demo_key()
+        key = key or demo.demo_api_key_read()
+        if check:
+            # Before any traffic: the checks read the database this process's settings name.
+            demo.demo_database_check()
         plan = traffic.traffic_plan(models=models or traffic.DEFAULT_MODELS, count=count,
                                     seed=seed, drift=drift, feedback=feedback)
         self.stdout.write(f"sending {len(plan)} predict requests to {base_url} at up to "
@@ -74,10 +78,3 @@ class Command(ApplicationCommand):
             self.stdout.write(f"checks: {drift_reports} drift, {slo_reports} SLO and "
                               f"{live_reports} live performance, fairness and anomaly-rate "
                               "reports")
-
-    def _demo_key(self) -> str:
-        key_file = Path(settings.VAR_DIR) / "demo" / "api-key"
-        if not key_file.exists():
-            raise CommandError(f"no --key given and no demo key in {key_file} (run seed_demo "
-                               "or create_api_key)")
-        return key_file.read_text().strip()

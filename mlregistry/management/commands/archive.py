@@ -7,10 +7,11 @@ class Command(ApplicationCommand):
             "champion can still come back through rollback).")
 
     def add_arguments(self, parser):
-        parser.add_argument("name")
-        parser.add_argument("version")
-        parser.add_argument("--user", required=True)
-        parser.add_argument("--reason", required=True)
+        parser.add_argument("name", help="model name, e.g. engagement-likes")
+        parser.add_argument("version", help="version string, e.g. 1.1.0")
+        parser.add_argument("--user", required=True, help="username of the person acting")
+        parser.add_argument("--reason", required=True,
+                            help="why; kept in the audit trail")
 
     def run(self, *args, name, version, user, reason, **options):
         archived = services.model_version_archive(

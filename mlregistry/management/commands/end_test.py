@@ -7,10 +7,10 @@ class Command(ApplicationCommand):
             "it stays approved (staging).")
 
     def add_arguments(self, parser):
-        parser.add_argument("name")
-        parser.add_argument("version")
-        parser.add_argument("--user", required=True)
-        parser.add_argument("--notes", default="")
+        parser.add_argument("name", help="model name, e.g. engagement-likes")
+        parser.add_argument("version", help="the challenger or shadow version, e.g. 1.1.0")
+        parser.add_argument("--user", required=True, help="username of the deployer")
+        parser.add_argument("--notes", default="", help="kept in the audit trail")
 
     def run(self, *args, name, version, user, notes, **options):
         ended = services.model_version_end_test(

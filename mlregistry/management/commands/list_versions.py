@@ -6,7 +6,7 @@ class Command(ApplicationCommand):
     help = "List a model's versions, newest first."
 
     def add_arguments(self, parser):
-        parser.add_argument("name")
+        parser.add_argument("name", help="model name, e.g. engagement-likes")
 
     def run(self, *args, name, **options):
         versions = selectors.model_versions_list(name=name)

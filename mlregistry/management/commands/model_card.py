@@ -8,8 +8,8 @@ class Command(ApplicationCommand):
             "metrics against production, fairness table, gates, approvals, environment.")
 
     def add_arguments(self, parser):
-        parser.add_argument("name")
-        parser.add_argument("version")
+        parser.add_argument("name", help="model name, e.g. engagement-likes")
+        parser.add_argument("version", help="version string, e.g. 1.1.0")
 
     def run(self, *args, name, version, **options):
         found = selectors.model_version_get(name=name, version=version)

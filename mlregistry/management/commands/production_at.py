@@ -12,8 +12,10 @@ class Command(ApplicationCommand):
     help = "Which version of NAME was in production at TIMESTAMP (ISO 8601; naive means UTC)?"
 
     def add_arguments(self, parser):
-        parser.add_argument("name")
-        parser.add_argument("timestamp")
+        parser.add_argument("name", help="model name, e.g. engagement-likes")
+        parser.add_argument("timestamp",
+                            help="ISO 8601 instant, e.g. 2026-11-20T14:05:00 (naive "
+                                 "means UTC)")
 
     def run(self, *args, name, timestamp, **options):
         at = parse_datetime(timestamp)

@@ -6,10 +6,12 @@ class Command(ApplicationCommand):
     help = "Reject a candidate: it is archived with the reviewer's notes."
 
     def add_arguments(self, parser):
-        parser.add_argument("name")
-        parser.add_argument("version")
-        parser.add_argument("--user", required=True)
-        parser.add_argument("--notes", required=True)
+        parser.add_argument("name", help="model name, e.g. engagement-likes")
+        parser.add_argument("version", help="version string, e.g. 1.1.0")
+        parser.add_argument("--user", required=True,
+                            help="username of the rejecting reviewer")
+        parser.add_argument("--notes", required=True,
+                            help="why it is rejected; kept in the audit trail")
 
     def run(self, *args, name, version, user, notes, **options):
         rejected = services.model_version_reject(

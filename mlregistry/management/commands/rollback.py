@@ -6,11 +6,15 @@ class Command(ApplicationCommand):
     help = "Restore the previous production version (or --to VERSION) in one transaction."
 
     def add_arguments(self, parser):
-        parser.add_argument("name")
-        parser.add_argument("--to", dest="to_version")
-        parser.add_argument("--user", required=True)
-        parser.add_argument("--reason", required=True)
-        parser.add_argument("--dry-run", action="store_true")
+        parser.add_argument("name", help="model name, e.g. engagement-likes")
+        parser.add_argument("--to", dest="to_version", metavar="VERSION",
+                            help="the version to restore (default: the previous "
+                                 "production version)")
+        parser.add_argument("--user", required=True, help="username of the deployer")
+        parser.add_argument("--reason", required=True,
+                            help="why; kept in the audit trail")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="print what would happen and change nothing")
 
     def run(self, *args, name, to_version, user, reason, dry_run, **options):
         plan = services.model_rollback(

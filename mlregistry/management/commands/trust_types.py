@@ -8,12 +8,14 @@ class Command(ApplicationCommand):
             "who did not make the version, with a reason. One audit row.")
 
     def add_arguments(self, parser):
-        parser.add_argument("name")
-        parser.add_argument("version")
+        parser.add_argument("name", help="model name, e.g. engagement-likes")
+        parser.add_argument("version", help="version string, e.g. 1.1.0")
         parser.add_argument("types", nargs="+", metavar="TYPE",
                             help="fully qualified type name, as the version lists it")
-        parser.add_argument("--user", required=True)
-        parser.add_argument("--reason", required=True)
+        parser.add_argument("--user", required=True,
+                            help="username of the reviewer (not the version's creator)")
+        parser.add_argument("--reason", required=True,
+                            help="why these types are safe; kept in the audit trail")
 
     def run(self, *args, name, version, types, user, reason, **options):
         trusted = services.model_version_types_trust(

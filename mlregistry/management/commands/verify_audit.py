@@ -11,7 +11,8 @@ class Command(ApplicationCommand):
             "--anchor, also prove that no row up to that anchor was rewritten or removed.")
 
     def add_arguments(self, parser):
-        parser.add_argument("name", nargs="?")
+        parser.add_argument("name", nargs="?",
+                            help="model name (default: every model)")
         parser.add_argument("--anchor", type=Path,
                             help="an anchor file written by audit_anchor (a copy kept "
                                  "outside the database)")

@@ -8,8 +8,8 @@ class Command(ApplicationCommand):
             "or while too few clients gave the outcomes.")
 
     def add_arguments(self, parser):
-        parser.add_argument("name")
-        parser.add_argument("--user", required=True)
+        parser.add_argument("name", help="model name, e.g. engagement-likes")
+        parser.add_argument("--user", required=True, help="username of the deployer")
 
     def run(self, *args, name, user, **options):
         winner = ab.ab_promote_winner(model_name=name, user=self.user(user))

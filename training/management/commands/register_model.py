@@ -12,7 +12,7 @@ class Command(ApplicationCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("name")
+        parser.add_argument("name", help="model name, new or existing")
         parser.add_argument("--artifact", required=True,
                             help="the fitted model, saved with skops.io.dump")
         parser.add_argument("--trust-pickle", action="store_true",
@@ -20,7 +20,8 @@ class Command(ApplicationCommand):
                                  "convert it to skops; recorded in the audit trail")
         parser.add_argument("--data", required=True, help="CSV or Parquet file")
         parser.add_argument("--target", required=True, help="target column in the data")
-        parser.add_argument("--task", required=True, choices=TASKS)
+        parser.add_argument("--task", required=True, choices=TASKS,
+                            help="what the model predicts")
         parser.add_argument("--user", required=True, help="username of the registering person")
         parser.add_argument("--protected", nargs="+", action="extend", default=[],
                             metavar="COL", help="protected attribute column(s)")
@@ -28,7 +29,8 @@ class Command(ApplicationCommand):
                             help="a personal column (repeatable): its values are never stored, "
                                  "logged, published or echoed")
         parser.add_argument("--client", default="", help="client id of a per-client model")
-        parser.add_argument("--description", default="")
+        parser.add_argument("--description", default="",
+                            help="what the model is for (a new model only)")
 
     def run(self, *args, name, artifact, data, target, task, user, protected, pii, client,
             description, trust_pickle, **options):
