@@ -102,14 +102,23 @@ def test_train_model_defaults_to_the_system_account(tiny_recipe, tiny_csv, db):
     assert MLModelVersion.objects.get().created_by.username == "pulselytics-system"
 
 
-def test_candidate_worse_than_production_fails_the_gate_and_needs_justification(
-        tiny_recipe, tiny_csv, data_scientist, reviewer, deployer):
+def candidate_beside_unreadable_production(tiny_csv, *, data_scientist, reviewer, deployer
+                                           ) -> tuple[MLModelVersion, MLModelVersion]:
+    """(production, candidate): a production version claiming r2 1.5 whose schema (the
+    factories') has features the tiny recipe's data lacks, and a tiny-likes version trained
+    beside it."""
     production = register_version(user=data_scientist, name="tiny-likes", metrics={"r2": 1.5})
     services.model_version_approve(version=production, user=reviewer, notes="ok")
     services.model_version_deploy(version=production, user=deployer)
-
     train("tiny-likes", "--data", str(tiny_csv), "--user", "dana")
-    candidate = MLModelVersion.objects.get(model__name="tiny-likes", status=Status.TESTING)
+    return production, MLModelVersion.objects.get(model__name="tiny-likes",
+                                                  status=Status.TESTING)
+
+
+def test_candidate_worse_than_production_fails_the_gate_and_needs_justification(
+        tiny_recipe, tiny_csv, data_scientist, reviewer, deployer):
+    _, candidate = candidate_beside_unreadable_production(
+        tiny_csv, data_scientist=data_scientist, reviewer=reviewer, deployer=deployer)
 
     assert candidate.gate_results["validation"]["passed"] is False
     with pytest.raises(CommandError, match="gate_failed"):
@@ -212,13 +221,8 @@ def test_production_is_scored_on_the_candidates_validation_rows(
 
 def test_a_production_version_that_cannot_read_the_rows_is_compared_by_its_own_metrics(
         tiny_recipe, tiny_csv, data_scientist, reviewer, deployer):
-    # The factories' schema has features the tiny recipe's data does not.
-    production = register_version(user=data_scientist, name="tiny-likes", metrics={"r2": 1.5})
-    services.model_version_approve(version=production, user=reviewer, notes="ok")
-    services.model_version_deploy(version=production, user=deployer)
-
-    train("tiny-likes", "--data", str(tiny_csv), "--user", "dana")
-    candidate = MLModelVersion.objects.get(model__name="tiny-likes", status=Status.TESTING)
+    production, candidate = candidate_beside_unreadable_production(
+        tiny_csv, data_scientist=data_scientist, reviewer=reviewer, deployer=deployer)
 
     comparison = candidate.training_report["production_comparison"]
     assert comparison["metrics"] is None
