@@ -57,6 +57,12 @@ class FourEyesError(PermissionDeniedError):
     code = "four_eyes_violation"
 
 
+class SeparationOfDutiesError(FourEyesError):
+    """Under REQUIRE_SEPARATE_DEPLOYER, the deployer is the version's approver."""
+
+    code = "separation_of_duties"
+
+
 class ConflictError(ApplicationError):
     code = "conflict"
     http_status = 409

@@ -70,10 +70,8 @@ def _trust_types_describe(version: MLModelVersion, user: AbstractBaseUser) -> di
 
 
 def _reject_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
-    effect = f"{version} is archived with your notes; it can no longer be approved or deployed."
-    if preconditions.in_live_test(version):
-        effect += " Its live test ends and its traffic returns to the champion."
-    return {"effect": effect}
+    return {"effect": f"{version} is archived with your notes; it can no longer be approved or "
+                      "deployed."}
 
 
 def _withdraw_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:

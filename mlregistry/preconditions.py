@@ -6,14 +6,16 @@ error the check raises is the service's refusal. The admin asks the same check t
 written once (docs/registry.md#states-and-transitions, #four-eyes).
 
 A check raises PermissionDeniedError when the user lacks the permission, FourEyesError when
-the user made the version, IllegalTransitionError (or RollbackUnavailableError) when the
-state does not allow it; input (notes, traffic shares, gate overrides) is checked by the
-service itself.
+the user made the version (SeparationOfDutiesError, under REQUIRE_SEPARATE_DEPLOYER, when
+they approved the version they would deploy), IllegalTransitionError (or
+RollbackUnavailableError) when the state does not allow it; input (notes, traffic shares,
+gate overrides) is checked by the service itself.
 """
 
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from core.errors import (
@@ -22,6 +24,7 @@ from core.errors import (
     FourEyesError,
     IllegalTransitionError,
     RollbackUnavailableError,
+    SeparationOfDutiesError,
 )
 from core.permissions import require_permission
 from mlregistry import artifacts
@@ -45,6 +48,16 @@ def _four_eyes(version: MLModelVersion, user: AbstractBaseUser, verb: str) -> No
     if version.created_by_id == user.pk:
         raise FourEyesError(
             f"{user.get_username()} created {version} and may not {verb} it (four eyes)")
+
+
+def separate_deployer_check(version: MLModelVersion, user: AbstractBaseUser, verb: str) -> None:
+    """Under REQUIRE_SEPARATE_DEPLOYER the approver of a version may not put it live
+    (docs/registry.md#four-eyes); also asked by monitoring's "promote winner"."""
+    if settings.REQUIRE_SEPARATE_DEPLOYER and version.approved_by_id == user.pk:
+        raise SeparationOfDutiesError(
+            f"{user.get_username()} approved {version} and may not {verb} it (separation of "
+            "duties: another deployer must)",
+            details={"setting": "REQUIRE_SEPARATE_DEPLOYER"})
 
 
 def in_live_test(version: MLModelVersion) -> bool:
@@ -111,6 +124,13 @@ def reject_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
             "(only testing or staging versions can be rejected)",
             details={"from": version.status, "to": Status.ARCHIVED},
         )
+    # Once live, a version leaves through end test, withdraw or archive, never as rejected.
+    if in_live_test(version) or version.deployed_at is not None:
+        raise IllegalTransitionError(
+            f"cannot reject {version}: it is serving traffic or was deployed (only versions "
+            "not yet deployed can be rejected; end its test or withdraw the approval first)",
+            details={"from": version.status, "to": Status.ARCHIVED},
+        )
 
 
 def withdraw_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
@@ -129,6 +149,7 @@ def withdraw_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
 def deploy_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
     """Deploy as champion (a challenger that won is deployed the same way)."""
     require_permission(user, DEPLOY_PERMISSION, "deploy model versions")
+    separate_deployer_check(version, user, "deploy")
     if version.status != Status.STAGING:
         raise IllegalTransitionError(
             f"cannot deploy {version}: {version.status} -> production is not allowed "
@@ -141,6 +162,7 @@ def deploy_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
 def live_test_start_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
     """Start an A/B or shadow test of the version beside the champion."""
     require_permission(user, DEPLOY_PERMISSION, "deploy model versions")
+    separate_deployer_check(version, user, "start a test of")
     if version.status != Status.STAGING:
         raise IllegalTransitionError(
             f"cannot start a test of {version}: {version.status} -> staging is not allowed "

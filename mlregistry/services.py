@@ -82,15 +82,15 @@ def model_version_approve(
 
 def model_version_reject(*, version: MLModelVersion, user: AbstractBaseUser,
                          notes: str) -> MLModelVersion:
-    """A rejected candidate is archived with the reviewer's notes."""
+    """A rejected candidate is archived with the reviewer's notes. Only a candidate that
+    never went live: it holds no traffic to hand back."""
     with transaction.atomic():
-        model, version = transitions.lock_version(version)
+        _, version = transitions.lock_version(version)
         preconditions.reject_check(version=version, user=user)
         notes = _require_text(notes, "rejection notes")
         transitions.set_state(version, actor=user, reason="rejected", notes=notes,
-                              now=timezone.now(), status=Status.ARCHIVED, traffic=0,
-                              shadow=False, approval_notes=notes)
-        transitions.rebalance_champion(model)
+                              now=timezone.now(), status=Status.ARCHIVED,
+                              approval_notes=notes)
     return version
 
 

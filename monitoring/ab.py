@@ -35,6 +35,7 @@ from django.utils import timezone
 from core.errors import ConflictError, IllegalTransitionError
 from core.ml.kinds import ANOMALY, REGRESSION, task_kind
 from core.permissions import require_permission
+from mlregistry import preconditions
 from mlregistry import selectors as registry
 from mlregistry import services as registry_services
 from mlregistry.models import MLModelVersion, Status
@@ -275,6 +276,8 @@ def ab_promote_check(*, model_name: str, user: AbstractBaseUser,
             f"{latest.champion.version}) {why}",
             details={"model": model_name, "ab_evaluation_id": latest.pk,
                      "verdict": latest.verdict})
+    if latest.verdict == Verdict.CHALLENGER_BETTER:
+        preconditions.separate_deployer_check(latest.challenger, user, "promote")
     return latest
 
 

@@ -1,9 +1,17 @@
 from django.contrib import admin, messages
 from django.utils.text import Truncator
+from django_celery_beat import admin as beat_admin
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
 
 from core.admin_mixins import ReadOnlyAdminMixin
 from core.errors import ApplicationError
-from monitoring import alerts
+from monitoring import alerts, schedules
 from monitoring.models import (
     ABEvaluation,
     Alert,
@@ -11,6 +19,7 @@ from monitoring.models import (
     DriftReport,
     FairnessReport,
     PerformanceReport,
+    ScheduleChange,
     SLOReport,
 )
 
@@ -136,3 +145,94 @@ class ABEvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["model_name"]
     date_hierarchy = "created_at"
     list_select_related = ["champion__model", "challenger__model"]
+
+
+# --- schedules: django-celery-beat's admin, with every change by a person audited ---------
+
+
+class AuditedScheduleAdminMixin:
+    """Adds, changes and deletes go through monitoring.schedules' services, which record each
+    as a sealed ScheduleChange row (docs/monitoring.md#schedules)."""
+
+    def save_model(self, request, obj, form, change):
+        schedules.schedule_save(instance=obj, user=request.user)
+
+    def delete_model(self, request, obj):
+        schedules.schedule_delete(instance=obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            schedules.schedule_delete(instance=obj, user=request.user)
+
+
+class PeriodicTaskAdmin(AuditedScheduleAdminMixin, beat_admin.PeriodicTaskAdmin):
+    """Beat's list actions are offered to anyone who may view the list; here enabling,
+    disabling, toggling and running tasks need the change permission (Deployers), and the
+    first three are audited like the change form."""
+
+    def _enabled_set(self, request, queryset, enabled: bool | None, done: str) -> None:
+        rows = schedules.periodic_tasks_enabled_set(tasks=queryset, user=request.user,
+                                                    enabled=enabled)
+        self.message_user(request, f"{len(rows)} task(s) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Enable selected tasks", permissions=["change"])
+    def enable_tasks(self, request, queryset):
+        self._enabled_set(request, queryset, True, "enabled")
+
+    @admin.action(description="Disable selected tasks", permissions=["change"])
+    def disable_tasks(self, request, queryset):
+        self._enabled_set(request, queryset, False, "disabled")
+
+    @admin.action(description="Toggle activity of selected tasks", permissions=["change"])
+    def toggle_tasks(self, request, queryset):
+        self._enabled_set(request, queryset, None, "toggled")
+
+    @admin.action(description="Run selected tasks", permissions=["change"])
+    def run_tasks(self, request, queryset):
+        super().run_tasks(request, queryset)
+
+
+class IntervalScheduleAdmin(AuditedScheduleAdminMixin, beat_admin.IntervalScheduleAdmin):
+    pass
+
+
+class CrontabScheduleAdmin(AuditedScheduleAdminMixin, beat_admin.CrontabScheduleAdmin):
+    pass
+
+
+class SolarScheduleAdmin(AuditedScheduleAdminMixin, beat_admin.SolarScheduleAdmin):
+    pass
+
+
+class ClockedScheduleAdmin(AuditedScheduleAdminMixin, beat_admin.ClockedScheduleAdmin):
+    pass
+
+
+for beat_model, audited_admin in ((PeriodicTask, PeriodicTaskAdmin),
+                                  (IntervalSchedule, IntervalScheduleAdmin),
+                                  (CrontabSchedule, CrontabScheduleAdmin),
+                                  (SolarSchedule, SolarScheduleAdmin),
+                                  (ClockedSchedule, ClockedScheduleAdmin)):
+    admin.site.unregister(beat_model)
+    admin.site.register(beat_model, audited_admin)
+
+
+@admin.register(ScheduleChange)
+class ScheduleChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The schedule changes' audit chain, read-only; the list says whether it verifies."""
+
+    list_display = ["sequence", "created_at", "actor", "action", "object_type", "object_repr",
+                    "changes"]
+    list_filter = ["action", "object_type"]
+    list_select_related = ["actor"]
+    readonly_fields = [field.name for field in ScheduleChange._meta.fields]
+
+    def changelist_view(self, request, extra_context=None):
+        broken = schedules.schedule_changes_verify()
+        if broken is None:
+            self.message_user(request, "The schedule changes' audit chain verifies.",
+                              messages.SUCCESS)
+        else:
+            self.message_user(request, f"The schedule changes' audit chain breaks at row "
+                                       f"#{broken.sequence}.", messages.ERROR)
+        return super().changelist_view(request, extra_context)

@@ -1,4 +1,5 @@
-"""Monitoring tables: drift, live performance, SLO, fairness and A/B reports, alerts.
+"""Monitoring tables: drift, live performance, SLO, fairness and A/B reports, alerts, and the
+audit trail of people's changes to the schedules.
 
 Reports are written by the scheduled checks (one row per check and version or model) and
 never edited; the dashboard and the API read the latest ones and their history.
@@ -221,3 +222,45 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.state} for alert {self.alert_id}"
+
+
+class ScheduleChange(models.Model):
+    """One immutable audit row per change a person makes to the periodic tasks or their
+    schedules (django-celery-beat's rows), chained and sealed like the registry's transitions
+    (docs/monitoring.md#schedules): `row_sha256` is the HMAC-SHA256, under the audit key
+    named by `key_id`, of the row's content, which includes the previous row's seal. Beat's
+    own bookkeeping (last run, run count) is not a change and writes no row."""
+
+    class Action(models.TextChoices):
+        ADDED = "added"
+        CHANGED = "changed"
+        DELETED = "deleted"
+
+    sequence = models.PositiveIntegerField(unique=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                              related_name="+")
+    created_at = models.DateTimeField()
+    action = models.CharField(max_length=16, choices=Action.choices)
+    object_type = models.CharField(max_length=64)  # the beat model's name: "periodictask"
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=255)
+    # {field: [before, after]}; a field an addition sets or a deletion removes has null on
+    # the other side.
+    changes = models.JSONField(default=dict)
+    previous_sha256 = models.CharField(max_length=64, blank=True)
+    row_sha256 = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-sequence"]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action} {self.object_type} {self.object_repr}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValueError("ScheduleChange rows are immutable")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("ScheduleChange rows are immutable")

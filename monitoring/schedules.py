@@ -1,11 +1,26 @@
-"""The one list of periodic tasks (docs/monitoring.md#schedules).
+"""The one list of periodic tasks, and the audited changes people make to them
+(docs/monitoring.md#schedules).
 
 Installed as django-celery-beat `PeriodicTask` rows, upserted by name, by data migrations;
 operators change intervals or disable a row in the admin, and
-an upsert never overrides what they changed.
+an upsert never overrides what they changed. Each such change (a periodic task or a
+schedule added, changed, enabled, disabled or deleted) goes through `schedule_save` or
+`schedule_delete` and writes one sealed `ScheduleChange` row in the same transaction.
 """
 
+import json
 from dataclasses import dataclass
+from datetime import UTC
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from core.permissions import require_permission
+from mlregistry import audit
+from monitoring.models import ScheduleChange
 
 
 @dataclass(frozen=True)
@@ -78,3 +93,126 @@ def schedule_install_operation(name: str):
         apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=name).delete()
 
     return migrations.RunPython(install, uninstall)
+
+
+# --- changes by people, audited -----------------------------------------------------------
+
+# Written by beat on every run (and the change stamp by every save): bookkeeping, not a
+# person's decision, so never part of a recorded change.
+BOOKKEEPING_FIELDS = {"last_run_at", "total_run_count", "date_changed"}
+
+
+class _SnapshotEncoder(DjangoJSONEncoder):
+    """Field values as JSON; what JSON has no type for (a crontab's time zone) as text."""
+
+    def default(self, o):
+        try:
+            return super().default(o)
+        except TypeError:
+            return str(o)
+
+
+def _snapshot(instance: models.Model) -> dict:
+    values = {field.name: field.value_from_object(instance)
+              for field in instance._meta.concrete_fields
+              if field.name not in BOOKKEEPING_FIELDS}
+    return json.loads(json.dumps(values, cls=_SnapshotEncoder))
+
+
+def _require(user: AbstractBaseUser, verb: str, instance: models.Model) -> None:
+    opts = instance._meta
+    require_permission(user, f"{opts.app_label}.{verb}_{opts.model_name}",
+                       f"{verb} {opts.verbose_name_plural}")
+
+
+def schedule_change_content(row: ScheduleChange) -> dict:
+    """What a row's seal covers."""
+    return {"sequence": row.sequence, "actor_id": row.actor_id,
+            "created_at": row.created_at.astimezone(UTC).isoformat(), "action": row.action,
+            "object_type": row.object_type, "object_id": row.object_id,
+            "object_repr": row.object_repr, "changes": row.changes,
+            "previous_sha256": row.previous_sha256, "key_id": row.key_id}
+
+
+def _record(*, instance: models.Model, object_id, user: AbstractBaseUser, action: str,
+            changes: dict) -> ScheduleChange:
+    # The head row's lock serialises appends; the unique sequence refuses a fork otherwise.
+    head = (ScheduleChange.objects.select_for_update().order_by("-sequence")
+            .values("sequence", "row_sha256").first())
+    key_id, key = audit.current_key()
+    row = ScheduleChange(
+        sequence=head["sequence"] + 1 if head else 1, actor=user, created_at=timezone.now(),
+        action=action, object_type=instance._meta.model_name, object_id=str(object_id),
+        object_repr=str(instance)[:255], changes=changes,
+        previous_sha256=head["row_sha256"] if head else "", key_id=key_id)
+    row.row_sha256 = audit.content_seal(schedule_change_content(row), key)
+    row.save(force_insert=True)
+    return row
+
+
+def schedule_save(*, instance: models.Model, user: AbstractBaseUser) -> ScheduleChange | None:
+    """Save a periodic task or schedule (django-celery-beat's rows) as `user` added or changed
+    it, and record what changed; None when only beat's bookkeeping differs."""
+    with transaction.atomic():
+        stored = (type(instance)._default_manager.select_for_update().filter(pk=instance.pk)
+                  .first() if instance.pk else None)
+        _require(user, "change" if stored else "add", instance)
+        before = _snapshot(stored) if stored else {}
+        instance.save()
+        after = _snapshot(instance)
+        changes = {name: [before.get(name), value] for name, value in after.items()
+                   if before.get(name) != value}
+        if not changes:
+            return None
+        return _record(instance=instance, object_id=instance.pk, user=user, changes=changes,
+                       action=ScheduleChange.Action.CHANGED if stored
+                       else ScheduleChange.Action.ADDED)
+
+
+def schedule_delete(*, instance: models.Model, user: AbstractBaseUser) -> list[ScheduleChange]:
+    """Delete a periodic task or schedule as `user`; a schedule takes the periodic tasks that
+    use it along (as the database does), each recorded first."""
+    with transaction.atomic():
+        _require(user, "delete", instance)
+        links = [field.name for field in PeriodicTask._meta.concrete_fields
+                 if field.is_relation and field.related_model is type(instance)]
+        rows = []
+        for name in links:
+            for task in PeriodicTask.objects.filter(**{name: instance}).order_by("pk"):
+                rows += schedule_delete(instance=task, user=user)
+        object_id = instance.pk
+        changes = {name: [value, None] for name, value in _snapshot(instance).items()
+                   if value is not None}
+        instance.delete()
+        rows.append(_record(instance=instance, object_id=object_id, user=user, changes=changes,
+                            action=ScheduleChange.Action.DELETED))
+    return rows
+
+
+def periodic_tasks_enabled_set(*, tasks, user: AbstractBaseUser,
+                               enabled: bool | None) -> list[ScheduleChange]:
+    """Enable, disable or (`enabled=None`) toggle periodic tasks (the admin's list actions),
+    one row each, instead of beat's own bulk update, which nobody would have audited."""
+    with transaction.atomic():
+        rows = []
+        # Locked by key: the admin's queryset joins the nullable schedules, which PostgreSQL
+        # cannot lock.
+        locked = PeriodicTask.objects.select_for_update().filter(pk__in=tasks.values("pk"))
+        for task in locked.order_by("pk"):
+            task.enabled = not task.enabled if enabled is None else enabled
+            row = schedule_save(instance=task, user=user)
+            if row is not None:
+                rows.append(row)
+    return rows
+
+
+def schedule_changes_verify() -> ScheduleChange | None:
+    """The first row (oldest first) whose seal or link to the previous row does not hold,
+    or None when the whole chain verifies."""
+    previous = ""
+    for row in ScheduleChange.objects.order_by("sequence").iterator():
+        content = schedule_change_content(row)
+        if row.previous_sha256 != previous or not audit.seal_valid(content, row.row_sha256):
+            return row
+        previous = row.row_sha256
+    return None

@@ -221,7 +221,7 @@ def registry_state(model_id: int) -> dict:
 
 
 def ensure_governance_groups() -> None:
-    """Re-create the groups of mlregistry 0002/0005/0010 and monitoring 0005 (a
+    """Re-create the groups of mlregistry 0002/0005/0010 and monitoring 0005/0010 (a
     transactional test's flush deletes them)."""
     import importlib
 
@@ -233,6 +233,8 @@ def ensure_governance_groups() -> None:
     extra = {"Data scientists": training.DATA_SCIENTIST_EXTRA,
              "Reviewers": training.VIEW_FOR_ALL, "Deployers": training.VIEW_FOR_ALL}
     monitoring = importlib.import_module("monitoring.migrations.0005_group_permissions")
+    schedule_audit = importlib.import_module(
+        "monitoring.migrations.0010_schedule_change_permissions")
     for name, codenames in groups.items():
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.set([
@@ -241,8 +243,10 @@ def ensure_governance_groups() -> None:
             # training/0001 moved the training tables' permissions to the training app.
             *Permission.objects.filter(content_type__app_label="training",
                                        codename__in=extra[name]),
-            *Permission.objects.filter(content_type__app_label="monitoring",
-                                       codename__in=monitoring.GROUP_PERMISSIONS[name]),
+            *Permission.objects.filter(
+                content_type__app_label="monitoring",
+                codename__in=[*monitoring.GROUP_PERMISSIONS[name],
+                              *schedule_audit.VIEW_FOR_ALL]),
             *Permission.objects.filter(content_type__app_label="django_celery_beat",
                                        codename__in=monitoring.SCHEDULE_PERMISSIONS[name]),
         ])

@@ -296,6 +296,10 @@ RETRAIN_MIN_NEW_LABELS = int(os.environ.get("RETRAIN_MIN_NEW_LABELS", "50"))
 # Deploy a retrained candidate that passes every gate without a reviewer (off by default:
 # docs/monitoring.md#retraining).
 AUTO_DEPLOY = env_bool("AUTO_DEPLOY")
+# Separation of duties: whoever approved a version may not deploy, test or promote it
+# (docs/registry.md#four-eyes). Off here so one person can try the whole flow; on in
+# production.
+REQUIRE_SEPARATE_DEPLOYER = env_bool("REQUIRE_SEPARATE_DEPLOYER")
 # A running training job whose worker has not reported for this long is taken as dead.
 TRAINING_JOB_STALE_SECONDS = int(os.environ.get("TRAINING_JOB_STALE_SECONDS", "600"))
 # Prediction log retention (docs/operations.md#prediction-log).

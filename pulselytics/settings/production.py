@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from core.unsafe_settings import unsafe_settings
 
 from .base import *  # noqa: F403 - these settings extend the base settings
-from .base import env_list
+from .base import env_bool, env_list
 
 missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS", "AUDIT_HMAC_KEY")
            if not os.environ.get(name)]
@@ -31,6 +31,8 @@ SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Banks separate approving from deploying: on unless explicitly switched off.
+REQUIRE_SEPARATE_DEPLOYER = env_bool("REQUIRE_SEPARATE_DEPLOYER", default=True)
 
 # Last, so that it judges the settings production runs with: this module as loaded so far.
 unsafe = unsafe_settings(sys.modules[__name__])

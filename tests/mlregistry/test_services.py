@@ -579,15 +579,15 @@ def test_end_test_of_shadow_clears_shadow_flag(people, champion):
     assert fresh(champion).traffic_percentage == 100
 
 
-def test_reject_live_challenger_returns_its_traffic_to_champion(people, champion):
+def test_reject_is_refused_for_a_live_challenger(people, champion):
     challenger = register_deployed_version(**people, slope=2.0, traffic=40)
+    before = registry_state(challenger.model_id)
 
-    services.model_version_reject(version=challenger, user=people["reviewer"], notes="worse CTR")
+    with pytest.raises(IllegalTransitionError, match="serving traffic or was deployed"):
+        services.model_version_reject(version=challenger, user=people["reviewer"],
+                                      notes="worse CTR")
 
-    stored = fresh(challenger)
-    assert (stored.status, stored.traffic_percentage) == (Status.ARCHIVED, 0)
-    assert fresh(champion).traffic_percentage == 100
-    assert live_traffic(champion.model_id) == 100
+    assert registry_state(challenger.model_id) == before
 
 
 def test_withdraw_approval_of_challenger_returns_its_traffic(people, champion):
