@@ -172,6 +172,12 @@ def outsider(db):
 
 
 @pytest.fixture
+def approver_and_deployer(db):
+    """One person in both groups, as small teams (and the demo's rita) are set up."""
+    return UserFactory(username="rex", groups=["Reviewers", "Deployers"])
+
+
+@pytest.fixture
 def people(data_scientist, reviewer, deployer):
     return {"user": data_scientist, "reviewer": reviewer, "deployer": deployer}
 

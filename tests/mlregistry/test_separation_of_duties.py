@@ -10,7 +10,6 @@ from core.errors import FourEyesError, IllegalTransitionError
 from mlregistry import preconditions, services
 from mlregistry.models import MLModelVersion, Status
 from tests.factories import (
-    UserFactory,
     register_approved_version,
     register_deployed_version,
     register_version,
@@ -24,12 +23,6 @@ PUT_LIVE = {
     "ab-test": {"traffic": 20},
     "shadow-test": {"shadow": True},
 }
-
-
-@pytest.fixture
-def approver_and_deployer(db):
-    """One person in both groups, as small teams (and the demo's rita) are set up."""
-    return UserFactory(username="rex", groups=["Reviewers", "Deployers"])
 
 
 @pytest.fixture

@@ -12,14 +12,9 @@ from core.errors import FourEyesError
 from mlregistry import services
 from mlregistry.models import MLModelVersion, Status
 from monitoring.ab import ab_evaluate, ab_promote_winner
-from tests.factories import UserFactory, labelled_errors_create, register_version, registry_state
+from tests.factories import labelled_errors_create, register_version, registry_state
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def approver_and_deployer(db):
-    return UserFactory(username="rex", groups=["Reviewers", "Deployers"])
 
 
 @pytest.fixture
