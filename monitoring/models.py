@@ -87,6 +87,7 @@ class SLOReport(Report):
     breaches = models.JSONField(default=list)
 
     class Meta(Report.Meta):
+        verbose_name = "SLO report"  # the admin would title-case it "Slo report"
         indexes = [models.Index(fields=["model_name", "created_at"])]
 
     def __str__(self) -> str:
