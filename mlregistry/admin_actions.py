@@ -318,20 +318,30 @@ class VersionActionsMixin:
             for action in ACTIONS
         ] + super().get_urls()
 
-    def version_actions_offered(self, request: HttpRequest, version: MLModelVersion) -> list[dict]:
-        return [
-            {"name": action.name, "label": action.label,
-             "url": reverse(f"admin:{self._action_url_name(action)}", args=[version.pk],
-                            current_app=self.admin_site.name)}
-            for action in ACTIONS
-            if version_action_refusal(action=action, version=version, user=request.user) is None
-        ]
+    def version_actions(self, request: HttpRequest, version: MLModelVersion
+                        ) -> tuple[list[dict], list[dict]]:
+        """(the actions offered to this user, each with its page; the others, each with the
+        reason it is not offered: the precondition's refusal)."""
+        offered, unavailable = [], []
+        for action in ACTIONS:
+            refusal = version_action_refusal(action=action, version=version, user=request.user)
+            if refusal is None:
+                offered.append({"name": action.name, "label": action.label, "url": reverse(
+                    f"admin:{self._action_url_name(action)}", args=[version.pk],
+                    current_app=self.admin_site.name)})
+            else:
+                unavailable.append({"name": action.name, "label": action.label,
+                                    "reason": refusal.message})
+        return offered, unavailable
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         version = self.get_object(request, unquote(object_id))
-        offered = [] if version is None else self.version_actions_offered(request, version)
-        return super().change_view(request, object_id, form_url,
-                                   {**(extra_context or {}), "version_actions": offered})
+        offered, unavailable = [], []
+        if version is not None:
+            offered, unavailable = self.version_actions(request, version)
+        return super().change_view(request, object_id, form_url, {
+            **(extra_context or {}), "version_actions": offered,
+            "version_actions_unavailable": unavailable})
 
     def version_action_view(self, request: HttpRequest, object_id: str,
                             action_name: str) -> HttpResponse:

@@ -393,3 +393,30 @@ def test_post_without_csrf_token_is_refused(testing_version, reviewer):
 
     assert response.status_code == 403
     assert registry_state(testing_version.model_id) == before
+
+
+def test_a_data_scientist_is_told_why_each_action_is_not_offered(data_scientist):
+    version = register_version(user=data_scientist)
+    reason = (f"{data_scientist.username} may not approve model versions "
+              "(needs mlregistry.approve_mlmodelversion)")
+
+    page = logged_in(data_scientist).get(change_url(version))
+
+    unavailable = {action["name"]: action["reason"]
+                   for action in page.context["version_actions_unavailable"]}
+    assert unavailable["approve"] == reason
+    html = page.content.decode()
+    assert '<details class="module" id="actions-not-offered" open>' in html
+    assert f'<li data-action="approve"><strong>Approve</strong>: {reason}</li>' in html
+
+
+def test_a_reviewer_sees_why_approving_their_own_version_is_not_offered(reviewer):
+    reviewer = grant_permissions(reviewer, "add_mlmodelversion")  # a reviewer who also builds
+    version = register_version(user=reviewer)
+
+    page = logged_in(reviewer).get(change_url(version))
+
+    unavailable = {action["name"]: action["reason"]
+                   for action in page.context["version_actions_unavailable"]}
+    assert unavailable["approve"] == (f"{reviewer.username} created {version} and may not "
+                                      "approve it (four eyes)")
