@@ -193,19 +193,19 @@ class PeriodicTaskAdmin(AuditedScheduleAdminMixin, beat_admin.PeriodicTaskAdmin)
 
 
 class IntervalScheduleAdmin(AuditedScheduleAdminMixin, beat_admin.IntervalScheduleAdmin):
-    pass
+    """Beat's interval schedules, each change by a person audited."""
 
 
 class CrontabScheduleAdmin(AuditedScheduleAdminMixin, beat_admin.CrontabScheduleAdmin):
-    pass
+    """Beat's crontab schedules, each change by a person audited."""
 
 
 class SolarScheduleAdmin(AuditedScheduleAdminMixin, beat_admin.SolarScheduleAdmin):
-    pass
+    """Beat's solar schedules, each change by a person audited."""
 
 
 class ClockedScheduleAdmin(AuditedScheduleAdminMixin, beat_admin.ClockedScheduleAdmin):
-    pass
+    """Beat's clocked schedules, each change by a person audited."""
 
 
 for beat_model, audited_admin in ((PeriodicTask, PeriodicTaskAdmin),
