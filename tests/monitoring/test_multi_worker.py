@@ -144,7 +144,10 @@ def test_retrains_of_two_models_run_at_once_on_different_workers(
     jobs = TrainingJob.objects.order_by("recipe")
     assert [(job.recipe, job.state) for job in jobs] == [
         (OTHER_RECIPE, TrainingJob.State.SUCCEEDED), (RECIPE, TrainingJob.State.SUCCEEDED)]
-    # Each worker ran one of the two trainings: they ran side by side.
+    # Each worker ran one of the two trainings: they ran side by side. (A worker logs a
+    # task's success after the job's row says so: wait for both lines.)
+    wait_for(lambda: sum(map(len, logs.succeeded(TRAINING_TASK).values())) >= 2,
+             timeout=WAIT, what="both training tasks' success lines")
     ran = logs.succeeded(TRAINING_TASK)
     assert (len(ran["alpha"]), len(ran["beta"])) == (1, 1)
     for job in jobs:
@@ -177,4 +180,7 @@ def test_second_retrain_request_for_a_model_is_refused_while_one_is_active(
     assert TrainingJob.objects.get() == job and job.state == TrainingJob.State.SUCCEEDED
     versions = MLModelVersion.objects.filter(model__name=RECIPE)
     assert sorted(versions.values_list("status", flat=True)) == [Status.PRODUCTION, Status.TESTING]
+    # The worker logs the task's success after the job's row says so: wait for the line.
+    wait_for(lambda: any(logs.succeeded(TRAINING_TASK).values()), timeout=WAIT,
+             what="the worker to log the training task's success")
     assert sum(len(ids) for ids in logs.succeeded(TRAINING_TASK).values()) == 1
