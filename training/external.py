@@ -16,6 +16,12 @@ profile and the number of labelled rows.
   metrics: groups from the protected columns of the data (inputs of the model or not),
   the model's `predict` output, and for a binary classifier `classes_[1]` as the positive
   class. Without protected columns it has no attributes.
+- Validation diagnostics (`diagnostics.validation_diagnostics`: residuals, calibration,
+  confusion matrix) on the labelled rows, like the metrics; the residual sample is drawn
+  with `PROFILE_SEED`.
+- With the model's production version (`production`, loaded by the caller), production is
+  scored on the same labelled rows through its own schema (`trainer.production_compare`),
+  so the gate and the model card compare the two like for like.
 - Global importance (`importance.global_importance_compute`): mean |SHAP contribution|
   per input feature on a sample of the data's rows in the canonical form serving gives
   the model; None when the model cannot be explained (never a reason to refuse it).
@@ -39,12 +45,13 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from core.errors import ValidationError
-from core.ml import fairness, importance
+from core.ml import diagnostics, fairness, importance
 from core.ml import metrics as task_metrics
 from core.ml.kinds import ANOMALY, BINARY, MULTICLASS, REGRESSION, TASKS
 from core.ml.outputs import model_outputs
 from core.ml.profile import reference_profile_build
 from core.ml.schema import schema_from_frame
+from training.trainer import ProductionModel, production_compare
 
 PROFILE_SEED = 0
 
@@ -57,6 +64,9 @@ class EvaluatedModel:
     samples: int
     fairness_report: dict = field(default_factory=dict)
     global_importance: dict | None = None
+    validation_diagnostics: dict | None = None  # diagnostics.validation_diagnostics
+    # The production version scored on the same labelled rows (trainer.production_compare).
+    production_comparison: dict | None = None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -162,8 +172,10 @@ def _check_pii(pii: list[str], *, target: str, protected: list[str]) -> None:
 def external_model_evaluate(
     *, estimator: Any, frame: pandas.DataFrame, target: str, task: str, protected: list[str],
     pii: list[str] | None = None, category_enum_max: int | None = None,
+    production: ProductionModel | None = None,
 ) -> EvaluatedModel:
-    """Schema, metrics, reference profile and labelled-row count of a fitted estimator.
+    """Schema, metrics, diagnostics, reference profile and labelled-row count of a fitted
+    estimator, and `production` scored on the same rows.
 
     A category column with more distinct values than `category_enum_max` gets no allowed
     list in the schema (None: no maximum).
@@ -198,6 +210,9 @@ def external_model_evaluate(
         outputs, output_kind = _outputs(estimator, task, features)
         metrics = task_metrics.metrics_evaluate(
             task=task, estimator=estimator, features=features[labelled], target=labels)
+        validation_diagnostics = diagnostics.validation_diagnostics(
+            task=task, estimator=estimator, features=features[labelled], target=labels,
+            sample_seed=PROFILE_SEED)
         audit = fairness.fairness_report(
             task=task,
             protected={column: frame.loc[labelled, column].to_numpy() for column in protected},
@@ -211,6 +226,10 @@ def external_model_evaluate(
                   if pii else _one_line(exc))
         raise ValidationError(f"the model cannot take this data: {reason}") from exc
     metrics["rows_without_target"] = int((~labelled).sum())
+    comparison = None
+    if production is not None:
+        comparison = production_compare(production=production, task=task,
+                                        rows=frame.loc[labelled], target=labels.to_numpy())
     profile = reference_profile_build(frame=frame, schema=schema, outputs=outputs,
                                       seed=PROFILE_SEED, output_kind=output_kind)
     global_importance = importance.global_importance_compute(
@@ -219,7 +238,9 @@ def external_model_evaluate(
         reference_profile=profile)
     return EvaluatedModel(schema=schema, metrics=metrics, reference_profile=profile,
                           samples=int(labelled.sum()), fairness_report=audit,
-                          global_importance=global_importance)
+                          global_importance=global_importance,
+                          validation_diagnostics=validation_diagnostics,
+                          production_comparison=comparison)
 
 
 def _json_safe(value: Any) -> Any:

@@ -22,6 +22,7 @@ from mlregistry import artifacts, registration
 from mlregistry.models import MLModelVersion, Status
 from mlregistry.preconditions import REGISTER_PERMISSION
 from training import datasets, external
+from training import services as training_services
 
 
 def _is_skops_file(path: str) -> bool:
@@ -71,27 +72,36 @@ def model_version_register_external(
     pickle with `trust_pickle`: see `model_file_load`).
 
     Schema, dataset hash, reference profile and validation metrics come from the given
-    data; the validation gate compares it with the current production version, the
-    fairness gate audits the protected columns. `pii` names the personal columns
-    (docs/registry.md#personal-data); the schema records them, so the audit trail seals
-    them with it. Lands in `testing`.
+    data; the current production version is scored on the same labelled rows (as training
+    does: training.services.production_model_load, training.trainer.production_compare) and
+    the validation gate compares the two, the fairness gate audits the protected columns.
+    `pii` names the personal columns (docs/registry.md#personal-data); the schema records
+    them, so the audit trail seals them with it. Lands in `testing`.
     """
     require_permission(user, REGISTER_PERMISSION, "register model versions")
     registration.model_name_check(name)
     estimator, provenance = model_file_load(artifact_path, trust_pickle=trust_pickle)
     dataset = datasets.dataset_load(data_path)
     started = time.monotonic()
+    production = MLModelVersion.objects.filter(model__name=name, status=Status.PRODUCTION).first()
     evaluated = external.external_model_evaluate(
         estimator=estimator, frame=dataset.frame, target=target, task=task,
         protected=protected or [], pii=pii or [],
         category_enum_max=settings.CATEGORY_ENUM_MAX,
+        production=training_services.production_model_load(production),
     )
-    production = MLModelVersion.objects.filter(model__name=name, status=Status.PRODUCTION).first()
+    comparison = evaluated.production_comparison
     gates = gate_checks.gates_evaluate(
         task=task, metrics=evaluated.metrics,
-        production_metrics=production.metrics if production else None,
+        production_metrics=training_services.gate_baseline(production, comparison),
     )
     gates.update(gate_checks.fairness_gate(evaluated.fairness_report))
+    # The rows the metrics were computed on are the file's labelled rows: recorded as the
+    # validation rows, so the version page can say what was compared.
+    report = {"dataset": Path(data_path).name, "validation_rows": evaluated.samples,
+              "validation_diagnostics": evaluated.validation_diagnostics}
+    if comparison is not None:
+        report["production_comparison"] = comparison
     return registration.model_version_register(
         name=name, task=task, user=user, estimator=estimator, feature_schema=evaluated.schema,
         training_dataset_sha256=dataset.sha256, training_samples=evaluated.samples,
@@ -100,6 +110,7 @@ def model_version_register_external(
                          "params": external.estimator_params(estimator)},
         metrics=evaluated.metrics, reference_profile=evaluated.reference_profile,
         fairness_report=evaluated.fairness_report, global_importance=evaluated.global_importance,
-        gate_results=gates, description=description, client_id=client_id,
+        gate_results=gates, training_report=report, description=description,
+        client_id=client_id,
         notes=f"{provenance}; evaluated on {Path(data_path).name}",
     )

@@ -144,11 +144,11 @@ def model_train(
                                                status=Status.PRODUCTION).first()
     trained = trainer.train_recipe(recipe=recipe, frame=frame, seed=seed, client_id=client_id,
                                    model_name=model_name, progress=progress,
-                                   production=_production_model(production))
+                                   production=production_model_load(production))
     comparison = trained.production_comparison
     gates = validation.gates_evaluate(
         task=recipe.task, metrics=trained.metrics,
-        production_metrics=_gate_baseline(production, comparison),
+        production_metrics=gate_baseline(production, comparison),
     )
     if comparison is not None:
         report["production_comparison"] = comparison
@@ -180,27 +180,39 @@ def model_train(
     return version
 
 
-def _production_model(production: MLModelVersion | None) -> "trainer.ProductionModel | None":
+def production_model_load(production: MLModelVersion | None) -> "trainer.ProductionModel | None":
     """The production version's estimator, loaded after its files are verified against the
-    audit trail's hash, to be scored on the candidate's validation rows; None when there is
-    none or it cannot be loaded (the comparison then falls back to its recorded metrics)."""
+    audit trail's hash, to be scored on a candidate's validation rows (a trained recipe's,
+    or the labelled rows `register_model` evaluates on). None when there is no production
+    version; when its files were cleaned up or do not load, a ProductionModel that says why
+    (`unavailable`): the comparison records the reason and the gate falls back to the
+    metrics production was registered with."""
     from training import trainer  # noqa: PLC0415 - scikit-learn only to train
 
     if production is None:
         return None
-    try:
-        loaded = artifacts.bundle_load(manifest=production.artifact_manifest,
-                                       model_sha256=production.model_sha256)
-    except Exception as exc:  # noqa: BLE001 - training goes on, compared as before
-        logger.warning("production version not loaded for the like-for-like comparison",
-                       extra={"model": production.model.name, "version": production.version,
-                              "exception": exception_outline(exc)})
-        return None
-    return trainer.ProductionModel(version=production.version, estimator=loaded.estimator,
-                                   schema=production.feature_schema)
+    unavailable = ""
+    estimator = None
+    if production.artifacts_deleted_at is not None:
+        unavailable = (f"production {production.version}'s files were removed by clean-up on "
+                       f"{production.artifacts_deleted_at:%Y-%m-%d}")
+    else:
+        try:
+            estimator = artifacts.bundle_load(manifest=production.artifact_manifest,
+                                              model_sha256=production.model_sha256).estimator
+        except Exception as exc:  # noqa: BLE001 - registration goes on, compared as before
+            logger.warning("production version not loaded for the like-for-like comparison",
+                           extra={"model": production.model.name, "version": production.version,
+                                  "exception": exception_outline(exc)})
+            # Our own errors say which file failed which check; another's message may
+            # quote anything, so only its type is kept.
+            why = exc.message if isinstance(exc, ApplicationError) else type(exc).__name__
+            unavailable = f"production {production.version} could not be loaded: {why}"[:300]
+    return trainer.ProductionModel(version=production.version, estimator=estimator,
+                                   schema=production.feature_schema, unavailable=unavailable)
 
 
-def _gate_baseline(production: MLModelVersion | None, comparison: dict | None) -> dict | None:
+def gate_baseline(production: MLModelVersion | None, comparison: dict | None) -> dict | None:
     """What the validation gate compares the candidate with: production's metrics on the
     candidate's own validation rows when it could be scored there, else the metrics it was
     registered with (on its own validation set)."""

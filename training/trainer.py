@@ -2,8 +2,8 @@
 
     prepare (declared columns, client rows, canonical dtypes, rows without target dropped)
     -> split (held-out validation, stratified for classifiers, fixed seed)
-    -> fit (lifecycle hooks around it) -> validation metrics, reference profile, fairness,
-       global feature importance on the validation rows
+    -> fit (lifecycle hooks around it) -> validation metrics and diagnostics, reference
+       profile, fairness, global feature importance on the validation rows
 
 The service (mlregistry.services.model_train) registers the result; a training failure
 raises before anything is stored.
@@ -20,7 +20,7 @@ import pandas
 from sklearn.model_selection import train_test_split
 
 from core.errors import InsufficientDataError, ValidationError
-from core.ml import evidence, fairness, importance, kinds, metrics
+from core.ml import diagnostics, evidence, fairness, importance, kinds, metrics
 from core.ml.features import model_frame
 from core.ml.outputs import model_outputs
 from core.ml.profile import reference_profile_build
@@ -49,11 +49,12 @@ class TrainedModel:
 @dataclass(frozen=True)
 class ProductionModel:
     """The model's production version, loaded (hash-verified) to be scored beside a
-    candidate."""
+    candidate; or, when it could not be loaded, why not (`unavailable`, estimator None)."""
 
     version: str
     estimator: Any
     schema: dict
+    unavailable: str = ""
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,9 @@ def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_i
     progress(0.75, "validating")
     validation_metrics = metrics.metrics_evaluate(
         task=recipe.task, estimator=estimator, features=x_validation, target=y_validation)
+    report["validation_diagnostics"] = diagnostics.validation_diagnostics(
+        task=recipe.task, estimator=estimator, features=x_validation, target=y_validation,
+        sample_seed=seed)
     comparison = None
     if production is not None:
         comparison = production_compare(
@@ -240,14 +244,21 @@ def production_compare(*, production: ProductionModel, task: str, rows: pandas.D
                        target) -> dict:
     """The production version's metrics on a candidate's validation rows (taken as
     production reads them, through its own schema), so that the two are compared like for
-    like; when it cannot be scored on them, the reason instead of metrics."""
+    like; when it cannot be scored on them (or was not loaded), the reason instead of
+    metrics. Production's error message is withheld when its schema has personal features
+    (docs/registry.md#personal-data): a library's message may quote a value."""
     common = {"version": production.version, "rows": len(rows)}
+    if production.unavailable:
+        return {**common, "metrics": None, "reason": production.unavailable}
     try:
         features, _ = model_frame(rows, production.schema)
         scored = metrics.metrics_evaluate(task=task, estimator=production.estimator,
                                           features=features, target=target)
     except Exception as exc:  # noqa: BLE001 - any failure means: not comparable on these rows
+        personal = any(feature.get("pii") for feature in production.schema["features"])
+        message = ("message withheld: production has personal features" if personal
+                   else str(exc))
         return {**common, "metrics": None,
                 "reason": f"production {production.version} could not be scored on these "
-                          f"rows: {type(exc).__name__}: {exc}"[:300]}
+                          f"rows: {type(exc).__name__}: {message}"[:300]}
     return {**common, "metrics": scored, "reason": ""}
