@@ -36,7 +36,9 @@ DEMO_API_KEY_NAME = "demo-client"
 # (username, groups, role shown to the operator)
 DEMO_USERS = [
     ("dana", ["Data scientists"], "data scientist: trains and registers"),
-    ("rita", ["Reviewers", "Deployers"], "reviewer: approves, deploys, rolls back"),
+    ("rita", ["Reviewers"], "reviewer: approves or rejects"),
+    # Approving and deploying are separate duties (docs/registry.md#four-eyes), as at a bank.
+    ("dev", ["Deployers"], "deployer: deploys, runs A/B tests, rolls back"),
 ]
 # A newer engagement-likes, trained on a later batch of posts and left in `testing` so a
 # reviewer can try the approval workflow in the admin.
@@ -140,14 +142,14 @@ def _demo_api_key(key_file: Path) -> str:
     return key
 
 
-def _put_live(model_name: str, candidate: MLModelVersion, reviewer) -> None:
+def _put_live(candidate: MLModelVersion, reviewer, deployer) -> None:
     failed = selectors.failed_gates(candidate)
     justification = ("demo data: the gate result is shown in the admin for illustration"
                      if failed else "")
     services.model_version_approve(version=candidate, user=reviewer,
                                    notes="demo: metrics and fairness reviewed",
                                    override_justification=justification)
-    services.model_version_deploy(version=candidate, user=reviewer, notes="demo deploy")
+    services.model_version_deploy(version=candidate, user=deployer, notes="demo deploy")
 
 
 def demo_seed(*, data_dir: Path | None = None, progress=None) -> DemoSummary:
@@ -157,7 +159,7 @@ def demo_seed(*, data_dir: Path | None = None, progress=None) -> DemoSummary:
     summary = DemoSummary()
     users = {name: _demo_user(name, groups) for name, groups, _ in DEMO_USERS}
     summary.users = [(name, role) for name, _, role in DEMO_USERS]
-    scientist, reviewer = users["dana"], users["rita"]
+    scientist, reviewer, deployer = users["dana"], users["rita"], users["dev"]
     files = _write_datasets(data_dir)
     for recipe_name, file_name in DEMO_RECIPES.items():
         for client_id in ("", DEMO_CLIENT):
@@ -174,7 +176,7 @@ def demo_seed(*, data_dir: Path | None = None, progress=None) -> DemoSummary:
                     client_id=client_id, seed=DEMO_TRAINING_SEED, progress=progress,
                 )
             )
-            _put_live(model_name, candidate, reviewer)
+            _put_live(candidate, reviewer, deployer)
             summary.deployed.append(f"{model_name} {candidate.version}")
     summary.candidate = _demo_candidate(scientist, files[DEMO_CANDIDATE[1]], progress)
     summary.api_key = _demo_api_key(data_dir / "api-key")

@@ -238,7 +238,20 @@ def rollback_check(*, model: MLModel, user: AbstractBaseUser,
     target = candidates.filter(artifacts_deleted_at__isnull=True).order_by(
         "-deprecated_at", "-pk").first()
     if target is None:
-        raise RollbackUnavailableError(
-            f"{model.name} has no previous production version to roll back to"
-        )
+        raise _nothing_to_roll_back_to(model)
     return target
+
+
+def _nothing_to_roll_back_to(model: MLModel) -> RollbackUnavailableError:
+    """The refusal, naming the command that does what the user most likely wants during a
+    test: taking the challenger or shadow out of traffic (docs/operations.md#roll-back)."""
+    tests = list(MLModelVersion.objects.filter(model=model, status=Status.STAGING)
+                 .exclude(traffic_percentage=0, is_shadow=False)
+                 .order_by("version").values_list("version", flat=True))
+    message = f"{model.name} has no previous production version to roll back to"
+    if tests:
+        ends = "; ".join(f"manage.py end_test {model.name} {version} --user USERNAME"
+                         for version in tests)
+        message += (f"; to take {', '.join(tests)} out of traffic, end the test instead: "
+                    f"{ends} (or \"End test\" on the version's admin page)")
+    return RollbackUnavailableError(message, details={"live_tests": tests})

@@ -106,6 +106,8 @@ def test_seed_demo_puts_every_recipe_live_globally_and_for_the_demo_client(demo_
             assert version.created_by.username == "dana"
             assert version.approved_by.username == "rita"
             assert version.traffic_percentage == 100
+            deployment = version.transitions.get(reason="deployed")
+            assert deployment.actor.username == "dev"  # approving and deploying are separate
     key = output.splitlines()[-1].removeprefix("Demo API key: ")
     assert ClientAPIKey.objects.is_valid(key)
     assert (demo_dir / "api-key").read_text().strip() == key

@@ -159,6 +159,39 @@ def test_rollback_without_previous_fails(data_scientist, reviewer, deployer):
     assert MLModelVersion.objects.get(status=Status.PRODUCTION).pk == only.pk
 
 
+@pytest.fixture
+def first_ab_test(data_scientist, reviewer, deployer):
+    """A champion with a challenger on 20 % of traffic, and no former champion."""
+    champion = approved_version(data_scientist, reviewer, slope=1.0)
+    services.model_version_deploy(version=champion, user=deployer)
+    challenger = approved_version(data_scientist, reviewer, slope=3.0)
+    return services.model_version_deploy(version=challenger, user=deployer, traffic=20)
+
+
+def rollback_refusal() -> str:
+    with pytest.raises(CommandError) as refused:
+        run("rollback", "engagement-likes", "--user", "dev", "--reason", "x")
+    return str(refused.value)
+
+
+def test_rollback_during_the_first_ab_test_names_the_command_that_ends_it(first_ab_test):
+    refusal = rollback_refusal()
+
+    assert (f"manage.py end_test engagement-likes {first_ab_test.version} --user USERNAME"
+            in refusal)
+    first_ab_test.refresh_from_db()
+    assert first_ab_test.traffic_percentage == 20  # the refusal changed nothing
+
+
+def test_the_command_the_rollback_refusal_names_ends_the_test(first_ab_test):
+    named = rollback_refusal().split("end the test instead: manage.py ")[1].split(" (")[0]
+
+    run(*named.replace("USERNAME", "dev").split())
+
+    first_ab_test.refresh_from_db()
+    assert (first_ab_test.status, first_ab_test.traffic_percentage) == (Status.STAGING, 0)
+
+
 def test_verify_audit_ok(testing_version):
     assert "engagement-likes: OK (2 rows)" in run("verify_audit")
 
