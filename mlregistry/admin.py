@@ -7,13 +7,22 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from core.admin_mixins import ReadOnlyAdminMixin
+from core.admin_mixins import (
+    ReadOnlyAdminMixin,
+    list_cell_code,
+    list_cell_text,
+    list_cell_who_when,
+)
 from core.errors import ApplicationError
 from core.ml.kinds import PRIMARY_METRIC
 from mlregistry import forms, preconditions, selectors, services
 from mlregistry.admin_actions import ArtifactCleanupAdminMixin, VersionActionsMixin
+from mlregistry.evidence_charts import distribution_charts, importance_chart
+from mlregistry.evidence_panels import version_evidence_panels
+from mlregistry.evidence_tables import training_details_build
 from mlregistry.model_card import gates_summary, model_card_build
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, Status
+from mlregistry.validation_charts import validation_diagnostics_chart
 
 
 @admin.register(MLModel)
@@ -63,36 +72,6 @@ class MLModelAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/mlregistry/mlmodel/describe.html", context)
 
 
-CHART_WIDTH, CHART_LABEL_WIDTH, CHART_VALUE_WIDTH = 720, 190, 150
-CHART_ROW_HEIGHT, CHART_BAR_HEIGHT, CHART_TOP = 30, 11, 26
-
-
-def importance_chart(importance: dict | None) -> dict | None:
-    """Geometry of the horizontal bar chart of mean |contribution| per feature (this
-    version's bar above production's), drawn as inline SVG by the template."""
-    if not importance or not importance["features"]:
-        return None
-    largest = max((value for row in importance["features"]
-                   for value in (row["candidate"], row["production"]) if value), default=0.0)
-    area = CHART_WIDTH - CHART_LABEL_WIDTH - CHART_VALUE_WIDTH
-
-    def bar(value: float | None, y: float) -> dict:
-        width = area * value / largest if value and largest else 0.0
-        return {"y": f"{y:.1f}", "width": f"{width:.1f}", "value": value,
-                "text_x": f"{CHART_LABEL_WIDTH + width + 4:.1f}",
-                "text_y": f"{y + CHART_BAR_HEIGHT - 1:.1f}"}
-
-    rows = []
-    for i, row in enumerate(importance["features"]):
-        top = CHART_TOP + i * CHART_ROW_HEIGHT
-        rows.append({"feature": row["feature"], "label_y": f"{top + CHART_BAR_HEIGHT + 3:.1f}",
-                     "candidate": bar(row["candidate"], top),
-                     "production": bar(row["production"], top + CHART_BAR_HEIGHT + 2)})
-    return {"width": CHART_WIDTH, "height": CHART_TOP + len(rows) * CHART_ROW_HEIGHT + 4,
-            "label_x": CHART_LABEL_WIDTH - 6, "bar_x": CHART_LABEL_WIDTH, "rows": rows,
-            "bar_height": CHART_BAR_HEIGHT}
-
-
 class ClientFilter(admin.SimpleListFilter):
     title = "client"
     parameter_name = "client"
@@ -109,6 +88,10 @@ class ClientFilter(admin.SimpleListFilter):
         return queryset.filter(model__client_id="" if self.value() == self.GLOBAL else self.value())
 
 
+# A gate's state as a mark beside its name in the version list (colour alone would not do).
+GATE_MARKS = {"passed": "✓", "failed": "✗", "overridden": "!", "not_applicable": "–"}
+
+
 @admin.register(MLModelVersion)
 class MLModelVersionAdmin(ArtifactCleanupAdminMixin, VersionActionsMixin, ReadOnlyAdminMixin,
                           admin.ModelAdmin):
@@ -118,8 +101,10 @@ class MLModelVersionAdmin(ArtifactCleanupAdminMixin, VersionActionsMixin, ReadOn
     chain, the manifest) from the registry alone: no artifact is loaded to show it.
     """
 
+    # Who and when share a cell and the gate badges are compact, so that the list fits a
+    # 1280 px window (core/static/core/admin/lists.css).
     list_display = ["model", "version", "status_badge", "client", "primary_metric",
-                    "gate_badges", "created_by", "approved_by", "created_at"]
+                    "gate_badges", "created", "approved"]
     list_filter = ["model", "status", ClientFilter]
     search_fields = ["model__name", "version", "model_sha256"]
     list_select_related = ["model", "created_by", "approved_by"]
@@ -131,12 +116,10 @@ class MLModelVersionAdmin(ArtifactCleanupAdminMixin, VersionActionsMixin, ReadOn
         ("Review and deployment", {"fields": ["approved_by", "approved_at", "approval_notes",
                                               "override_justification", "deployed_at",
                                               "deprecated_at", "artifacts_deleted_at"]}),
-        ("Training details", {"classes": ["collapse"],
-                              "fields": ["hyperparameters", "training_report", "feature_schema"]}),
-    ]
+    ]  # hyperparameters, training report and schema: as tables (evidence/training_details.html)
 
     class Media:
-        css = {"all": ["mlregistry/admin/evidence.css"]}
+        css = {"all": ["mlregistry/admin/evidence.css", "mlregistry/admin/validation.css"]}
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("model", "created_by", "approved_by")
@@ -162,27 +145,85 @@ class MLModelVersionAdmin(ArtifactCleanupAdminMixin, VersionActionsMixin, ReadOn
         value = (obj.metrics or {}).get(primary[0])
         return f"{primary[0]} {value:.4f}" if isinstance(value, int | float) else f"{primary[0]} –"
 
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, obj: MLModelVersion) -> str:
+        return list_cell_who_when(obj.created_by, obj.created_at)
+
+    @admin.display(description="Approved", ordering="approved_at")
+    def approved(self, obj: MLModelVersion) -> str:
+        return list_cell_who_when(obj.approved_by, obj.approved_at)
+
     @admin.display(description="Gates")
     def gate_badges(self, obj: MLModelVersion) -> str:
+        # Compact: the state as the badge's colour and mark, in words with the reason in its
+        # tooltip; the change page's gates panel spells out each one.
         gates = gates_summary(obj.gate_results, override_justification=obj.override_justification)
         if not gates:
             return "–"
-        return format_html_join(" ", '<span class="badge gate-{}" title="{}">{}: {}</span>',
-                                ((g["state"], g["reason"], g["name"], g["label"]) for g in gates))
+        return format_html_join(
+            " ", '<span class="badge gate-{}" title="{}: {}{}">{} {}</span>',
+            ((g["state"], g["name"], g["label"], f" – {g['reason']}" if g["reason"] else "",
+              GATE_MARKS[g["state"]], g["name"]) for g in gates))
 
     def render_change_form(self, request, context, add=False, change=False,  # noqa: PLR0917
                            form_url="", obj=None):  # (Django's signature)
         if obj is not None:
             card = model_card_build(version=obj)
+            production = selectors.version_production_counterpart(version=obj)
             context.update(card=card, evidence=selectors.model_version_evidence(version=obj),
                            inference=selectors.model_version_inference_path(version=obj),
-                           importance_chart=importance_chart(card["importance"]))
+                           importance_chart=importance_chart(card["importance"]),
+                           training_details=training_details_build(
+                               training_report=obj.training_report,
+                               hyperparameters=obj.hyperparameters,
+                               feature_schema=obj.feature_schema, metrics=obj.metrics,
+                               training_samples=obj.training_samples),
+                           distributions=distribution_charts(
+                               schema=obj.feature_schema, profile=obj.reference_profile,
+                               production_schema=production.feature_schema if production else None,
+                               production_profile=(production.reference_profile if production
+                                                   else None),
+                               production_version=production.version if production else None),
+                           validation_chart=validation_diagnostics_chart(
+                               (obj.training_report or {}).get("validation_diagnostics")),
+                           evidence_panels=version_evidence_panels(version=obj))
         return super().render_change_form(request, context, add=add, change=change,
                                           form_url=form_url, obj=obj)
 
 
 @admin.register(ModelTransition)
 class ModelTransitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["model", "sequence", "version", "from_status", "to_status", "reason",
-                    "actor", "created_at"]
+    # Narrow cells so that the list fits a 1280 px window (core/static/core/admin/lists.css):
+    # the version without its model's name, the status change in one cell, who and when in
+    # one; the notes in full, wrapped.
+    list_display = ["sequence_number", "model", "version_number", "status_change",
+                    "reason_code", "notes_text", "recorded"]
     list_filter = ["model", "to_status", "reason"]
+    list_select_related = ["model", "version", "actor"]
+
+    @admin.display(description="#", ordering="sequence")
+    def sequence_number(self, obj: ModelTransition) -> int:
+        return obj.sequence
+
+    @admin.display(description="Version", ordering="version__version")
+    def version_number(self, obj: ModelTransition) -> str:
+        return obj.version.version if obj.version else "–"
+
+    @admin.display(description="Status", ordering="to_status")
+    def status_change(self, obj: ModelTransition) -> str:
+        change = f"{obj.from_status or '–'} → {obj.to_status}"
+        if obj.traffic_before != obj.traffic_after:
+            change += f" (traffic {obj.traffic_before}% → {obj.traffic_after}%)"
+        return change
+
+    @admin.display(description="Reason", ordering="reason")
+    def reason_code(self, obj: ModelTransition) -> str:
+        return list_cell_code(obj.reason)
+
+    @admin.display(description="Notes")
+    def notes_text(self, obj: ModelTransition) -> str:
+        return list_cell_text(obj.notes)
+
+    @admin.display(description="Recorded", ordering="created_at")
+    def recorded(self, obj: ModelTransition) -> str:
+        return list_cell_who_when(obj.actor, obj.created_at)

@@ -1,5 +1,5 @@
 from django.contrib import admin, messages
-from django.utils.text import Truncator
+from django.utils.html import format_html, format_html_join
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import (
     ClockedSchedule,
@@ -9,7 +9,13 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from core.admin_mixins import ReadOnlyAdminMixin
+from core.admin_mixins import (
+    ReadOnlyAdminMixin,
+    list_cell_code,
+    list_cell_text,
+    list_cell_time,
+    list_cell_who_when,
+)
 from core.errors import ApplicationError
 from monitoring import alerts, schedules
 from monitoring.models import (
@@ -50,18 +56,36 @@ class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: alerts are raised by the checks; people only acknowledge and resolve them,
     through the actions (monitoring.alerts services)."""
 
-    list_display = ["severity", "kind", "model_name", "version", "short_message", "count",
-                    "first_seen", "last_seen", "acknowledged_by", "resolved_at"]
+    # Narrow cells so that the list fits a 1280 px window (core/static/core/admin/lists.css):
+    # model and version in one, the times in one, who handled it and when in one; the message
+    # in full, wrapped.
+    list_display = ["severity", "kind", "model_version", "message_text", "count", "seen", "handled"]
     list_filter = [AlertStateFilter, "severity", "kind"]
     search_fields = ["model_name"]
-    list_select_related = ["acknowledged_by"]
+    list_select_related = ["acknowledged_by", "resolved_by"]
     readonly_fields = [field.name for field in Alert._meta.fields]
     inlines = [AlertDeliveryInline]
     actions = ["acknowledge", "resolve"]
 
+    @admin.display(description="Model", ordering="model_name")
+    def model_version(self, obj: Alert) -> str:
+        return f"{obj.model_name} {obj.version}".strip()
+
     @admin.display(description="Message")
-    def short_message(self, obj: Alert) -> str:
-        return Truncator(obj.message).chars(120)
+    def message_text(self, obj: Alert) -> str:
+        return list_cell_text(obj.message)
+
+    @admin.display(description="Seen", ordering="last_seen")
+    def seen(self, obj: Alert) -> str:
+        return format_html("first {}<br>last {}", list_cell_time(obj.first_seen),
+                           list_cell_time(obj.last_seen))
+
+    @admin.display(description="Handled", ordering="resolved_at")
+    def handled(self, obj: Alert) -> str:
+        steps = [(done, list_cell_who_when(user, moment)) for done, user, moment in (
+            ("acknowledged", obj.acknowledged_by, obj.acknowledged_at),
+            ("resolved", obj.resolved_by, obj.resolved_at)) if moment is not None]
+        return format_html_join("", "<div>{} by {}</div>", steps) or "open"
 
     def _may_handle(self, request) -> bool:
         return request.user.has_perm(alerts.CHANGE_PERMISSION)
@@ -139,12 +163,31 @@ class FairnessReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(ABEvaluation)
 class ABEvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "model_name", "champion", "challenger", "metric", "test",
-                    "p_value", "verdict", "action"]
+    # The arms by version number (the model has its column), the test's and the verdict's
+    # codes free to wrap, so that the list fits a 1280 px window
+    # (core/static/core/admin/lists.css).
+    list_display = ["created_at", "model_name", "champion_version", "challenger_version",
+                    "metric", "test_code", "p_value", "verdict_code", "action"]
     list_filter = ["verdict", "action", "model_name"]
     search_fields = ["model_name"]
     date_hierarchy = "created_at"
-    list_select_related = ["champion__model", "challenger__model"]
+    list_select_related = ["champion", "challenger"]
+
+    @admin.display(description="Champion", ordering="champion__version")
+    def champion_version(self, obj: ABEvaluation) -> str:
+        return obj.champion.version
+
+    @admin.display(description="Challenger", ordering="challenger__version")
+    def challenger_version(self, obj: ABEvaluation) -> str:
+        return obj.challenger.version
+
+    @admin.display(description="Test", ordering="test")
+    def test_code(self, obj: ABEvaluation) -> str:
+        return list_cell_code(obj.test)
+
+    @admin.display(description="Verdict", ordering="verdict")
+    def verdict_code(self, obj: ABEvaluation) -> str:
+        return list_cell_code(obj.verdict)
 
 
 # --- schedules: django-celery-beat's admin, with every change by a person audited ---------
@@ -221,11 +264,15 @@ for beat_model, audited_admin in ((PeriodicTask, PeriodicTaskAdmin),
 class ScheduleChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The schedule changes' audit chain, read-only; the list says whether it verifies."""
 
-    list_display = ["sequence", "created_at", "actor", "action", "object_type", "object_repr",
-                    "changes"]
+    list_display = ["sequence", "changed", "action", "object_type", "object_repr", "changes"]
     list_filter = ["action", "object_type"]
     list_select_related = ["actor"]
     readonly_fields = [field.name for field in ScheduleChange._meta.fields]
+
+    @admin.display(description="Changed", ordering="created_at")
+    def changed(self, obj: ScheduleChange) -> str:
+        # Who and when in one cell, so that the list fits a 1280 px window.
+        return list_cell_who_when(obj.actor, obj.created_at)
 
     def changelist_view(self, request, extra_context=None):
         broken = schedules.schedule_changes_verify()

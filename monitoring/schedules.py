@@ -20,7 +20,12 @@ from django_celery_beat.models import PeriodicTask
 
 from core.permissions import require_permission
 from mlregistry import audit
+from mlregistry.anchors import AuditChain
+from mlregistry.selectors import AuditResult
 from monitoring.models import ScheduleChange
+
+# The chain's name in verify_audit's output and in the daily anchor.
+SCHEDULE_CHAIN = "schedule changes"
 
 
 @dataclass(frozen=True)
@@ -206,13 +211,51 @@ def periodic_tasks_enabled_set(*, tasks, user: AbstractBaseUser,
     return rows
 
 
-def schedule_changes_verify() -> ScheduleChange | None:
-    """The first row (oldest first) whose seal or link to the previous row does not hold,
-    or None when the whole chain verifies."""
-    previous = ""
-    for row in ScheduleChange.objects.order_by("sequence").iterator():
-        content = schedule_change_content(row)
-        if row.previous_sha256 != previous or not audit.seal_valid(content, row.row_sha256):
-            return row
+def _first_break() -> tuple[ScheduleChange, str] | None:
+    previous, count = "", 0
+    for count, row in enumerate(ScheduleChange.objects.order_by("sequence").iterator(), start=1):
+        if row.sequence != count:
+            return row, f"sequence {row.sequence} where {count} was expected (a row is missing)"
+        if row.previous_sha256 != previous:
+            return row, "previous_sha256 does not match the previous row"
+        if not audit.seal_valid(schedule_change_content(row), row.row_sha256):
+            return row, ("content does not match its seal (the row was edited, or was not "
+                         f"sealed with audit key {row.key_id or '(none)'})")
         previous = row.row_sha256
     return None
+
+
+def schedule_changes_verify() -> ScheduleChange | None:
+    """The first row (oldest first) whose seal, link to the previous row or place in the
+    sequence does not hold, or None when the whole chain verifies."""
+    broken = _first_break()
+    return broken[0] if broken else None
+
+
+def schedule_chain_audit() -> AuditResult:
+    """The chain as verify_audit reports every chain (mlregistry.anchors.AuditChain)."""
+    rows = ScheduleChange.objects.count()
+    broken = _first_break()
+    if broken is None:
+        return AuditResult(model=SCHEDULE_CHAIN, rows=rows)
+    row, problem = broken
+    return AuditResult(model=SCHEDULE_CHAIN, rows=rows, broken_row_id=row.pk,
+                       broken_sequence=row.sequence, problem=problem)
+
+
+def schedule_chain_head() -> dict | None:
+    last = (ScheduleChange.objects.order_by("-sequence")
+            .values("sequence", "row_sha256", "created_at").first())
+    if last is None:
+        return None
+    return {"rows": last["sequence"], "head": last["row_sha256"],
+            "head_at": last["created_at"].astimezone(UTC).isoformat()}
+
+
+def schedule_chain_row_seal(sequence: int) -> str | None:
+    return (ScheduleChange.objects.filter(sequence=sequence)
+            .values_list("row_sha256", flat=True).first())
+
+
+SCHEDULE_CHAIN_AUDIT = AuditChain(name=SCHEDULE_CHAIN, verify=schedule_chain_audit,
+                                  head=schedule_chain_head, row_seal=schedule_chain_row_seal)

@@ -1,4 +1,4 @@
-"""Monitoring reads, for the API and the dashboard."""
+"""Monitoring reads, for the API, the dashboard and the version page's production panel."""
 
 from datetime import datetime
 
@@ -6,7 +6,14 @@ from django.db.models import Case, IntegerField, OuterRef, Subquery, Value, When
 
 from mlregistry import selectors as registry
 from mlregistry.models import Status
-from monitoring.models import ABEvaluation, Alert, DriftReport, PerformanceReport, SLOReport
+from monitoring.models import (
+    ABEvaluation,
+    Alert,
+    DriftReport,
+    FairnessReport,
+    PerformanceReport,
+    SLOReport,
+)
 
 
 def drift_reports_latest(*, model_name: str) -> list[DriftReport]:
@@ -58,3 +65,20 @@ def alerts_open(*, model_name: str | None = None) -> list[Alert]:
     if model_name is not None:
         alerts = alerts.filter(model_name=model_name)
     return list(alerts.order_by(rank, "-last_seen", "-pk"))
+
+
+def performance_reports_latest(*, version_id: int) -> list[PerformanceReport]:
+    """The version's reports of its latest live performance check, one per arm that had
+    labelled predictions then (a version promoted from challenger has both arms in its
+    window for a while), by arm; [] when it was never measured."""
+    newest = (PerformanceReport.objects.filter(model_version_id=version_id)
+              .order_by("-created_at", "-pk").values("created_at")[:1])
+    return list(PerformanceReport.objects.filter(model_version_id=version_id,
+                                                 created_at=Subquery(newest))
+                .order_by("arm", "pk"))
+
+
+def fairness_report_latest(*, version_id: int) -> FairnessReport | None:
+    """The version's latest live fairness audit, if any."""
+    return (FairnessReport.objects.filter(model_version_id=version_id)
+            .order_by("-created_at", "-pk").first())

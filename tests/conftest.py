@@ -215,7 +215,7 @@ def browser(tmp_path_factory):
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
                      "--disable-dev-shm-usage", "--disable-background-networking",
                      "--disable-component-update", "--no-first-run", "--disable-extensions",
-                     f"--user-data-dir={profile}", "--window-size=1400,1000"):
+                     f"--user-data-dir={profile}", "--window-size=1280,1000"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     yield driver

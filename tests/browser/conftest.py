@@ -3,8 +3,14 @@ pytest-django's live server.
 
 Each test gets `admin_browser`: that browser with no cookies (nobody logged in) and the few
 steps the tests share: log in through the admin's login form, follow a link or a submit
-button to the next page, read the admin's messages.
+button to the next page, read the admin's messages, save a screenshot. The window is
+1280 px wide, the narrowest desktop window the admin is laid out for.
+
+Screenshots go to `screenshot_dir`, kept after the run for people to look at.
 """
+
+import os
+from pathlib import Path
 
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
@@ -15,6 +21,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 # The longest a page may take to appear: a ceiling for a slow machine, not a speed test.
 WAIT_SECONDS = 20
+REPOSITORY = Path(__file__).resolve().parents[2]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _replaced(page: WebElement):
@@ -68,7 +76,7 @@ class AdminBrowser:
         refusals = [note.text for note in self.find_all(".errornote")]
         assert self.find_all("#user-tools"), f"login of {user} failed: {refusals}"
 
-    def screenshot(self, path) -> None:
+    def screenshot(self, path: Path) -> None:
         """Save the whole page as PNG: the window grows to the page's height for the shot."""
         size = self.driver.get_window_size()
         width, height = size["width"], size["height"]
@@ -79,6 +87,7 @@ class AdminBrowser:
             assert self.driver.save_screenshot(str(path)), f"no screenshot saved to {path}"
         finally:
             self.driver.set_window_size(width, height)
+        assert Path(path).read_bytes().startswith(PNG_SIGNATURE), f"{path} is not a PNG"
 
     def messages(self, level: str) -> list[str]:
         """The texts of the admin's messages of one level ("success", "error", ...)."""
@@ -89,3 +98,25 @@ class AdminBrowser:
 def admin_browser(browser, live_server) -> AdminBrowser:
     browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
     return AdminBrowser(browser, live_server.url)
+
+
+@pytest.fixture
+def narrow(admin_browser):
+    """`admin_browser` 1280 px wide, the narrowest desktop window the admin is laid out for,
+    for a test whose assertions are about that width: the session's window opens at it
+    (tests/conftest.py), this keeps it so whatever an earlier test did to the window."""
+    size = admin_browser.driver.get_window_size()
+    admin_browser.driver.set_window_size(1280, size["height"])
+    yield admin_browser
+    admin_browser.driver.set_window_size(size["width"], size["height"])
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    """Where the browser tests save their screenshots: test-output/screenshots/ at the
+    repository root (ignored by git), or the directory named by $SCREENSHOT_DIR. Kept after
+    the run, unlike tmp_path, so that a person can look at the pages as a reviewer sees them."""
+    directory = Path(os.environ.get("SCREENSHOT_DIR")
+                     or REPOSITORY / "test-output" / "screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory

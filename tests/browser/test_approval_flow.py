@@ -43,6 +43,12 @@ def candidate(champion, author):
     return register_version(user=author, slope=3.0)
 
 
+def in_window(admin_browser, element) -> bool:
+    """Displayed, and within the window's width (the window is 1280 px wide)."""
+    width = admin_browser.driver.execute_script("return window.innerWidth")
+    return element.is_displayed() and element.rect["x"] + element.rect["width"] <= width
+
+
 def confirm(admin_browser, version: MLModelVersion, action: str, **fields: str) -> None:
     """From the version's change page: the action's button, then its confirmation page."""
     admin_browser.open(change_path(version))
@@ -62,11 +68,36 @@ def test_data_scientist_sees_no_approve_button_and_a_forced_visit_is_refused(
     admin_browser.open(f"/admin/mlregistry/mlmodelversion/{candidate.pk}/approve/")
 
     assert buttons == [] and len(history_links) == 1  # the page itself was shown
-    assert admin_browser.find("h1").text == "Not allowed"  # in the admin's frame, saying why
-    assert admin_browser.find("#permission-denied-reason").text == (
-        f"{data_scientist.username} may not approve model versions "
-        "(needs mlregistry.approve_mlmodelversion)")
+    # The reason in the admin's frame (header, breadcrumbs, styles), not a bare 403.
+    assert admin_browser.find("#content h1").text == "Not allowed"
+    assert admin_browser.find("#site-name").text == "Pulselytics"
+    assert admin_browser.find(".breadcrumbs").text == "Home › Not allowed"
+    reason = admin_browser.find("#permission-denied-reason")
+    assert reason.text == (f"{data_scientist.username} may not approve model versions "
+                           "(needs mlregistry.approve_mlmodelversion)")
+    assert "errornote" in reason.get_attribute("class") and in_window(admin_browser, reason)
     assert fresh(candidate).status == Status.TESTING
+
+
+def test_data_scientist_is_told_why_no_action_is_offered(admin_browser, data_scientist,
+                                                         candidate):
+    admin_browser.log_in(data_scientist)
+
+    admin_browser.open(change_path(candidate))
+    block = admin_browser.find("details#actions-not-offered")
+    reasons = {item.get_attribute("data-action"): item
+               for item in block.find_elements(By.CSS_SELECTOR, "li[data-action]")}
+
+    assert block.get_attribute("open") is not None  # open: nothing at all is offered
+    assert block.find_element(By.TAG_NAME, "summary").text == (
+        "No action is offered to you on this version: why")
+    assert reasons["approve"].text == (f"Approve: {data_scientist.username} may not approve "
+                                       "model versions (needs mlregistry.approve_mlmodelversion)")
+    assert reasons["deploy"].text == (
+        f"Deploy as champion: {data_scientist.username} may not deploy model versions "
+        "(needs mlregistry.deploy_mlmodelversion)")
+    assert {"reject", "withdraw", "archive"} < reasons.keys()
+    assert all(in_window(admin_browser, item) for item in reasons.values())
 
 
 def test_reviewer_approves_the_candidate_with_notes(admin_browser, reviewer, candidate):

@@ -72,7 +72,7 @@ def inside(inner, outer) -> bool:
 
 
 def test_dashboard_draws_the_charts_of_simulated_traffic(admin_browser, reviewer, monitored,
-                                                         tmp_path):
+                                                         screenshot_dir):
     admin_browser.log_in(reviewer)
 
     admin_browser.open(DASHBOARD)
@@ -82,7 +82,7 @@ def test_dashboard_draws_the_charts_of_simulated_traffic(admin_browser, reviewer
     bars = admin_browser.find_all("#predictions-per-hour svg rect.bar")
     cells = admin_browser.find_all("#drift-heatmap svg rect.cell")
     printed = admin_browser.find_all("#drift-heatmap svg text.cell-value")
-    screenshot = tmp_path / "dashboard.png"
+    screenshot = screenshot_dir / "dashboard.png"
     admin_browser.screenshot(screenshot)
 
     assert all(len(svgs) == 1 and drawn(svgs[0]) for svgs in charts.values()), charts

@@ -16,15 +16,6 @@ pytestmark = [pytest.mark.chromium, pytest.mark.postgres,
 
 
 @pytest.fixture
-def narrow(admin_browser):
-    """The browser at 1280 px wide for this test (the session's window is wider)."""
-    size = admin_browser.driver.get_window_size()
-    admin_browser.driver.set_window_size(1280, size["height"])
-    yield admin_browser
-    admin_browser.driver.set_window_size(size["width"], size["height"])
-
-
-@pytest.fixture
 def approver_and_deployer(governance_groups):
     return UserFactory(username="rex", groups=["Reviewers", "Deployers"])
 

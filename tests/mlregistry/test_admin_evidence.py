@@ -2,7 +2,6 @@
 gate badges, and the change view's sections (metrics beside production, gates, fairness,
 importance, manifest, audit history with chain status, model card)."""
 
-from html.parser import HTMLParser
 
 import numpy
 import pandas
@@ -15,10 +14,19 @@ from sklearn.pipeline import Pipeline
 
 from core.ml import fairness
 from core.ml import gates as validation
+from core.ml.diagnostics import residual_summary
+from core.ml.profile import reference_profile_build
 from core.ml.schema import feature_spec
 from mlregistry import artifacts, registration, services
 from mlregistry.models import MLModelVersion, ModelTransition
-from tests.factories import tiny_estimator
+from tests.factories import (
+    DRIFT_SCHEMA,
+    drift_frame,
+    drift_outputs,
+    register_profiled_version,
+    tiny_estimator,
+)
+from tests.pages import section
 
 CHANGELIST = "/admin/mlregistry/mlmodelversion/"
 SCHEMA = {"target": "likes", "features": [
@@ -93,37 +101,6 @@ def reviewer_client(client, reviewer):
     return client
 
 
-class _Section(HTMLParser):
-    """Text of the element with a given id (whitespace collapsed)."""
-
-    def __init__(self, element_id: str):
-        super().__init__()
-        self.element_id, self.depth, self.text, self.found = element_id, 0, [], False
-
-    def handle_starttag(self, tag, attrs):
-        if self.depth:
-            self.depth += tag not in ("br", "img", "input", "meta", "link")
-            if tag in ("td", "th", "li", "br", "tr", "p"):
-                self.text.append(" ")  # cells and lines read apart
-        elif dict(attrs).get("id") == self.element_id:
-            self.depth, self.found = 1, True
-
-    def handle_endtag(self, tag):
-        if self.depth:
-            self.depth -= 1
-
-    def handle_data(self, data):
-        if self.depth:
-            self.text.append(data)
-
-
-def section(response, element_id: str) -> str:
-    parser = _Section(element_id)
-    parser.feed(response.content.decode())
-    assert parser.found, f"no element with id {element_id!r}"
-    return " ".join("".join(parser.text).split())
-
-
 def change_page(client, version):
     response = client.get(f"{CHANGELIST}{version.pk}/change/")
     assert response.status_code == 200
@@ -139,14 +116,19 @@ def test_list_shows_columns_and_failed_gate_badge(superuser_client, candidate, p
     assert response.status_code == 200
     html = response.content.decode()
     for header in ("Model", "Version", "Status", "Client", "Primary metric", "Gates",
-                   "Created by", "Approved by", "Created at"):
+                   "Created", "Approved"):
         assert f">{header}<" in html
     assert '<span class="badge status-production">production</span>' in html
     assert '<span class="badge status-testing">testing</span>' in html
     assert "r2 0.8000" in html and "r2 0.9000" in html
-    assert "validation: failed</span>" in html
-    assert "fairness: failed</span>" in html
-    assert "validation: not applicable</span>" in html  # production had nothing to beat
+    # Compact badges: a mark and the gate's name, the state in words in the tooltip.
+    assert '<span class="badge gate-failed" title="validation: failed' in html
+    assert ">✗ validation</span>" in html
+    assert '<span class="badge gate-failed" title="fairness: failed' in html
+    assert ">✗ fairness</span>" in html
+    # Production had nothing to beat.
+    assert '<span class="badge gate-not_applicable" title="validation: not applicable' in html
+    assert ">– validation</span>" in html
 
 
 def test_list_shows_overridden_gate_after_approval_with_justification(
@@ -156,7 +138,8 @@ def test_list_shows_overridden_gate_after_approval_with_justification(
 
     html = superuser_client.get(CHANGELIST).content.decode()
 
-    assert "validation: overridden</span>" in html
+    assert '<span class="badge gate-overridden" title="validation: overridden' in html
+    assert ">! validation</span>" in html
 
 
 def test_list_filters_by_client(superuser_client, candidate, production, people):
@@ -308,7 +291,22 @@ def test_change_view_draws_importance_beside_production(reviewer_client, candida
     # Largest first (hashtags 3.0), bars scaled to the largest value of both versions.
     assert html.index('data-feature="hashtags"') < html.index('data-feature="followers"')
     assert 'class="bar-candidate" x="190" y="26.0" width="285.0"' in html  # 3.0 of 4.0: 285 of 380
-    assert "hashtags, production: 1.0000" in html
+    assert "hashtags, production: 1.00" in html
+    # The axis: ticks 0 to 4 (the largest value, production's followers) with gridlines.
+    assert html.count('<text class="tick"') == 5 and html.count('<line class="gridline"') == 5
+    assert "mean |SHAP contribution| (raw output)" in text
+
+
+def test_change_view_prints_every_value_when_one_feature_dominates(reviewer_client, people):
+    version = register(people["user"], slope=5.0, metrics=PRODUCTION_METRICS,
+                       production_metrics=None,
+                       importance={"method": "tree", "output_space": "raw", "rows": 13,
+                                   "features": {"followers": 5062.85, "hashtags": 19.3337}})
+
+    text = section(change_page(reviewer_client, version), "global-importance")
+
+    assert "followers outweighs every other feature (262 times the next)" in text
+    assert "5,060" in text and "19.3" in text
 
 
 def test_change_view_without_importance_says_so(reviewer_client, production, people):
@@ -363,3 +361,105 @@ def test_change_view_says_an_approved_recipe_pipeline_is_served_compiled(reviewe
                                              notes="approved")
 
     assert "Inference path: compiled: " in inference_note(reviewer_client, version)
+
+
+# --- training details and distributions ---------------------------------------------------
+
+
+def test_change_view_shows_the_training_split_instead_of_the_raw_report(reviewer_client,
+                                                                        candidate):
+    response = change_page(reviewer_client, candidate)
+    text = section(response, "training-data")
+    html = response.content.decode()
+
+    assert "Dataset file posts.csv" in text
+    assert "Rows read 80" in text
+    assert "Training rows 52 (80 % of rows used)" in text
+    assert "Validation rows 13 (20 % of rows used)" in text
+    for field in ("training_report", "hyperparameters", "feature_schema"):
+        assert f"field-{field}" not in html  # no read-only JSON field left in the fieldsets
+    assert "&quot;validation_rows&quot;:" not in html and '"validation_rows":' not in html
+
+
+def test_change_view_shows_hyperparameters_and_schema_as_tables(reviewer_client, candidate):
+    response = change_page(reviewer_client, candidate)
+
+    assert "slope 2.0" in section(response, "training-hyperparameters")
+    schema = section(response, "feature-schema")
+    assert "Target: likes." in schema
+    assert "followers float yes no no any number" in schema
+    assert "region category no yes no any (not enumerated)" in schema
+
+
+def register_profiled_candidate(user, *, schema: dict, frame) -> MLModelVersion:
+    """A testing version of drift-likes whose reference profile describes `frame`."""
+    profile = reference_profile_build(frame=frame, schema=schema, outputs=drift_outputs(frame),
+                                      seed=0)
+    return registration.model_version_register(
+        name="drift-likes", task="regression", user=user, estimator=tiny_estimator(),
+        feature_schema=schema, training_dataset_sha256=DATASET_SHA256,
+        training_samples=len(frame), training_duration_seconds=0.01, hyperparameters={},
+        metrics={}, reference_profile=profile)
+
+
+def test_change_view_draws_production_distribution_on_the_same_bins(reviewer_client, people):
+    register_profiled_version(**people)
+    candidate = register_profiled_candidate(
+        people["user"], schema=DRIFT_SCHEMA, frame=drift_frame(n=1000, seed=1,
+                                                               shift={"followers": 10_000.0}))
+
+    response = change_page(reviewer_client, candidate)
+    figure = section(response, "distribution-followers")
+
+    assert "Training distributions against production" in section(response,
+                                                                   "feature-distributions")
+    # Production's followers all lie below the candidate's lowest decile edge.
+    assert figure.count("production: 0.0 %") == 9
+    assert figure.count("production: 100.0 %") == 1
+    assert figure.count("this version: 10.0 %") == 10
+
+
+def test_change_view_marks_a_feature_production_does_not_take(reviewer_client, people):
+    register_profiled_version(**people)
+    schema = {**DRIFT_SCHEMA, "features": [*DRIFT_SCHEMA["features"],
+                                           feature_spec(name="mentions", dtype="int")]}
+    frame = drift_frame(n=1000, seed=1).assign(mentions=numpy.arange(1000) % 5)
+    candidate = register_profiled_candidate(people["user"], schema=schema, frame=frame)
+
+    response = change_page(reviewer_client, candidate)
+
+    assert "mentions int not in production" in section(response, "distribution-mentions")
+    assert "not in production" not in section(response, "distribution-followers")
+
+
+def test_change_view_of_production_draws_its_distributions_alone(reviewer_client, people):
+    production = register_profiled_version(**people)
+
+    response = change_page(reviewer_client, production)
+    text = section(response, "feature-distributions")
+
+    assert "This version is the production version" in text
+    assert "production:" not in text
+    assert "this version: 10.0 %" in section(response, "distribution-followers")
+
+
+def test_change_view_draws_the_validation_residuals(reviewer_client, candidate):
+    residuals = residual_summary(actual=[1.0, 2.5, 2.0, 4.5], predicted=[1.0, 2.0, 3.0, 4.0],
+                                 sample_seed=0)
+    MLModelVersion.objects.filter(pk=candidate.pk).update(training_report={
+        **candidate.training_report, "validation_diagnostics": {
+            "format": 1, "task": "regression", "rows": 4, "kind": "residuals",
+            "residuals": residuals}})
+
+    page = change_page(reviewer_client, candidate)
+
+    text = section(page, "validation-diagnostics")
+    assert "Computed on the 4 validation rows" in text
+    assert page.content.decode().count('class="validation-chart residual-chart"') == 1
+
+
+def test_change_view_of_a_version_without_diagnostics_says_they_were_not_recorded(
+        reviewer_client, production):
+    assert "were not recorded for this version" in section(change_page(reviewer_client,
+                                                                       production),
+                                                           "validation-diagnostics")

@@ -2,9 +2,11 @@
 (docs/monitoring.md#schedules)."""
 
 import importlib
+from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 from django.test import Client
@@ -12,6 +14,7 @@ from django.urls import reverse
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from django_celery_beat.schedulers import ModelEntry
 
+from mlregistry import anchors, artifacts, audit
 from monitoring import schedules
 from monitoring.models import ScheduleChange
 from pulselytics.celery import app
@@ -161,3 +164,67 @@ def test_migration_takes_schedule_writes_away_from_reviewers():
         .exclude(codename__startswith="view_").exists()
     assert Group.objects.get(name="Deployers").permissions.filter(
         codename="change_periodictask").exists()
+
+
+def verify_audit(*args) -> str:
+    out = StringIO()
+    call_command("verify_audit", *args, stdout=out)
+    return out.getvalue()
+
+
+def two_changes(deployer) -> list[ScheduleChange]:
+    client = logged_in(deployer)
+    disabled_through_the_admin(client)
+    data = form_data(client.get(change_url(drift_check())))
+    data["enabled"] = "on"
+    client.post(change_url(drift_check()), data)
+    return list(ScheduleChange.objects.order_by("sequence"))
+
+
+def test_verify_audit_walks_the_schedule_changes_chain_too(deployer):
+    two_changes(deployer)
+
+    assert "schedule changes: OK (2 rows)" in verify_audit()
+
+
+def test_verify_audit_names_an_edited_schedule_change(deployer):
+    first, _ = two_changes(deployer)
+    ScheduleChange.objects.filter(pk=first.pk).update(changes={"enabled": [True, True]})
+
+    with pytest.raises(CommandError, match=r"audit trail of schedule changes broken at row "
+                                           rf"id={first.pk} \(sequence 1\): content does not"):
+        verify_audit()
+
+
+def test_verify_audit_names_the_gap_of_a_removed_schedule_change(deployer):
+    first, second = two_changes(deployer)
+    ScheduleChange.objects.filter(pk=first.pk).delete()
+
+    with pytest.raises(CommandError, match=rf"schedule changes broken at row id={second.pk} "
+                                           r"\(sequence 2\): sequence 2 where 1 was expected"):
+        verify_audit()
+
+
+def test_the_anchor_records_the_schedule_chain_and_proves_a_resealed_rewrite(deployer,
+                                                                              tmp_path):
+    first, second = two_changes(deployer)
+    written = anchors.audit_anchor_write()
+    copy = tmp_path / "anchor.json"
+    with artifacts.artifact_storage().open(written.name, "rb") as handle:
+        copy.write_bytes(handle.read())
+    # A key holder rewrites the first change and seals the chain again: it still verifies.
+    _, key = audit.current_key()
+    previous = ""
+    for row in (first, second):
+        row.changes = {"enabled": [True, True]} if row.pk == first.pk else row.changes
+        row.previous_sha256 = previous
+        row.row_sha256 = audit.content_seal(schedules.schedule_change_content(row), key)
+        ScheduleChange.objects.filter(pk=row.pk).update(
+            changes=row.changes, previous_sha256=previous, row_sha256=row.row_sha256)
+        previous = row.row_sha256
+    assert "schedule changes: OK (2 rows)" in verify_audit()
+
+    with pytest.raises(CommandError, match="audit trail of schedule changes differs from the "
+                                           "anchor"):
+        verify_audit("--anchor", str(copy))
+    assert anchors.anchor_read(copy.read_bytes())["chains"]["schedule changes"]["rows"] == 2

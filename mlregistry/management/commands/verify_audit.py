@@ -7,12 +7,13 @@ from mlregistry import anchors, selectors
 
 
 class Command(ApplicationCommand):
-    help = ("Walk each model's sealed audit chain and name the first broken row; with "
-            "--anchor, also prove that no row up to that anchor was rewritten or removed.")
+    help = ("Walk each model's sealed audit chain (and, without NAME, every other sealed "
+            "chain, e.g. the schedule changes) and name the first broken row; with --anchor, "
+            "also prove that no row up to that anchor was rewritten or removed.")
 
     def add_arguments(self, parser):
         parser.add_argument("name", nargs="?",
-                            help="model name (default: every model)")
+                            help="model name (default: every model and every other chain)")
         parser.add_argument("--anchor", type=Path,
                             help="an anchor file written by audit_anchor (a copy kept "
                                  "outside the database)")
@@ -20,9 +21,12 @@ class Command(ApplicationCommand):
     def run(self, *args, name, anchor, **options):
         if anchor is not None:
             self.anchor_verify(anchor)
+        results = [selectors.audit_verify_model(model=model)
+                   for model in selectors.models_for(name)]
+        if name is None:
+            results += [chain.verify() for chain in anchors.CHAINS]
         broken = []
-        for model in selectors.models_for(name):
-            result = selectors.audit_verify_model(model=model)
+        for result in results:
             if result.ok:
                 self.stdout.write(f"{result.model}: OK ({result.rows} rows)")
             else:
@@ -43,8 +47,10 @@ class Command(ApplicationCommand):
         if mismatches:
             raise CommandError(f"audit trail of {mismatches[0].model} differs from the anchor "
                                f"of {document['written_at']}: {mismatches[0].problem}")
+        others = len(document.get("chains", {}))
         self.stdout.write(f"anchor of {document['written_at']}: every recorded chain head "
-                          f"holds ({len(document['models'])} model(s))")
+                          f"holds ({len(document['models'])} model(s)"
+                          + (f", {others} other chain(s))" if others else ")"))
 
     @staticmethod
     def describe(result) -> str:
