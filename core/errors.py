@@ -121,3 +121,17 @@ class BatchTooLargeError(ApplicationError):
 class PayloadTooLargeError(ApplicationError):
     code = "payload_too_large"
     http_status = 413
+
+
+class VersionNotServableError(ConflictError):
+    """A pinned request names a version that is neither in staging nor in production."""
+
+    code = "version_not_servable"
+
+
+class VersionUnavailableError(ApplicationError):
+    """The version that answered a prediction had its artifacts cleaned up: it can no
+    longer be loaded (docs/registry.md#retention)."""
+
+    code = "version_unavailable"
+    http_status = 410

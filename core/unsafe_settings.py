@@ -13,6 +13,7 @@ WEBHOOK_SECRET_MIN_BYTES = 32
 # Every signed webhook as (URL setting, secret setting): a URL that is set needs its secret.
 SIGNED_WEBHOOKS = [
     ("ALERT_WEBHOOK_URL", "ALERT_WEBHOOK_SECRET"),
+    ("REGISTRY_WEBHOOK_URL", "REGISTRY_WEBHOOK_SECRET"),
 ]
 
 

@@ -9,11 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.db.models import F
 
 from core.commands import command_origin
 from core.errors import TrafficLimitError
-from mlregistry import audit
+from mlregistry import audit, signals
 from mlregistry.models import MLModel, MLModelVersion, ModelTransition, RegistryGeneration, Status
 
 
@@ -73,6 +74,10 @@ def _sealed_row_append(*, model: MLModel, version: MLModelVersion | None, now: d
     row.row_sha256 = audit.content_seal(row.sealed_content(), key)
     _registry_generation_bump()
     row.save(force_insert=True)
+    # After commit, so a change that rolls back is never reported; robust, so a failing
+    # receiver (logged by the dispatcher) cannot turn a committed change into an error.
+    transaction.on_commit(lambda: signals.transition_sealed.send_robust(
+        sender=ModelTransition, transition_id=row.pk))
     return row
 
 

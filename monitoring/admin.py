@@ -25,6 +25,7 @@ from monitoring.models import (
     DriftReport,
     FairnessReport,
     PerformanceReport,
+    RegistryEventDelivery,
     ScheduleChange,
     SLOReport,
 )
@@ -125,6 +126,30 @@ class AlertDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["alert"]
     search_fields = ["alert__model_name", "target"]
     readonly_fields = [field.name for field in AlertDelivery._meta.fields]
+
+
+@admin.register(RegistryEventDelivery)
+class RegistryEventDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: one row per sealed registry row sent to REGISTRY_WEBHOOK_URL
+    (docs/api.md#registry-events), written by monitoring.registry_events."""
+
+    list_display = ["pk", "event", "state", "attempts", "response_status", "error",
+                    "created_at", "sent_at"]
+    list_filter = ["state"]
+    list_select_related = ["transition__model", "transition__version"]
+    search_fields = ["transition__model__name", "transition__reason"]
+    readonly_fields = [field.name for field in RegistryEventDelivery._meta.fields]
+
+    @admin.display(description="Event", ordering="transition__model__name")
+    def event(self, obj: RegistryEventDelivery) -> str:
+        row = obj.transition
+        parts = [row.model.name, row.version.version if row.version_id else "",
+                 f"#{row.sequence}", row.reason]
+        return " ".join(part for part in parts if part)
+
+    @admin.display(description="Last error")
+    def error(self, obj: RegistryEventDelivery) -> str:
+        return list_cell_text(obj.last_error)
 
 
 @admin.register(DriftReport)
@@ -232,7 +257,13 @@ class PeriodicTaskAdmin(AuditedScheduleAdminMixin, beat_admin.PeriodicTaskAdmin)
 
     @admin.action(description="Run selected tasks", permissions=["change"])
     def run_tasks(self, request, queryset):
-        super().run_tasks(request, queryset)
+        try:
+            sent = schedules.periodic_tasks_run(tasks=list(queryset.order_by("name")),
+                                                user=request.user)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        self.message_user(request, f"{len(sent)} task(s) sent to the workers.", messages.SUCCESS)
 
 
 class IntervalScheduleAdmin(AuditedScheduleAdminMixin, beat_admin.IntervalScheduleAdmin):

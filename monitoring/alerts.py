@@ -10,12 +10,8 @@ prediction requests): a delivery that could not be queued stays pending and the 
 `alert_deliveries_resend` queues it again.
 """
 
-import hashlib
-import hmac
 import json
 import logging
-import time
-import urllib.request
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -27,25 +23,18 @@ from django.utils import timezone
 
 from core.errors import IllegalTransitionError, NotFoundError
 from core.permissions import require_permission
+from monitoring import webhooks
 from monitoring.models import Alert, AlertDelivery
 
 logger = logging.getLogger("pulselytics.monitoring")
 
 CHANGE_PERMISSION = "monitoring.change_alert"
 SEVERITY_RANK = {Alert.Severity.INFO: 0, Alert.Severity.WARNING: 1, Alert.Severity.CRITICAL: 2}
-# A pending delivery is queued again once it is this much later than its next attempt was
-# due: long enough for a queued message to reach a worker, short enough for an operator.
-RESEND_GRACE = timedelta(seconds=60)
-# Publishing an alert's deliveries gives up after this long on an unreachable broker.
-PUBLISH_TIMEOUT_SECONDS = 2
 
 
-class AlertDeliveryError(Exception):
-    """One attempt failed and another is allowed `retry_in` seconds from now."""
-
-    def __init__(self, message: str, *, retry_in: float) -> None:
-        super().__init__(message)
-        self.retry_in = retry_in
+class AlertDeliveryError(webhooks.DeliveryRetryError):
+    """One attempt of an alert delivery failed and another is allowed `retry_in` seconds
+    from now."""
 
 
 # -- raising -------------------------------------------------------------------------------
@@ -127,33 +116,11 @@ def _deliveries_create(alert: Alert, *, now: datetime) -> list[AlertDelivery]:
 
 
 def _deliveries_queue(delivery_ids: list[int]) -> int:
-    """Publish one send task per delivery; returns how many were queued, never raises.
-
-    A fresh connection that tries the broker once, with short socket timeouts: Celery's
-    own publish path retries the connection for seconds (broker_connection_timeout plus its
-    back-off) before giving up, which would hold up a prediction request while the broker
-    is down.
-    """
+    """Publish one send task per delivery; returns how many were queued, never raises nor
+    waits on a broker that is down (webhooks.tasks_publish)."""
     from monitoring.tasks import alert_delivery_send_task  # noqa: PLC0415 - tasks import us
 
-    if not delivery_ids:
-        return 0
-    queued = 0
-    try:
-        with alert_delivery_send_task.app.connection_for_write(
-                connect_timeout=PUBLISH_TIMEOUT_SECONDS,
-                transport_options={"socket_connect_timeout": PUBLISH_TIMEOUT_SECONDS,
-                                   "socket_timeout": PUBLISH_TIMEOUT_SECONDS},
-        ) as connection:
-            connection.ensure_connection(max_retries=0)
-            for delivery_id in delivery_ids:
-                alert_delivery_send_task.apply_async((delivery_id,), connection=connection,
-                                                     retry=False)
-                queued += 1
-    except Exception:  # any broker failure: the delivery stays pending for the resend task
-        logger.warning("alert deliveries not queued; left pending for the resend task",
-                       exc_info=True, extra={"delivery_ids": delivery_ids[queued:]})
-    return queued
+    return webhooks.tasks_publish(alert_delivery_send_task, delivery_ids)
 
 
 def alert_deliveries_resend(*, now: datetime | None = None) -> int:
@@ -161,24 +128,9 @@ def alert_deliveries_resend(*, now: datetime | None = None) -> int:
     their retry was lost); returns how many were queued."""
     now = now or timezone.now()
     pending = AlertDelivery.objects.filter(state=AlertDelivery.State.PENDING,
-                                           created_at__lte=now - RESEND_GRACE)
-    overdue = [pk for pk, created_at, attempts in
-               pending.order_by("pk").values_list("pk", "created_at", "attempts")
-               if _attempt_due(created_at, attempts) + RESEND_GRACE <= now]
-    return _deliveries_queue(overdue)
-
-
-def _attempt_due(created_at: datetime, attempts: int) -> datetime:
-    """When attempt `attempts + 1` is expected at the latest: every earlier attempt timed
-    out and waited its full back-off (see `_retry_in`)."""
-    backoff = settings.ALERT_DELIVERY_RETRY_BACKOFF_SECONDS * (2 ** attempts - 1)
-    return created_at + timedelta(
-        seconds=backoff + attempts * settings.ALERT_WEBHOOK_TIMEOUT_SECONDS)
-
-
-def _retry_in(attempts: int) -> float:
-    """Back-off before the next attempt: BACKOFF * 2 ** (Celery retries so far)."""
-    return settings.ALERT_DELIVERY_RETRY_BACKOFF_SECONDS * 2 ** (attempts - 1)
+                                           created_at__lte=now - webhooks.RESEND_GRACE)
+    return _deliveries_queue(webhooks.overdue_ids(
+        pending.order_by("pk").values_list("pk", "created_at", "attempts"), now=now))
 
 
 # -- delivering ----------------------------------------------------------------------------
@@ -206,25 +158,16 @@ def alert_delivery_send(*, delivery_id: int) -> str:
             _SENDERS[delivery.channel](delivery)
         except Exception as exc:  # noqa: BLE001 - whatever the far end did is recorded and retried
             error = f"{type(exc).__name__}: {exc}"[:2000]
-        delivery.attempts += 1
-        delivery.last_error = error
+        webhooks.attempt_record(delivery, error=error, now=now)
         if not error:
-            delivery.state, delivery.sent_at = AlertDelivery.State.SENT, now
             # The cool-down runs from when it was really sent.
             Alert.objects.filter(Q(notified_at__isnull=True) | Q(notified_at__lt=now),
                                  pk=delivery.alert_id).update(notified_at=now)
-        elif delivery.attempts > settings.ALERT_DELIVERY_MAX_RETRIES:
-            delivery.state = AlertDelivery.State.FAILED
         delivery.save(update_fields=["attempts", "last_error", "state", "sent_at"])
-    log_extra = {"delivery_id": delivery.pk, "alert_id": delivery.alert_id,
-                 "channel": delivery.channel, "attempts": delivery.attempts}
-    if not error:
-        logger.info("alert delivery sent", extra=log_extra)
-    elif delivery.state == AlertDelivery.State.FAILED:
-        logger.error("alert delivery failed for good: %s", error, extra=log_extra)
-    else:
-        logger.warning("alert delivery attempt failed: %s", error, extra=log_extra)
-        raise AlertDeliveryError(error, retry_in=_retry_in(delivery.attempts))
+    webhooks.attempt_report(delivery, error=error, what="alert delivery",
+                            retry_error=AlertDeliveryError,
+                            extra={"delivery_id": delivery.pk, "alert_id": delivery.alert_id,
+                                   "channel": delivery.channel, "attempts": delivery.attempts})
     return delivery.state
 
 
@@ -246,38 +189,9 @@ def alert_webhook_body(delivery: AlertDelivery) -> bytes:
     }, sort_keys=True).encode()
 
 
-def alert_webhook_signature(body: bytes, *, timestamp: int) -> str:
-    """The X-Pulselytics-Signature header: HMAC-SHA256, keyed with the shared secret, of the
-    X-Pulselytics-Timestamp value, a dot and the body, so a receiver can refuse a replay of an
-    old delivery (docs/monitoring.md#verifying-a-webhook)."""
-    signed = f"{timestamp}.".encode() + body
-    digest = hmac.new(settings.ALERT_WEBHOOK_SECRET.encode(), signed, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer the receiver must fix, not a reason to post the signed body
-    somewhere else: it fails the attempt as a non-2xx status."""
-
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-_webhook_opener = urllib.request.build_opener(_NoRedirect)
-
-
 def _webhook_send(delivery: AlertDelivery) -> None:
-    body = alert_webhook_body(delivery)
-    timestamp = int(time.time())  # per attempt: a retry sent minutes later is still fresh
-    request = urllib.request.Request(delivery.target, data=body, method="POST", headers={
-        "Content-Type": "application/json",
-        "X-Pulselytics-Timestamp": str(timestamp),
-        "X-Pulselytics-Signature": alert_webhook_signature(body, timestamp=timestamp),
-        "X-Pulselytics-Delivery": str(delivery.pk),
-    })
-    # Non-2xx answers raise HTTPError (an OSError): 3xx by _NoRedirect, 4xx/5xx by urllib.
-    with _webhook_opener.open(request, timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS) as answer:
-        answer.read()
+    webhooks.webhook_post(url=delivery.target, body=alert_webhook_body(delivery),
+                          secret=settings.ALERT_WEBHOOK_SECRET, delivery_id=delivery.pk)
 
 
 def _email_send(delivery: AlertDelivery) -> None:

@@ -59,7 +59,8 @@ def anomaly_rate_check(*, version_id: int, now: datetime | None = None) -> Anoma
         model_version_id=version_id,
         created_at__gt=now - timedelta(hours=settings.DRIFT_WINDOW_HOURS),
         created_at__lte=now,
-    ).aggregate(n=Count("pk"), flagged=Count("pk", filter=Q(value=True)))
+    ).exclude(arm=PredictionLog.Arm.PINNED).aggregate(
+        n=Count("pk"), flagged=Count("pk", filter=Q(value=True)))
     expected = float((version.metrics or {}).get("contamination") or 0.0)
     n, flagged = counts["n"], counts["flagged"]
     p_value, spike = (None, False)

@@ -7,9 +7,10 @@ class MonitoringConfig(AppConfig):
 
     def ready(self) -> None:
         # Monitoring sits above serving and training and joins them up (docs/architecture.md):
-        # it follows what they report, lends retraining the prediction log, and adds its
-        # registry actions and production's live figures to the version admin, and its sealed
-        # schedule changes to verify_audit and the daily anchor.
+        # it follows what they report (the registry's sealed rows: registry events, review
+        # requests), lends retraining the prediction log, and adds its registry actions and
+        # production's live figures to the version admin, and its sealed schedule changes to
+        # verify_audit and the daily anchor.
         from mlregistry.admin_actions import version_action_register
         from mlregistry.anchors import audit_chain_register
         from mlregistry.evidence_panels import version_evidence_panel_register

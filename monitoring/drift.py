@@ -1,11 +1,13 @@
 """Drift checks (docs/monitoring.md#drift): a live version's logged inputs and outputs over a window
 against its reference profile, stored as one `DriftReport` per check.
 
-The window is [now - DRIFT_WINDOW_HOURS, now] of the version's prediction log, every arm
-(champion, challenger, shadow). Its rows go through one accumulator per feature
-(monitoring.stats) in chunks, so memory does not grow with the window. Feature values are
-extracted inside the database (the JSON key as text), which spares decoding each row's
-whole JSON document in Python. Two ways to read them, with the same figures:
+The window is [now - DRIFT_WINDOW_HOURS, now] of the version's prediction log, every live
+arm (champion, challenger, shadow); pinned requests (docs/api.md#version-pinning) are
+backtests and reports, not the traffic the version serves, and are left out. Its rows go
+through one accumulator per feature (monitoring.stats) in chunks, so memory does not grow
+with the window. Feature values are extracted inside the database (the JSON key as text),
+which spares decoding each row's whole JSON document in Python. Two ways to read them, with
+the same figures:
 
 - PostgreSQL: `COPY ... TO STDOUT` parsed by pandas' C parser (monitoring.pg_copy),
   `COPY_CHUNK_ROWS` rows at a time: numbers arrive as float64 columns and categories are
@@ -41,6 +43,7 @@ from monitoring import pg_copy, stats
 from monitoring.alerts import alert_raise
 from monitoring.models import Alert, DriftReport
 from predictions.models import PredictionLog
+from predictions.routing import PINNED_ARM
 
 logger = logging.getLogger("pulselytics.monitoring")
 
@@ -247,7 +250,7 @@ def drift_check(*, version_id: int, now: datetime | None = None) -> DriftReport:
     window_start = window_end - timedelta(hours=settings.DRIFT_WINDOW_HOURS)
     logs = PredictionLog.objects.filter(
         model_version_id=version.pk, created_at__gte=window_start, created_at__lte=window_end,
-    ).order_by()
+    ).exclude(arm=PINNED_ARM).order_by()
     columns = _feature_columns(version)
     output = _output_column(version, logs)
     n_current = _count(logs, columns + ([output] if output else []))

@@ -3,8 +3,9 @@ predictions with outcomes, per live version with protected attributes, and an al
 fails.
 
 The report is `core.ml.fairness.fairness_report` on the version's labelled
-predictions made in [now - PERFORMANCE_WINDOW_HOURS, now) (every arm: they are all this
-version's answers), so it has exactly the shape of the version's own `fairness_report`,
+predictions made in [now - PERFORMANCE_WINDOW_HOURS, now) (every routed arm: they are all
+this version's answers to live traffic; pinned requests, a client's backtests, are not), so
+it has exactly the shape of the version's own `fairness_report`,
 and the gate is `core.ml.gates.fairness_gate` (parity ratio at least
 FAIRNESS_GATE_MIN_RATIO). The groups come from the logged features; a protected attribute
 that is also PII is never logged and so cannot be audited live (it is left out).
@@ -44,7 +45,7 @@ def _rows(*, version_id: int, attributes: list[str], start: datetime, end: datet
     keys = {f"protected_{i}": KeyTransform(name, "features") for i, name in enumerate(attributes)}
     return (PredictionLog.objects.filter(model_version_id=version_id, created_at__gte=start,
                                          created_at__lt=end, actual_at__isnull=False)
-            .order_by().annotate(**keys)
+            .exclude(arm=PredictionLog.Arm.PINNED).order_by().annotate(**keys)
             .values_list("value", "probabilities", "actual", *keys)
             .iterator(chunk_size=settings.MONITORING_CHUNK_SIZE))
 

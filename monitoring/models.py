@@ -265,3 +265,33 @@ class ScheduleChange(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("ScheduleChange rows are immutable")
+
+
+class RegistryEventDelivery(models.Model):
+    """One sealed registry audit row sent as a signed event to REGISTRY_WEBHOOK_URL, with its
+    retries (docs/api.md#registry-events). A model's events are sent in the order of its
+    chain: one waits while an earlier one of the same model is pending."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"  # gave up after the last retry
+
+    transition = models.OneToOneField("mlregistry.ModelTransition", on_delete=models.PROTECT,
+                                      related_name="+")
+    target = models.CharField(max_length=500)  # the webhook URL when it was created
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    # The receiver's HTTP status at the last attempt; null when none answered.
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "registry event deliveries"
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"registry event {self.transition_id} {self.state}"

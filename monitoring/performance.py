@@ -186,10 +186,11 @@ def _chunks(rows, size: int):
 def _collect(*, version_id: int, start: datetime, end: datetime, arm: str | None,
              split: bool) -> dict[str, Outcomes]:
     task = MLModelVersion.objects.filter(pk=version_id).values_list("model__task", flat=True).get()
+    # Pinned answers (a client's backtests, docs/api.md#version-pinning) are not live traffic.
     rows = PredictionLog.objects.filter(
         model_version_id=version_id, created_at__gte=start, created_at__lt=end,
         actual_at__isnull=False,
-    )
+    ).exclude(arm=PredictionLog.Arm.PINNED)
     if arm is not None:
         rows = rows.filter(arm=arm)
     size = settings.MONITORING_CHUNK_SIZE

@@ -2,7 +2,8 @@
 
 from django.dispatch import receiver
 
-from monitoring import retraining
+from mlregistry.signals import transition_sealed
+from monitoring import registry_events, retraining, review_requests
 from monitoring.alerts import alert_raise
 from monitoring.models import Alert
 from predictions.signals import model_load_refused
@@ -22,3 +23,13 @@ def integrity_alert(sender, *, model_name: str, version: str, error, **kwargs) -
                 model_name=model_name, version=version,
                 message=f"{model_name} {version} is not served: {error.message}",
                 payload={"code": error.code, **error.details})
+
+
+@receiver(transition_sealed, dispatch_uid="monitoring.registry_event")
+def registry_event(sender, *, transition_id: int, **kwargs) -> None:
+    registry_events.registry_events_create(transition_id=transition_id)
+
+
+@receiver(transition_sealed, dispatch_uid="monitoring.review_request")
+def review_request(sender, *, transition_id: int, **kwargs) -> None:
+    review_requests.version_review_request(transition_id=transition_id)

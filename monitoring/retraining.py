@@ -20,11 +20,8 @@ passed. A failed retrain raises a `retrain_failed` alert.
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from smtplib import SMTPException
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.utils import timezone
 
 from core.errors import ApplicationError
@@ -32,8 +29,7 @@ from core.ml.recipes import recipes_all
 from mlregistry import selectors as registry
 from mlregistry import services as registry_services
 from mlregistry.models import MLModel, MLModelVersion, Status
-from mlregistry.preconditions import APPROVE_PERMISSION
-from monitoring import alerts
+from monitoring import alerts, review_requests
 from monitoring.models import Alert
 from predictions import selectors as prediction_selectors
 from training import services as training
@@ -174,18 +170,6 @@ def retrain_job_finished(*, job: TrainingJob) -> None:
     retrain_reviewers_notify(version=version, reason=job.reason)
 
 
-def _reviewer_emails() -> list[str]:
-    # Named: with_perm needs the backend that holds permissions once there are several
-    # (django-axes adds one for the admin login, docs/operations.md#admin-login).
-    reviewers = get_user_model()._default_manager.with_perm(
-        APPROVE_PERMISSION, is_active=True, backend="django.contrib.auth.backends.ModelBackend")
-    return sorted({email for email in reviewers.values_list("email", flat=True) if email})
-
-
-def _figure(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def _message(version: MLModelVersion, reason: str) -> tuple[str, str]:
     name = version.model.name
     report = version.training_report or {}
@@ -204,36 +188,15 @@ def _message(version: MLModelVersion, reason: str) -> tuple[str, str]:
          f"{report.get('feedback_rows', 0)} logged predictions with feedback; "
          f"{report.get('train_rows', '?')} training and "
          f"{report.get('validation_rows', '?')} validation rows."),
-        f"Status: {status}", "", "Gates:",
+        f"Status: {status}", "", *review_requests.version_evidence_lines(version),
     ]
-    for gate, result in sorted((version.gate_results or {}).items()):
-        verdict = "passed" if result.get("passed") else "FAILED"
-        lines.append(f"  {gate}: {verdict} ({result.get('reason', '')})")
-    production = MLModelVersion.objects.filter(model=version.model, status=Status.PRODUCTION
-                                               ).exclude(pk=version.pk).first()
-    lines += ["", "Validation metrics" + (f" (production {production.version} in brackets):"
-                                          if production else ":")]
-    for metric, value in sorted((version.metrics or {}).items()):
-        if isinstance(value, int | float):
-            before = (production.metrics or {}).get(metric) if production else None
-            lines.append(f"  {metric}: {_figure(value)}"
-                         + (f" ({_figure(before)})" if before is not None else ""))
     return f"[Pulselytics] {subject}", "\n".join(lines) + "\n"
 
 
 def retrain_reviewers_notify(*, version: MLModelVersion, reason: str = "") -> int:
     """One email to every active user who may approve versions; returns how many got it.
 
-    A mail failure is logged, not raised: the candidate is registered either way.
+    The only one about the candidate: review_requests leaves a retrain's candidate to it.
     """
-    recipients = _reviewer_emails()
-    if not recipients:
-        logger.warning("no reviewer with an email address to tell about %s", version)
-        return 0
     subject, body = _message(version, reason)
-    try:
-        send_mail(subject, body, settings.ALERT_EMAIL_FROM, recipients)
-    except (SMTPException, OSError):
-        logger.exception("could not email reviewers about %s", version)
-        return 0
-    return len(recipients)
+    return review_requests.reviewers_email(version=version, subject=subject, body=body)

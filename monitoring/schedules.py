@@ -12,12 +12,14 @@ import json
 from dataclasses import dataclass
 from datetime import UTC
 
+from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from core.errors import NotFoundError
 from core.permissions import require_permission
 from mlregistry import audit
 from mlregistry.anchors import AuditChain
@@ -56,6 +58,11 @@ SCHEDULES = [
              "monitoring.tasks.alert_deliveries_resend_task", 5 * 60,
              "Queues again alert deliveries that are still pending well after their next "
              "attempt was due (the broker was down when they were raised, or a retry was lost)."),
+    Schedule("monitoring: resend pending registry events",
+             "monitoring.tasks.registry_events_resend_task", 5 * 60,
+             "Queues again registry events that are still pending well after their next "
+             "attempt was due (the broker was down when their row committed, or a retry was "
+             "lost)."),
     Schedule("registry: artifact clean-up", "mlregistry.tasks.artifact_cleanup_task", 24 * HOUR,
              "Deletes the artifact files no kept version needs (every version not archived and "
              "the ARTIFACT_KEEP_PRIOR_PRODUCTION latest former champions stay); one audit row "
@@ -209,6 +216,34 @@ def periodic_tasks_enabled_set(*, tasks, user: AbstractBaseUser,
             if row is not None:
                 rows.append(row)
     return rows
+
+
+def periodic_tasks_get(*, names: list[str]) -> list[PeriodicTask]:
+    """The periodic tasks of these names, in the order given; NotFoundError names the first
+    unknown one."""
+    found = PeriodicTask.objects.in_bulk(names, field_name="name")
+    for name in names:
+        if name not in found:
+            raise NotFoundError(f"no periodic task named {name!r} (see `schedules list`)")
+    return [found[name] for name in names]
+
+
+def periodic_tasks_run(*, tasks: list[PeriodicTask], user: AbstractBaseUser) -> list[str]:
+    """Send periodic tasks to the workers now, as beat would at their time (the admin's "Run
+    selected tasks"); the Celery task ids. Running is not a change to the schedule, so it
+    writes no ScheduleChange row; it needs the change permission all the same."""
+    for task in tasks:
+        _require(user, "change", task)
+    current_app.loader.import_default_modules()
+    registered = [current_app.tasks.get(task.task) for task in tasks]
+    for task, celery_task in zip(tasks, registered, strict=True):
+        if celery_task is None:
+            raise NotFoundError(f"periodic task {task.name!r} runs {task.task!r}, which no "
+                                "installed app defines")
+    return [celery_task.apply_async(args=json.loads(task.args or "[]"),
+                                    kwargs=json.loads(task.kwargs or "{}"), queue=task.queue,
+                                    headers={"periodic_task_name": task.name}).id
+            for task, celery_task in zip(tasks, registered, strict=True)]
 
 
 def _first_break() -> tuple[ScheduleChange, str] | None:

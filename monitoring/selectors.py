@@ -82,3 +82,24 @@ def fairness_report_latest(*, version_id: int) -> FairnessReport | None:
     """The version's latest live fairness audit, if any."""
     return (FairnessReport.objects.filter(model_version_id=version_id)
             .order_by("-created_at", "-pk").first())
+
+
+def slo_report_latest(*, model_name: str) -> SLOReport | None:
+    """The model's latest SLO check, if any."""
+    return SLOReport.objects.filter(model_name=model_name).order_by("-created_at", "-pk").first()
+
+
+def alerts_list(*, model_name: str | None = None, include_resolved: bool = False) -> list[Alert]:
+    """The open alerts as `alerts_open` orders them, then, with `include_resolved`, the
+    resolved ones, the most recently resolved first. A model name the registry does not know
+    is an error (ModelNotFoundError), not an empty list."""
+    if model_name is not None:
+        registry.model_get(name=model_name)
+    alerts = alerts_open(model_name=model_name)
+    if include_resolved:
+        resolved = Alert.objects.filter(resolved_at__isnull=False).select_related(
+            "acknowledged_by", "resolved_by")
+        if model_name is not None:
+            resolved = resolved.filter(model_name=model_name)
+        alerts += resolved.order_by("-resolved_at", "-pk")
+    return alerts

@@ -6,7 +6,17 @@ runs the check again, which writes a new report and never a half-made one.
 
 from celery import shared_task
 
-from monitoring import ab, alerts, anomaly, drift, fairness, performance, retraining, slo
+from monitoring import (
+    ab,
+    alerts,
+    anomaly,
+    drift,
+    fairness,
+    performance,
+    registry_events,
+    retraining,
+    slo,
+)
 from predictions import services as prediction_services
 
 
@@ -56,3 +66,20 @@ def alert_delivery_send_task(self, delivery_id: int) -> str:
 @shared_task(acks_late=True)
 def alert_deliveries_resend_task() -> int:
     return alerts.alert_deliveries_resend()
+
+
+# Named for good: queued messages find the task by this name. The attempt budget is kept on
+# the delivery row, as for alert deliveries.
+@shared_task(bind=True, acks_late=True, max_retries=None,
+             name="monitoring.tasks.registry_event_send_task")
+def registry_event_send_task(self, delivery_id: int) -> str:
+    """Send one registry event; a failure is retried with exponential back-off."""
+    try:
+        return registry_events.registry_event_send(delivery_id=delivery_id)
+    except registry_events.RegistryEventDeliveryError as exc:
+        raise self.retry(exc=exc, countdown=exc.retry_in) from exc
+
+
+@shared_task(acks_late=True, name="monitoring.tasks.registry_events_resend_task")
+def registry_events_resend_task() -> int:
+    return registry_events.registry_events_resend()

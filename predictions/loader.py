@@ -8,7 +8,10 @@ Each serving process keeps:
   and loaded once per process, and a new routing table reuses what is loaded, so a
   switch never fails a request;
 - failures: a version whose artifacts fail verification raises a critical integrity alert
-  once and answers 503 until the registry changes or MODEL_LOAD_RETRY_SECONDS pass.
+  once and answers 503 until the registry changes or MODEL_LOAD_RETRY_SECONDS pass;
+- a few versions that are not live (named by a pinned request, or the version that
+  answered a logged prediction being explained): loaded and verified as live ones are, and
+  at most OFF_TABLE_BUNDLES of them kept, the least recently loaded going first.
 """
 
 import gc
@@ -37,6 +40,11 @@ from predictions import signals
 from predictions.validation import ValidatedBatch
 
 logger = logging.getLogger("pulselytics.predictions")
+
+# Versions that are not live kept loaded per process: a model and its explainer take tens
+# of MB, and a client naming old versions one after another must not fill the memory.
+OFF_TABLE_BUNDLES = 4
+
 
 @dataclass(frozen=True)
 class Outputs:
@@ -175,6 +183,9 @@ class ModelCache:
         self._table: dict[str, LiveModel] = {}
         self._bundles: dict[tuple[int, str], ServedVersion] = {}
         self._failures: dict[tuple[int, str], tuple[float, ApplicationError]] = {}
+        self._live_keys: set[tuple[int, str]] = set()
+        # Loaded versions that are not live, least recently loaded first.
+        self._off_table: list[tuple[int, str]] = []
 
     def _refresh(self) -> None:
         now = time.monotonic()
@@ -191,6 +202,7 @@ class ModelCache:
             self._bundles = {key: b for key, b in self._bundles.items() if key in live_keys}
             self._failures.clear()
             self._table, self._generation = table, generation
+            self._live_keys, self._off_table = live_keys, []
 
     def live_model(self, *, model_name: str, client_id: str = "") -> tuple[LiveModel, str]:
         """The model that serves the request and its scope ("client" or "global")."""
@@ -248,6 +260,20 @@ class ModelCache:
                                                "version": live.version})
             return bundle
 
+    def served_any(self, version: LiveVersion) -> ServedVersion:
+        """Any approved version, live or not, verified and loaded as `served` does (the
+        same integrity refusal and alert). One that is not live counts against
+        OFF_TABLE_BUNDLES; whether it is live is read from the current routing table."""
+        self._refresh()
+        key = (version.version_id, version.model_sha256)
+        bundle = self.served(version)
+        with self._lock:
+            if key not in self._live_keys and key not in self._off_table:
+                self._off_table.append(key)
+                while len(self._off_table) > OFF_TABLE_BUNDLES:
+                    self._bundles.pop(self._off_table.pop(0), None)
+        return bundle
+
     @staticmethod
     def _refuse(live: LiveVersion, exc: ApplicationError) -> ApplicationError:
         signals.model_load_refused.send(sender=ModelCache, model_name=live.model_name,
@@ -290,6 +316,7 @@ class ModelCache:
         with self._lock:
             self._generation, self._checked_at = None, 0.0
             self._table, self._bundles, self._failures = {}, {}, {}
+            self._live_keys, self._off_table = set(), []
 
 
 model_cache = ModelCache()

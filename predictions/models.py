@@ -5,6 +5,8 @@ import uuid
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 
+from predictions.routing import PINNED_ARM
+
 # What a key may do (docs/api.md#authentication): each endpoint needs one scope.
 SCOPE_PREDICT, SCOPE_EXPLAIN, SCOPE_FEEDBACK, SCOPE_READ = "predict", "explain", "feedback", "read"
 SCOPES = (SCOPE_PREDICT, SCOPE_EXPLAIN, SCOPE_FEEDBACK, SCOPE_READ)
@@ -52,6 +54,7 @@ class PredictionLog(models.Model):
         CHAMPION = "champion"
         CHALLENGER = "challenger"
         SHADOW = "shadow"
+        PINNED = PINNED_ARM  # a request that named its version (never routed)
 
     prediction_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # No index of its own: the (model_version, created_at) index below serves every lookup by

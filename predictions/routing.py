@@ -5,10 +5,16 @@ test into a bucket in [0, 100). Challengers own consecutive ranges of buckets as
 their traffic percentage; the champion owns the rest. The same key therefore always lands
 on the same arm while the test lasts, and a new test (other challengers, other shares)
 reshuffles the keys rather than inheriting an old split.
+
+A request that names its version (docs/api.md#version-pinning) is not routed: it is
+answered by that version and logged with the arm PINNED_ARM, which no A/B test, SLO,
+drift check, live performance, live fairness audit or anomaly rate counts.
 """
 
 import hashlib
 from dataclasses import dataclass
+
+PINNED_ARM = "pinned"
 
 
 @dataclass(frozen=True)

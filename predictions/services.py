@@ -18,14 +18,21 @@ from core.errors import (
     BatchTooLargeError,
     DatabaseUnavailableError,
     FeedbackExistsError,
+    NotFoundError,
+    PermissionDeniedError,
     PredictionNotFoundError,
     ValidationError,
+    VersionNotServableError,
+    VersionUnavailableError,
 )
 from core.logging import exception_outline
+from core.ml.explain.base import ExplanationUnsupportedError
 from core.ml.outputs import class_label
 from core.ml.recipes import lifecycle_hooks, recipes_all
 from core.ml.recipes.base import LifecycleHooks
+from mlregistry.models import Status
 from mlregistry.selectors import LiveVersion
+from predictions import selectors
 from predictions.loader import LiveModel, Outputs, ServedVersion, model_cache
 from predictions.log_rows import (
     LogGroup,
@@ -42,10 +49,13 @@ from predictions.models import (
     PredictionLog,
 )
 from predictions.parsers import NON_FINITE
-from predictions.routing import Challenger, challenger_for, routing_key_sha256
+from predictions.routing import PINNED_ARM, Challenger, challenger_for, routing_key_sha256
 from predictions.validation import ValidatedBatch, instances_validate
 
 logger = logging.getLogger("pulselytics.predictions")
+
+# What a pinned request may name: an approved version that is not retired.
+SERVABLE_STATUSES = (Status.STAGING, Status.PRODUCTION)
 
 
 def api_key_scopes_clean(scopes: Iterable[str] | None) -> list[str]:
@@ -79,6 +89,23 @@ def api_key_replace(*, name: str, client_id: str = "",
     with transaction.atomic():
         ClientAPIKey.objects.filter(name=name, revoked=False).update(revoked=True)
         return api_key_create(name=name, client_id=client_id, scopes=scopes)
+
+
+def api_key_revoke(*, name_or_prefix: str) -> list[ClientAPIKey]:
+    """Revoke the active key with this prefix (the part of a key before its dot), else every
+    active key with this name. Serving refuses them within API_KEY_CACHE_SECONDS; a revoked
+    key is never valid again."""
+    active = ClientAPIKey.objects.select_for_update().filter(revoked=False).order_by("created")
+    with transaction.atomic():
+        keys = list(active.filter(prefix=name_or_prefix)) or list(active.filter(
+            name=name_or_prefix))
+        if not keys:
+            raise NotFoundError(f"no active API key named or prefixed {name_or_prefix!r}",
+                                details={"api_key": name_or_prefix})
+        ClientAPIKey.objects.filter(pk__in=[key.pk for key in keys]).update(revoked=True)
+    for key in keys:
+        key.revoked = True
+    return keys
 
 
 @dataclass(frozen=True)
@@ -177,7 +204,19 @@ def prediction_make(*, model_name: str, instances: list, request_id: str,
     _check_batch(instances, settings.PREDICT_MAX_BATCH)
     routing_key = routing_key or request_id
     routed = _route(model_name=model_name, client_id=client_id, routing_key=routing_key)
-    served = model_cache.served(routed.version)
+    predictions = _predictions_logged(
+        served=model_cache.served(routed.version), arm=routed.arm,
+        shadows=routed.live_model.shadows, instances=instances, request_id=request_id,
+        routing_key=routing_key, client_id=client_id, started=started)
+    return PredictionResult(model=model_name, served_by=routed.live_model.model_name,
+                            scope=routed.scope, predictions=predictions)
+
+
+def _predictions_logged(*, served: ServedVersion, arm: str, shadows: list[LiveVersion],
+                        instances: list, request_id: str, routing_key: str, client_id: str,
+                        started: float) -> list[dict]:
+    """Validate, predict with `served`, and log its answers and the shadows' in one insert;
+    the answers as the API returns them."""
     batch = instances_validate(schema=served.live.feature_schema, instances=instances)
     outputs = _predict(served, batch)
     # Hash what is logged: an unsalted hash of a PII value could be reversed.
@@ -186,23 +225,23 @@ def prediction_make(*, model_name: str, instances: list, request_id: str,
     prediction_ids = uuid4_texts(len(instances))
     latency_ms = (time.perf_counter() - started) * 1000
     groups = [LogGroup(version_id=served.live.version_id, model_name=served.live.model_name,
-                       arm=routed.arm, latency_ms=latency_ms, prediction_ids=prediction_ids,
+                       arm=arm, latency_ms=latency_ms, prediction_ids=prediction_ids,
                        logged=batch.logged, canonical=canonical, hashes=hashes,
                        outputs=outputs)]
-    for shadow in routed.live_model.shadows:
+    for shadow in shadows:
         group = _shadow_group(shadow=shadow, instances=instances, hashes=hashes)
         if group is not None:
             groups.append(group)
     log_rows_insert(groups, request_id=request_id, routing_hash=routing_key_sha256(routing_key),
                     client_id=client_id, now=timezone.now())
     metrics.PREDICTIONS.labels(model=served.live.model_name, version=served.live.version,
-                               arm=routed.arm).inc(len(instances))
+                               arm=arm).inc(len(instances))
     logger.info("predicted", extra={"model": served.live.model_name,
-                                    "version": served.live.version, "arm": routed.arm,
+                                    "version": served.live.version, "arm": arm,
                                     "instances": len(instances),
                                     "latency_ms": round(latency_ms, 3)})
     shared = {"version": served.live.version, "model_sha256": served.live.model_sha256,
-              "arm": routed.arm}
+              "arm": arm}
     predictions = [{"prediction_id": prediction_id, **shared, "value": value}
                    for prediction_id, value in zip(prediction_ids, outputs.values, strict=True)]
     if outputs.probabilities:
@@ -211,8 +250,7 @@ def prediction_make(*, model_name: str, instances: list, request_id: str,
     if outputs.anomaly_scores:
         for answer, score in zip(predictions, outputs.anomaly_scores, strict=True):
             answer["anomaly_score"] = score
-    return PredictionResult(model=model_name, served_by=served.live.model_name,
-                            scope=routed.scope, predictions=predictions)
+    return predictions
 
 
 def _shadow_group(*, shadow: LiveVersion, instances: list, hashes: list[str]
@@ -244,12 +282,93 @@ def explanation_make(*, model_name: str, instances: list, request_id: str,
     routed = _route(model_name=model_name, client_id=client_id,
                     routing_key=routing_key or request_id)
     served = model_cache.served(routed.version)
+    return ExplanationResult(model=model_name, served_by=served.live.model_name,
+                             scope=routed.scope, explanations=_explained(served, instances))
+
+
+def _explained(served: ServedVersion, instances: list) -> list[dict]:
+    """SHAP contributions of `served` for the instances, each naming the version."""
     batch = instances_validate(schema=served.live.feature_schema, instances=instances)
     explainer = served.explainer
-    explanations = [{"version": served.live.version, **row} for row in explainer.explain(
+    return [{"version": served.live.version, **row} for row in explainer.explain(
         batch.columns if explainer.takes_columns else batch.frame)]
-    return ExplanationResult(model=model_name, served_by=served.live.model_name,
-                             scope=routed.scope, explanations=explanations)
+
+
+def _pinned(*, model_name: str, version: str, client_id: str) -> LiveVersion:
+    """The version a pinned request names, if it may answer: approved and not retired
+    (staging or production). A request acting for one client never gets another's model."""
+    pinned = selectors.model_version_named(name=model_name, version=version)
+    if pinned.client_id and client_id and pinned.client_id != client_id:
+        raise PermissionDeniedError(f"model {model_name!r} belongs to another client",
+                                    details={"model": model_name})
+    if pinned.status not in SERVABLE_STATUSES:
+        raise VersionNotServableError(
+            f"{model_name} {version} is {pinned.status}: only a version in "
+            f"{' or '.join(SERVABLE_STATUSES)} answers a pinned request",
+            details={"model": model_name, "version": version, "status": pinned.status})
+    return pinned
+
+
+def _pinned_scope(pinned: LiveVersion) -> str:
+    return "client" if pinned.client_id else "global"
+
+
+def prediction_make_pinned(*, model_name: str, version: str, instances: list,
+                           request_id: str, routing_key: str | None = None,
+                           client_id: str = "") -> PredictionResult:
+    """Answer with the named version (docs/api.md#version-pinning) and log the answers with
+    the arm PINNED_ARM before returning them. Backtests and reports ask for a version:
+    nothing is routed and no shadow sees the request, so no live figure counts it."""
+    started = time.perf_counter()
+    _check_batch(instances, settings.PREDICT_MAX_BATCH)
+    pinned = _pinned(model_name=model_name, version=version, client_id=client_id)
+    predictions = _predictions_logged(
+        served=model_cache.served_any(pinned), arm=PINNED_ARM, shadows=[],
+        instances=instances, request_id=request_id, routing_key=routing_key or request_id,
+        client_id=client_id, started=started)
+    return PredictionResult(model=model_name, served_by=pinned.model_name,
+                            scope=_pinned_scope(pinned), predictions=predictions)
+
+
+def explanation_make_pinned(*, model_name: str, version: str, instances: list,
+                            client_id: str = "") -> ExplanationResult:
+    """SHAP contributions of the named version (docs/api.md#version-pinning)."""
+    _check_batch(instances, settings.EXPLAIN_MAX_INSTANCES)
+    pinned = _pinned(model_name=model_name, version=version, client_id=client_id)
+    return ExplanationResult(
+        model=model_name, served_by=pinned.model_name, scope=_pinned_scope(pinned),
+        explanations=_explained(model_cache.served_any(pinned), instances))
+
+
+def prediction_explanation_make(*, prediction_id: str, client_id: str = "") -> dict:
+    """The explanation of a logged prediction's inputs by the version that answered it,
+    live or not (docs/api.md#prediction-records), after the artifact verification of any
+    load. Its `value` is the logged answer (in the explanation's output space).
+
+    410 `version_unavailable` when clean-up removed that version's artifacts; 422
+    `explanation_unsupported` when the version takes a personal input, which is never
+    logged and so cannot be given back to it.
+    """
+    log = selectors.prediction_get(prediction_id=prediction_id, client_id=client_id)
+    row = log.model_version
+    if row.artifacts_deleted_at is not None:
+        raise VersionUnavailableError(
+            f"{log.model_name} {row.version}, which answered prediction {log.prediction_id}, "
+            f"had its artifacts removed by clean-up at {row.artifacts_deleted_at.isoformat()}",
+            details={"model": log.model_name, "version": row.version,
+                     "artifacts_deleted_at": row.artifacts_deleted_at.isoformat()})
+    personal_inputs = sorted(
+        feature["name"] for feature in row.feature_schema.get("features", [])
+        if feature.get("pii") and feature.get("input", True))
+    if personal_inputs:
+        raise ExplanationUnsupportedError(
+            f"{log.model_name} {row.version} takes personal inputs, which are never logged: "
+            "its logged predictions cannot be explained", details={"features": personal_inputs})
+    served = model_cache.served_any(selectors.live_version_of(row))
+    (explanation,) = _explained(served, [log.features])
+    return {"prediction_id": str(log.prediction_id), "model": log.model_name,
+            "version": row.version, "model_sha256": row.model_sha256,
+            "explanation": explanation}
 
 
 def _actual_for(log: PredictionLog, actual):
@@ -259,14 +378,32 @@ def _actual_for(log: PredictionLog, actual):
                               details=[{"index": None, "field": "actual", "code": code,
                                         "message": message}])
 
+    def truth(label) -> bool | None:
+        """How a binary label reads as false/true, if it does: false/true, 0/1, "0"/"1",
+        "false"/"true"."""
+        if isinstance(label, bool):
+            return label
+        if isinstance(label, int | float) and label in (0, 1):
+            return label == 1
+        if isinstance(label, str) and label.lower() in ("0", "1", "false", "true"):
+            return label.lower() in ("1", "true")
+        return None
+
     if actual is None:
         refuse("missing", "actual is required")
     if actual is NON_FINITE:
         refuse("not_finite", "expected a finite value")
     if log.probabilities is not None:  # a classifier: one of its classes
-        if isinstance(actual, dict | list) or str(actual) not in log.probabilities:
+        if isinstance(actual, dict | list):
             refuse("unknown_category", f"expected one of {sorted(log.probabilities)}")
-        return class_label(str(actual), log.value)
+        if str(actual) in log.probabilities:
+            return class_label(str(actual), log.value)
+        # Clients send a binary label in whichever form their language gives it (`true`
+        # for a model that answered `1`): each of the two classes has one reading.
+        readings = {truth(class_label(key, log.value)): key for key in log.probabilities}
+        if set(readings) == {False, True} and truth(actual) is not None:
+            return class_label(readings[truth(actual)], log.value)
+        refuse("unknown_category", f"expected one of {sorted(log.probabilities)}")
     if log.anomaly_score is not None:
         if not isinstance(actual, bool):
             refuse("wrong_type", "expected true (anomaly) or false")
@@ -301,7 +438,8 @@ def feedback_record(*, prediction_id: str, actual, api_key: ClientAPIKey) -> Pre
                                           details={"prediction_id": str(prediction_id)})
         if log.actual_at is not None:
             raise FeedbackExistsError(f"prediction {prediction_id} already has feedback",
-                                      details={"actual_at": log.actual_at.isoformat()})
+                                      details={"actual_at": log.actual_at.isoformat(),
+                                               "stored": log.actual})
         log.actual, log.actual_at = _actual_for(log, actual), timezone.now()
         log.feedback_source = api_key.feedback_source
         log.save(update_fields=["actual", "actual_at", "feedback_source"])

@@ -5,7 +5,7 @@ one vectorised pass); here only the envelope is parsed, so errors keep the docs/
 `details: [{"index", "field", "code", "message"}]`.
 """
 
-from drf_spectacular.utils import PolymorphicProxySerializer
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from core.errors import ValidationError
@@ -111,11 +111,44 @@ class PredictionSerializer(serializers.Serializer):
     prediction_id = serializers.UUIDField()
     version = serializers.CharField()
     model_sha256 = serializers.CharField()
-    arm = serializers.ChoiceField(choices=["champion", "challenger"])
+    arm = serializers.ChoiceField(choices=["champion", "challenger", "pinned"],
+                                  help_text="pinned: the request named the version")
     value = serializers.JSONField(help_text="number (regression), class label, or true/false "
                                             "(anomaly)")
     probabilities = serializers.DictField(child=serializers.FloatField(), required=False)
     anomaly_score = serializers.FloatField(required=False)
+
+
+# Written out rather than a nullable nested serializer: OpenAPI 3.0 validators reject null
+# for a `$ref` beside `nullable`, and most logged predictions have no outcome yet.
+OUTCOME_SCHEMA = {
+    "type": "object", "nullable": True, "additionalProperties": False,
+    "required": ["actual", "actual_at", "source"],
+    "description": "the observed outcome, null until feedback is posted",
+    "properties": {
+        "actual": {"description": "as posted: a number, a class label or true/false"},
+        "actual_at": {"type": "string", "format": "date-time"},
+        "source": {"type": "string",
+                   "description": "who vouched for it: client:<id>, or key:<prefix> for a key "
+                                  "without a client"},
+    },
+}
+
+
+@extend_schema_field(OUTCOME_SCHEMA)
+class OutcomeField(serializers.JSONField):
+    pass
+
+
+class PredictionRecordSerializer(PredictionSerializer):
+    model = serializers.CharField(help_text="the model that answered (a client's own model, "
+                                            "or the global one)")
+    request_id = serializers.CharField()
+    client_id = serializers.CharField(help_text="the client the request acted for, or empty")
+    created_at = serializers.DateTimeField()
+    inputs = serializers.DictField(help_text="the instance as logged: personal (pii) features "
+                                             "are never stored or returned")
+    outcome = OutcomeField(allow_null=True)
 
 
 class PredictResponseSerializer(serializers.Serializer):
@@ -151,6 +184,16 @@ class ExplainResponseSerializer(serializers.Serializer):
     served_by = serializers.CharField()
     scope = serializers.ChoiceField(choices=["client", "global"])
     explanations = ExplanationSerializer(many=True)
+
+
+class PredictionExplanationSerializer(serializers.Serializer):
+    schema_version = serializers.CharField()
+    request_id = serializers.CharField(help_text="this request's id")
+    prediction_id = serializers.UUIDField()
+    model = serializers.CharField()
+    version = serializers.CharField(help_text="the version that answered the prediction")
+    model_sha256 = serializers.CharField()
+    explanation = ExplanationSerializer()
 
 
 class FeedbackRequestSerializer(serializers.Serializer):

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from core.api import FastJSONRenderer, error_response
 from mlregistry import selectors as registry
-from predictions import services
+from predictions import selectors, services
 from predictions.api import serializers as s
 from predictions.api.auth import (
     APIKeyRateThrottle,
@@ -198,3 +198,84 @@ class FeedbackView(APIView):
                                        api_key=request.auth)
         return Response({"prediction_id": str(log.prediction_id), "actual": log.actual,
                          "actual_at": log.actual_at})
+
+
+class PredictionRecordView(APIView):
+    """The logged record of an answered prediction (docs/api.md#prediction-records): its
+    inputs without personal features, answer, version and outcome. Another client's
+    prediction is unknown to a client-bound key (404)."""
+
+    api_key_scope = SCOPE_READ
+
+    @extend_schema(responses={200: s.PredictionRecordSerializer,
+                              **_errors(401, 403, 404, 429, 503)})
+    def get(self, request, prediction_id: str):
+        log = selectors.prediction_get(prediction_id=prediction_id,
+                                       client_id=request.auth.client_id)
+        return Response(selectors.prediction_record(log=log))
+
+
+class PredictionExplanationView(APIView):
+    """SHAP explanation of a logged prediction's inputs by the version that answered it,
+    live or not, after verifying its artifacts (docs/api.md#prediction-records). 410
+    `version_unavailable` once clean-up removed that version's artifacts."""
+
+    renderer_classes = [FastJSONRenderer]
+    api_key_scope = SCOPE_EXPLAIN
+    throttle_classes = [APIKeyRateThrottle, ExplainInstanceThrottle]
+
+    @extend_schema(responses={200: s.PredictionExplanationSerializer,
+                              **_errors(401, 403, 404, 410, 422, 429, 500, 503)})
+    def get(self, request, prediction_id: str):
+        result = services.prediction_explanation_make(prediction_id=prediction_id,
+                                                      client_id=request.auth.client_id)
+        return Response({"schema_version": SCHEMA_VERSION, "request_id": request.request_id,
+                         **result})
+
+
+# A pinned request answers for a backtest or a report, not for live traffic: its failures
+# are not recorded for the error-rate SLO (no FailuresRecorded), as its answers are not.
+class PinnedPredictView(APIView):
+    """Predictions by the named version, in staging or production (else 409
+    `version_not_servable`), logged with arm `pinned` (docs/api.md#version-pinning)."""
+
+    renderer_classes = [FastJSONRenderer]
+    api_key_scope = SCOPE_PREDICT
+    throttle_classes = [APIKeyRateThrottle, PredictInstanceThrottle]
+
+    @extend_schema(
+        request={"application/json": s.PREDICT_REQUEST_SCHEMA},
+        responses={200: s.PredictResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404, 409)},
+    )
+    def post(self, request, name: str, version: str):
+        instances, routing_key, client_id = s.predict_request_parse(json_body(request))
+        result = services.prediction_make_pinned(
+            model_name=name, version=version, instances=instances,
+            request_id=request.request_id, routing_key=routing_key or None,
+            client_id=client_for(request, client_id))
+        return Response({"schema_version": SCHEMA_VERSION, "request_id": request.request_id,
+                         "model": result.model, "served_by": result.served_by,
+                         "scope": result.scope, "predictions": result.predictions})
+
+
+class PinnedExplainView(APIView):
+    """SHAP explanations by the named version, in staging or production (else 409
+    `version_not_servable`; docs/api.md#version-pinning)."""
+
+    renderer_classes = [FastJSONRenderer]
+    api_key_scope = SCOPE_EXPLAIN
+    throttle_classes = [APIKeyRateThrottle, ExplainInstanceThrottle]
+
+    @extend_schema(
+        request=s.ExplainRequestSerializer,
+        responses={200: s.ExplainResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404, 409)},
+    )
+    def post(self, request, name: str, version: str):
+        instances, _, client_id = s.predict_request_parse(json_body(request),
+                                                          single_field="instance")
+        result = services.explanation_make_pinned(
+            model_name=name, version=version, instances=instances,
+            client_id=client_for(request, client_id))
+        return Response({"schema_version": SCHEMA_VERSION, "request_id": request.request_id,
+                         "model": result.model, "served_by": result.served_by,
+                         "scope": result.scope, "explanations": result.explanations})

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "corsheaders",
     # local
     "core",
     "mlregistry",
@@ -74,6 +75,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.middleware.RequestIdMiddleware",
+    # Before every middleware that may answer (ApiGuard's 413, CommonMiddleware), as
+    # django-cors-headers asks, so that those answers carry the CORS headers too.
+    "corsheaders.middleware.CorsMiddleware",
     "core.middleware.ApiGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -234,6 +238,8 @@ PULSELYTICS_LIFECYCLE_HOOKS = [
 # Serving (docs/api.md)
 PREDICT_MAX_BATCH = int(os.environ.get("PREDICT_MAX_BATCH", "2000"))
 EXPLAIN_MAX_INSTANCES = 100
+# Outcomes per bulk feedback call (POST /api/v1/feedback); a larger batch is refused whole.
+FEEDBACK_MAX_BATCH = int(os.environ.get("FEEDBACK_MAX_BATCH", "10000"))
 # Request bodies above this are refused with 413 payload_too_large before parsing.
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(8 * 1024 * 1024)))
 # How long a serving process trusts a verified API key before checking it again (so a
@@ -243,6 +249,15 @@ API_KEY_CACHE_SECONDS = float(os.environ.get("API_KEY_CACHE_SECONDS", "2"))
 REGISTRY_POLL_SECONDS = float(os.environ.get("REGISTRY_POLL_SECONDS", "1.0"))
 # A version that failed to load is retried after this long (or at the next registry change).
 MODEL_LOAD_RETRY_SECONDS = float(os.environ.get("MODEL_LOAD_RETRY_SECONDS", "30"))
+# Browsers on these origins (e.g. https://dashboard.example.com) may call the API; none by
+# default. Only /api/ answers CORS: the admin and the dashboard stay same-origin. Keys
+# travel in the Authorization header, never in cookies, so credentials stay off.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_METHODS = ["GET", "OPTIONS", "POST"]
+CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "idempotency-key",
+                      "x-request-id"]
+CORS_EXPOSE_HEADERS = ["retry-after", "x-request-id"]
 
 # Monitoring (docs/monitoring.md)
 # Drift: the window of logged predictions compared with the reference profile.
@@ -286,6 +301,11 @@ ALERT_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("ALERT_WEBHOOK_TIMEOUT_SECO
 ALERT_DELIVERY_MAX_RETRIES = int(os.environ.get("ALERT_DELIVERY_MAX_RETRIES", "5"))
 ALERT_DELIVERY_RETRY_BACKOFF_SECONDS = int(
     os.environ.get("ALERT_DELIVERY_RETRY_BACKOFF_SECONDS", "30"))
+# Registry events (docs/api.md#registry-events): every sealed audit row POSTed to this URL,
+# signed as alert webhooks are but with a secret of its own; timeout, retries and back-off
+# are the ALERT_WEBHOOK_TIMEOUT_SECONDS and ALERT_DELIVERY_* settings above. Empty: none.
+REGISTRY_WEBHOOK_URL = os.environ.get("REGISTRY_WEBHOOK_URL", "")
+REGISTRY_WEBHOOK_SECRET = os.environ.get("REGISTRY_WEBHOOK_SECRET", "")
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))

@@ -69,6 +69,11 @@ EXAMPLES = {
     "POST /api/v1/models/{name}/predict": 280,
     "POST /api/v1/models/{name}/explain": 180,
     "POST /api/v1/predictions/{prediction_id}/feedback": 200,
+    "POST /api/v1/models/{name}/versions/{version}/predict": 120,
+    "POST /api/v1/models/{name}/versions/{version}/explain": 80,
+    "GET /api/v1/predictions/{prediction_id}": 80,
+    "GET /api/v1/predictions/{prediction_id}/explanation": 80,
+    "POST /api/v1/feedback": 120,
 }
 MIN_REQUESTS = 1000
 
@@ -132,12 +137,14 @@ def realistic_bodies(pool: list[dict], *, single_field: str | None):
     return st.one_of(forms)
 
 
-def with_path(strategy, parameter: str, values: list):
+def with_path(strategy, parameter: str, values: list, versions=None):
     """Generated cases with one path parameter set to a real value (a live model, a logged
     prediction id), so the request gets past the lookup."""
     def put(drawn):
         case, value = drawn
-        case.path_parameters = {**case.path_parameters, parameter: value}
+        extra = ({"version": versions[value]}
+                 if versions and "version" in case.path_parameters else {})
+        case.path_parameters = {**case.path_parameters, parameter: value, **extra}
         return case
     return st.tuples(strategy, st.sampled_from(values)).map(put)
 
@@ -160,16 +167,20 @@ def case_strategies(operation, data) -> list:
     strategies += [generated(positive, headers=auth)]
     if "{name}" in operation.path:
         names = list(data["pools"])
+        # A pinned operation is pointed at each model's live version.
+        versions = data["versions"] if "{version}" in operation.path else {}
         strategies += [generated(negative, headers=auth),
-                       with_path(generated(positive, headers=auth), "name", names)]
+                       with_path(generated(positive, headers=auth), "name", names, versions)]
         if operation.body:
             single = "instance" if operation.path.endswith("/explain") else None
             realistic = st.sampled_from(names).flatmap(lambda name: st.tuples(
                 realistic_bodies(data["pools"][name], single_field=single), any_key,
-            ).map(lambda drawn: operation.Case(path_parameters={"name": name}, body=drawn[0],
-                                               headers=drawn[1], media_type="application/json")))
+            ).map(lambda drawn: operation.Case(
+                path_parameters={"name": name, **({"version": versions[name]} if versions else {})},
+                body=drawn[0], headers=drawn[1], media_type="application/json")))
             # Listed six times: half the requests should reach the models.
-            strategies += [with_path(generated(negative, headers=auth), "name", names)]
+            strategies += [with_path(generated(negative, headers=auth), "name", names,
+                                     versions)]
             strategies += [realistic] * 6
     if "{prediction_id}" in operation.path:
         ids = [prediction_id for prediction_id, _ in data["logged"]]
@@ -185,8 +196,7 @@ def case_strategies(operation, data) -> list:
             generated(negative, headers=auth),
             with_path(generated(positive, headers=auth), "prediction_id", ids),
             with_path(generated(negative, headers=auth), "prediction_id", ids),
-            realistic, realistic,
-        ]
+        ] + ([realistic, realistic] if operation.body else [])  # the GETs take no body
     return strategies
 
 
@@ -201,7 +211,7 @@ def live_api(people, tmp_path, settings, monkeypatch, live_server):
     monkeypatch.setattr(auth.InstanceRateThrottle, "THROTTLE_RATES", rates)
     model_cache.clear()
     auth._verified.clear()
-    pools, logged = {}, []
+    pools, logged, versions = {}, [], {}
     for name, make_frame in MODELS.items():
         path = tmp_path / f"{name}.csv"
         make_frame(n=TRAINING_ROWS).to_csv(path, index=False)
@@ -213,6 +223,7 @@ def live_api(people, tmp_path, settings, monkeypatch, live_server):
                                                 notes="contract fuzzing")
         rows = _pool(version, make_frame(n=TRAINING_ROWS, seed=7).head(LOGGED_PER_MODEL))
         pools[name] = rows[:POOL_ROWS]
+        versions[name] = version.version
         result = serving.prediction_make(model_name=name, instances=rows,
                                          request_id=f"fuzz-{name}")
         logged += [(p["prediction_id"], p["value"]) for p in result.predictions]
@@ -221,7 +232,7 @@ def live_api(people, tmp_path, settings, monkeypatch, live_server):
     _, client_key = serving.api_key_create(name="contract fuzzing, bound",
                                            client_id=demo_data.BIG_CLIENT, scopes=SCOPES)
     yield {"url": live_server.url, "key": key, "client_key": client_key, "pools": pools,
-           "logged": logged}
+           "logged": logged, "versions": versions}
     model_cache.clear()
     auth._verified.clear()
 

@@ -28,6 +28,8 @@ from tests.test_project import ROOT, clean_env, manage, production_env
 
 HOOK = "https://hooks.example/pulselytics"
 SHORT_SECRET = "ALERT_WEBHOOK_URL is set but ALERT_WEBHOOK_SECRET is shorter than 32 bytes"
+SHORT_REGISTRY_SECRET = ("REGISTRY_WEBHOOK_URL is set but REGISTRY_WEBHOOK_SECRET is shorter "
+                         "than 32 bytes")
 # A ceiling for a slow machine, not a speed test.
 START_TIMEOUT = 120
 
@@ -41,6 +43,9 @@ UNSAFE = [
     pytest.param({"ALERT_WEBHOOK_URL": HOOK, "ALERT_WEBHOOK_SECRET": "s" * 31},
                  f"production refuses unsafe settings: {SHORT_SECRET}", SHORT_SECRET,
                  id="webhook-secret-of-31-bytes"),
+    pytest.param({"REGISTRY_WEBHOOK_URL": HOOK, "REGISTRY_WEBHOOK_SECRET": "s" * 31},
+                 f"production refuses unsafe settings: {SHORT_REGISTRY_SECRET}",
+                 SHORT_REGISTRY_SECRET, id="registry-webhook-secret-of-31-bytes"),
     pytest.param({"AUDIT_HMAC_KEY": ""}, "production needs AUDIT_HMAC_KEY in the environment",
                  "AUDIT_HMAC_KEY is not set", id="audit-key-missing"),
 ]

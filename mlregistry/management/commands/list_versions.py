@@ -1,3 +1,7 @@
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
+
 from core.commands import ApplicationCommand
 from mlregistry import selectors
 
@@ -7,9 +11,21 @@ class Command(ApplicationCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name", help="model name, e.g. engagement-likes")
+        parser.add_argument("--json", dest="as_json", action="store_true",
+                            help="print a JSON array, one object per version, instead of "
+                                 "the table")
 
-    def run(self, *args, name, **options):
+    def run(self, *args, name, as_json, **options):
         versions = selectors.model_versions_list(name=name)
+        if as_json:
+            self.stdout.write(json.dumps([{
+                "version": v.version, "status": v.status,
+                "traffic_percentage": v.traffic_percentage, "is_shadow": v.is_shadow,
+                "created_at": v.created_at, "created_by": v.created_by.get_username(),
+                "approved_by": v.approved_by.get_username() if v.approved_by else None,
+                "model_sha256": v.model_sha256, "failed_gates": selectors.failed_gates(v),
+            } for v in versions], cls=DjangoJSONEncoder, indent=2))
+            return
         self.stdout.write(
             f"{'VERSION':<10} {'STATUS':<11} {'TRAFFIC':>7} {'SHADOW':<6} {'CREATED':<20} "
             f"{'CREATED BY':<14} {'APPROVED BY':<14} {'SHA256':<12} GATES"

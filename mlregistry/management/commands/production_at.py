@@ -1,3 +1,4 @@
+import json
 from datetime import UTC
 
 from django.core.management.base import CommandError
@@ -16,8 +17,10 @@ class Command(ApplicationCommand):
         parser.add_argument("timestamp",
                             help="ISO 8601 instant, e.g. 2026-11-20T14:05:00 (naive "
                                  "means UTC)")
+        parser.add_argument("--json", dest="as_json", action="store_true",
+                            help='print {"model", "at", "version", "model_sha256"} as JSON')
 
-    def run(self, *args, name, timestamp, **options):
+    def run(self, *args, name, timestamp, as_json, **options):
         at = parse_datetime(timestamp)
         if at is None:
             raise CommandError(f"not an ISO 8601 timestamp: {timestamp!r}")
@@ -26,4 +29,9 @@ class Command(ApplicationCommand):
         version = selectors.model_production_at(name=name, at=at)
         if version is None:
             raise CommandError(f"{name} had no production version at {at.isoformat()}")
-        self.stdout.write(f"{version.version} {version.model_sha256}")
+        if as_json:
+            self.stdout.write(json.dumps({"model": name, "at": at.isoformat(),
+                                          "version": version.version,
+                                          "model_sha256": version.model_sha256}))
+        else:
+            self.stdout.write(f"{version.version} {version.model_sha256}")
