@@ -225,7 +225,8 @@ class ModelCache:
         if live.champion is None:
             raise ModelNotReadyError(f"{model_name} has no production version",
                                      details={"model": model_name})
-        return live, "global"
+        # A client's own model named directly is still that client's model.
+        return live, "client" if live.client_id else "global"
 
     def served(self, live: LiveVersion) -> ServedVersion:
         key = (live.version_id, live.model_sha256)

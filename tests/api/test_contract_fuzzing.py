@@ -62,18 +62,18 @@ POOL_ROWS = 40  # demo rows the realistic predict/explain bodies are built from
 EXAMPLES = {
     "GET /api/v1/health": 1,  # no inputs: one request says it all
     "GET /api/v1/ready": 1,
-    "GET /api/v1/models": 40,
-    "GET /api/v1/models/{name}": 120,
-    "GET /api/v1/models/{name}/versions": 120,
-    "GET /api/v1/models/{name}/drift": 120,
-    "POST /api/v1/models/{name}/predict": 280,
-    "POST /api/v1/models/{name}/explain": 180,
-    "POST /api/v1/predictions/{prediction_id}/feedback": 200,
-    "POST /api/v1/models/{name}/versions/{version}/predict": 120,
-    "POST /api/v1/models/{name}/versions/{version}/explain": 80,
-    "GET /api/v1/predictions/{prediction_id}": 80,
-    "GET /api/v1/predictions/{prediction_id}/explanation": 80,
-    "POST /api/v1/feedback": 120,
+    "GET /api/v1/models": 30,
+    "GET /api/v1/models/{name}": 80,
+    "GET /api/v1/models/{name}/versions": 80,
+    "GET /api/v1/models/{name}/drift": 80,
+    "POST /api/v1/models/{name}/predict": 220,
+    "POST /api/v1/models/{name}/explain": 140,
+    "POST /api/v1/predictions/{prediction_id}/feedback": 140,
+    "POST /api/v1/models/{name}/versions/{version}/predict": 80,
+    "POST /api/v1/models/{name}/versions/{version}/explain": 60,
+    "GET /api/v1/predictions/{prediction_id}": 60,
+    "GET /api/v1/predictions/{prediction_id}/explanation": 60,
+    "POST /api/v1/feedback": 80,
 }
 MIN_REQUESTS = 1000
 

@@ -123,7 +123,7 @@ def test_predictions_and_integrity_errors_are_answered_with_redis_down(people, b
     alert = Alert.objects.get(kind="integrity", model_name=broken.model.name)
     delivery = AlertDelivery.objects.get(alert=alert)
     assert (delivery.channel, delivery.state, delivery.attempts) == ("email", "pending", 0)
-    assert "alert deliveries not queued; left pending for the resend task" in caplog.messages
+    assert "deliveries not queued; left pending for the resend task" in caplog.messages
 
 
 def test_work_that_fell_due_during_the_outage_runs_when_redis_returns(people, broker, api,

@@ -2,13 +2,13 @@
 the same services (docs/operations.md#schedules-and-background-work)."""
 
 import json
-from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from django_celery_beat.models import PeriodicTask
 
 from monitoring.models import ScheduleChange
+from tests.commands import command_output
 
 pytestmark = pytest.mark.django_db
 
@@ -16,9 +16,7 @@ DRIFT_CHECK = "monitoring: drift check"
 
 
 def run(*args) -> str:
-    out = StringIO()
-    call_command("schedules", *args, stdout=out)
-    return out.getvalue()
+    return command_output("schedules", *args)
 
 
 def test_list_json_names_every_periodic_task():

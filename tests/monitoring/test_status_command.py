@@ -3,10 +3,9 @@ read-only overview of each model from the registry and the last scheduled checks
 
 import json
 from datetime import timedelta
-from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from django.utils import timezone
 
 from mlregistry.models import ModelTransition
@@ -19,19 +18,10 @@ from monitoring.models import (
     PerformanceReport,
     SLOReport,
 )
+from tests.commands import command_output
 from tests.factories import register_deployed_version, register_version
 
-
-def run(*args) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out)
-    return out.getvalue()
-
-
-@pytest.fixture(autouse=True)
-def no_delivery_channels(settings):
-    settings.ALERT_EMAIL_RECIPIENTS = []
-    settings.ALERT_WEBHOOK_URL = ""
+pytestmark = pytest.mark.usefixtures("no_alert_delivery_channels")
 
 
 def window() -> dict:
@@ -71,7 +61,7 @@ def ab_test(people, champion):
 
 
 def test_status_json_holds_live_versions_results_and_open_alerts(ab_test):
-    (model,) = json.loads(run("status", "engagement-likes", "--json"))
+    (model,) = json.loads(command_output("status", "engagement-likes", "--json"))
 
     assert (model["model"], model["task"], model["client_id"]) == (
         "engagement-likes", "regression", "")
@@ -95,7 +85,7 @@ def test_status_json_holds_live_versions_results_and_open_alerts(ab_test):
 
 
 def test_status_prints_one_block_per_model(ab_test):
-    output = run("status")
+    output = command_output("status")
 
     assert output.startswith("engagement-likes (regression)\n  1.0.0 champion 80%\n"
                              "    drift ok at ")
@@ -114,7 +104,7 @@ def test_status_reads_and_changes_nothing(ab_test):
     before = (ModelTransition.objects.count(), Alert.objects.count(),
               DriftReport.objects.count(), SLOReport.objects.count())
 
-    run("status", "--json")
+    command_output("status", "--json")
 
     assert before == (ModelTransition.objects.count(), Alert.objects.count(),
                       DriftReport.objects.count(), SLOReport.objects.count())
@@ -123,8 +113,8 @@ def test_status_reads_and_changes_nothing(ab_test):
 def test_status_of_a_model_without_live_version_says_so(data_scientist):
     register_version(user=data_scientist)
 
-    (model,) = json.loads(run("status", "engagement-likes", "--json"))
-    output = run("status", "engagement-likes")
+    (model,) = json.loads(command_output("status", "engagement-likes", "--json"))
+    output = command_output("status", "engagement-likes")
 
     assert (model["live"], model["ab_test"], model["slo"], model["open_alerts"]) == (
         [], None, None, [])
@@ -133,4 +123,4 @@ def test_status_of_a_model_without_live_version_says_so(data_scientist):
 
 def test_status_of_an_unknown_model_fails_with_its_code(db):
     with pytest.raises(CommandError, match=r"^model_not_found: "):
-        run("status", "no-such-model")
+        command_output("status", "no-such-model")

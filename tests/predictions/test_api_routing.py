@@ -124,6 +124,17 @@ def test_client_without_its_own_model_is_served_by_the_global_one(demo_models, a
     assert (log.model_version_id, log.client_id) == (demo_models.version(LIKES).pk, "globex")
 
 
+def test_clients_own_model_named_directly_answers_with_client_scope(demo_models, api_client,
+                                                                   acme_model):
+    response = api_client.post_json(f"/api/v1/models/{LIKES}--acme/predict",
+                                    {"instances": demo_models.instances(LIKES)})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["model"], body["served_by"], body["scope"]) == (
+        f"{LIKES}--acme", f"{LIKES}--acme", "client")
+
+
 def test_client_bound_key_is_served_by_its_clients_model(demo_models, anonymous_client,
                                                          acme_model):
     _, key = serving.api_key_create(name="acme", client_id="acme")

@@ -43,6 +43,13 @@ AUTHENTICATED = {
     "predict": ("post", [INSTANCE]),
     "explain": ("post", {"instance": INSTANCE}),
     "feedback": ("post", {"actual": 3.0}),
+    # (a body that names the live prediction is built from it)
+    "feedback-batch": ("post", lambda live: {"outcomes": [{"prediction_id": live["prediction_id"],
+                                                           "actual": 3.0}]}),
+    "prediction-record": ("get", None),
+    "prediction-explanation": ("get", None),
+    "pinned-predict": ("post", [INSTANCE]),
+    "pinned-explain": ("post", {"instance": INSTANCE}),
 }
 REGISTRY_ENDPOINTS = ["model-list", "model-detail", "model-versions", "model-drift"]
 
@@ -58,10 +65,12 @@ def live(people, api_client) -> dict:
 
 
 def url_of(name: str, live: dict) -> str:
-    if name == "model-list":
+    if name in ("model-list", "feedback-batch"):
         return reverse(name)
-    if name == "feedback":
+    if name in ("feedback", "prediction-record", "prediction-explanation"):
         return reverse(name, kwargs={"prediction_id": live["prediction_id"]})
+    if name.startswith("pinned-"):
+        return reverse(name, kwargs={"name": MODEL, "version": live["version"].version})
     return reverse(name, kwargs={"name": MODEL})
 
 
@@ -69,7 +78,7 @@ def call(client, name: str, live: dict, **extra):
     method, body = AUTHENTICATED[name]
     if method == "get":
         return client.get(url_of(name, live), **extra)
-    return client.post_json(url_of(name, live), body, **extra)
+    return client.post_json(url_of(name, live), body(live) if callable(body) else body, **extra)
 
 
 def written() -> dict:
@@ -113,12 +122,15 @@ def test_endpoint_without_a_key_does_not_reveal_whether_a_model_exists(db, anony
                                                                        name):
     absent = {"prediction_id": str(uuid.uuid4())}
     method, body = AUTHENTICATED[name]
-    url = (reverse(name) if name == "model-list" else
-           reverse(name, kwargs=absent) if name == "feedback" else
+    url = (reverse(name) if name in ("model-list", "feedback-batch") else
+           reverse(name, kwargs=absent)
+           if name in ("feedback", "prediction-record", "prediction-explanation") else
+           reverse(name, kwargs={"name": "no-such-model", "version": "1.0.0"})
+           if name.startswith("pinned-") else
            reverse(name, kwargs={"name": "no-such-model"}))
 
     response = (anonymous_client.get(url) if method == "get"
-                else anonymous_client.post_json(url, body))
+                else anonymous_client.post_json(url, body(absent) if callable(body) else body))
 
     assert_envelope(response, 401, "not_authenticated")
 

@@ -121,6 +121,11 @@ def test_the_openapi_schema_names_each_operations_scope(db):
         ("POST", "/api/v1/models/{name}/predict"): "predict",
         ("POST", "/api/v1/models/{name}/explain"): "explain",
         ("POST", "/api/v1/predictions/{prediction_id}/feedback"): "feedback",
+        ("POST", "/api/v1/feedback"): "feedback",
+        ("GET", "/api/v1/predictions/{prediction_id}"): "read",
+        ("GET", "/api/v1/predictions/{prediction_id}/explanation"): "explain",
+        ("POST", "/api/v1/models/{name}/versions/{version}/predict"): "predict",
+        ("POST", "/api/v1/models/{name}/versions/{version}/explain"): "explain",
     }
     feedback = schema["paths"]["/api/v1/predictions/{prediction_id}/feedback"]["post"]
     assert "`feedback` scope" in feedback["description"]
