@@ -137,7 +137,7 @@ OUTCOME_SCHEMA = {
 
 @extend_schema_field(OUTCOME_SCHEMA)
 class OutcomeField(serializers.JSONField):
-    pass
+    """A prediction record's outcome, documented by OUTCOME_SCHEMA in the OpenAPI schema."""
 
 
 class PredictionRecordSerializer(PredictionSerializer):
