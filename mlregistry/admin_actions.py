@@ -107,6 +107,15 @@ def _ab_test_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
                       "you enter; the champion keeps the rest. The test is evaluated hourly."}
 
 
+def _canary_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
+    champion = _champion(version)
+    return {"effect": f"{version} takes the share of traffic you enter beside champion "
+                      f"{champion.version if champion else '(none)'}. The canary guard compares "
+                      "it with the champion every minute (SLO, error rate, drift): a breach "
+                      "rolls it back at once with an alert; healthy through the bake time, the "
+                      "platform deploys it as champion and archives the current one."}
+
+
 def _shadow_test_describe(version: MLModelVersion, user: AbstractBaseUser) -> dict:
     return {"effect": f"{version} receives copies of {version.model.name}'s requests; its answers "
                       "are logged for comparison, never returned to clients."}
@@ -176,10 +185,21 @@ def _deploy(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
 
 def _ab_test(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
     version = services.model_version_deploy(version=version, user=user, notes=data["notes"],
-                                            traffic=data["traffic"])
+                                            traffic=data["traffic"],
+                                            experiment=data.get("experiment", ""))
     champion = _champion(version)
-    return (f"Started an A/B test: {version} receives {version.traffic_percentage}% of traffic "
-            f"beside champion {champion.version} ({champion.traffic_percentage}%).")
+    named = f" {version.experiment}" if version.experiment else ""
+    return (f"Started an A/B test{named}: {version} receives {version.traffic_percentage}% of "
+            f"traffic beside champion {champion.version} ({champion.traffic_percentage}%).")
+
+
+def _canary(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
+    version = services.model_version_deploy(
+        version=version, user=user, notes=data["notes"], canary=data["traffic"],
+        bake_minutes=data["bake_minutes"], experiment=data.get("experiment", ""))
+    return (f"Started a canary: {version} receives {version.traffic_percentage}% of traffic "
+            f"and is promoted at {version.canary_until:%Y-%m-%d %H:%M} UTC if it stays "
+            "healthy.")
 
 
 def _shadow_test(version: MLModelVersion, user: AbstractBaseUser, data: dict) -> str:
@@ -224,6 +244,8 @@ ACTIONS = [
                   _deploy_describe, _deploy),
     VersionAction("ab-test", "Start A/B test", forms.ABTestForm,
                   preconditions.live_test_start_check, _ab_test_describe, _ab_test),
+    VersionAction("canary", "Start canary", forms.CanaryForm, preconditions.canary_start_check,
+                  _canary_describe, _canary),
     VersionAction("shadow-test", "Start shadow test", forms.NotesForm,
                   preconditions.live_test_start_check, _shadow_test_describe, _shadow_test),
     VersionAction("end-test", "End test", forms.NotesForm, preconditions.live_test_end_check,

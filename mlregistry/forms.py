@@ -7,7 +7,11 @@ allowed transitions, traffic limits) are the services' to enforce.
 from django import forms
 
 from mlregistry import artifacts, selectors
-from mlregistry.models import MODEL_DESCRIPTION_MAX_LENGTH, MLModelVersion
+from mlregistry.models import (
+    EXPERIMENT_NAME_MAX_LENGTH,
+    MODEL_DESCRIPTION_MAX_LENGTH,
+    MLModelVersion,
+)
 
 
 class DescribeForm(forms.Form):
@@ -100,13 +104,36 @@ class NotesForm(ActionForm):
                    help_text="Optional; recorded in the audit trail with this step.")
 
 
+def _experiment() -> forms.CharField:
+    return forms.CharField(
+        label="Experiment name", required=False, max_length=EXPERIMENT_NAME_MAX_LENGTH,
+        help_text="Optional; names the test in evaluations, the dashboard, alerts and the "
+                  "audit trail (letters, digits, dots, hyphens, underscores).")
+
+
 class ABTestForm(NotesForm):
     traffic = forms.IntegerField(
         label="Challenger traffic (%)", min_value=1, max_value=99,
         help_text="Share of requests (1–99) routed to this version; the champion keeps the "
                   "rest (minus other challengers).")
+    experiment = _experiment()
 
-    field_order = ("traffic", "notes")
+    field_order = ("traffic", "experiment", "notes")
+
+
+class CanaryForm(NotesForm):
+    traffic = forms.IntegerField(
+        label="Canary traffic (%)", min_value=1, max_value=99,
+        help_text="Share of requests (1–99) routed to this version while it bakes, sticky "
+                  "per client routing key; the champion keeps the rest.")
+    bake_minutes = forms.IntegerField(
+        label="Bake time (minutes)", min_value=1,
+        help_text="How long it must stay healthy (SLO, error rate against the champion, "
+                  "drift) before the platform promotes it to champion; a breach before then "
+                  "rolls it back at once.")
+    experiment = _experiment()
+
+    field_order = ("traffic", "bake_minutes", "experiment", "notes")
 
 
 class RollbackForm(ActionForm):

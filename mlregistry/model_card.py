@@ -37,7 +37,7 @@ ENVIRONMENT_ORDER = ["python", "scikit-learn", "numpy", "pandas", "skops", "jobl
 DECISIONS = {"approved", "auto_approved", "rejected", "approval_withdrawn", "deployed",
              "auto_deployed", "ab_test_started", "shadow_started", "test_ended",
              "test_stopped_automatically", "archived", "rollback", "types_trusted",
-             "artifact_migrated"}
+             "artifact_migrated", "canary_started", "canary_promoted", "canary_rolled_back"}
 
 
 def _iso(value: datetime | None) -> str | None:

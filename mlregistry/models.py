@@ -24,6 +24,8 @@ class Status(models.TextChoices):
 # URLs, metric labels, alert subjects and file names; nothing else may reach them.
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 MODEL_DESCRIPTION_MAX_LENGTH = 2000
+EXPERIMENT_NAME_MAX_LENGTH = 64
+EXPERIMENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MODEL_NAME_RULE = ("lowercase letters, digits and hyphens, starting with a letter or digit, "
                    "at most 63 characters")
 
@@ -99,6 +101,12 @@ class MLModelVersion(models.Model):
         default=0, validators=[MinValueValidator(0), MaxValueValidator(100)]
     )
     is_shadow = models.BooleanField(default=False)
+    # The name a deployer gave the live A/B test or canary of this version (reports,
+    # dashboard and verdicts show it); empty outside a named test.
+    experiment = models.CharField(max_length=EXPERIMENT_NAME_MAX_LENGTH, blank=True, default="")
+    # While this challenger is a canary (docs/registry.md#canary-deployments): when the
+    # canary guard promotes it if it stayed healthy. Null for every other version.
+    canary_until = models.DateTimeField(null=True, blank=True)
     # Set when artifact clean-up removed this retired version's files.
     artifacts_deleted_at = models.DateTimeField(null=True, blank=True)
 
@@ -128,6 +136,12 @@ class MLModelVersion(models.Model):
             models.CheckConstraint(
                 condition=Q(is_shadow=False) | Q(status="staging"),
                 name="shadow_only_in_staging",
+            ),
+            # A canary is a challenger: approved, not a shadow, with traffic.
+            models.CheckConstraint(
+                condition=Q(canary_until__isnull=True)
+                | (Q(status="staging") & Q(is_shadow=False) & Q(traffic_percentage__gt=0)),
+                name="canary_only_on_challengers",
             ),
         ]
         indexes = [models.Index(fields=["model", "status"])]

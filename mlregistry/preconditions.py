@@ -182,6 +182,22 @@ def live_test_start_check(*, version: MLModelVersion, user: AbstractBaseUser) ->
         )
 
 
+def canary_start_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
+    """Start a canary (docs/registry.md#canary-deployments): a test that ends in deployment
+    by the system, so it needs everything a deployment needs, and one canary per model."""
+    deploy_check(version=version, user=user)
+    live_test_start_check(version=version, user=user)
+    running = (MLModelVersion.objects.filter(model_id=version.model_id,
+                                             canary_until__isnull=False)
+               .exclude(pk=version.pk).values_list("version", flat=True).first())
+    if running is not None:
+        raise IllegalTransitionError(
+            f"cannot start a canary of {version}: {version.model.name} {running} is already "
+            "a canary (wait for its promotion or end its test)",
+            details={"from": version.status, "to": Status.STAGING, "canary": running},
+        )
+
+
 def live_test_end_check(*, version: MLModelVersion, user: AbstractBaseUser) -> None:
     require_permission(user, DEPLOY_PERMISSION, "end tests")
     if not in_live_test(version):

@@ -98,6 +98,9 @@ class LiveVersion:
     artifact_manifest: dict
     feature_schema: dict
     recipe: str
+    # A named A/B test or canary ("" otherwise), and a canary's promotion time.
+    experiment: str = ""
+    canary_until: datetime | None = None
 
 
 def live_versions_all() -> list[LiveVersion]:
@@ -120,6 +123,7 @@ def live_versions_all() -> list[LiveVersion]:
             is_shadow=row.is_shadow, model_sha256=row.model_sha256,
             artifact_manifest=row.artifact_manifest, feature_schema=row.feature_schema,
             recipe=(row.hyperparameters or {}).get("recipe", ""),
+            experiment=row.experiment, canary_until=row.canary_until,
         )
         for row in rows
     ]
@@ -323,9 +327,13 @@ def artifacts_verify_model(*, model: MLModel) -> list[ArtifactCheck]:
     return checks
 
 
+LIVE_TEST_STARTS = ("ab_test_started", "canary_started")
+
+
 def ab_test_started_at(*, version: MLModelVersion) -> datetime | None:
-    """When the version's latest A/B test started (its last `ab_test_started` audit row)."""
-    return (ModelTransition.objects.filter(version=version, reason="ab_test_started")
+    """When the version's latest A/B test or canary started (its last `ab_test_started` or
+    `canary_started` audit row)."""
+    return (ModelTransition.objects.filter(version=version, reason__in=LIVE_TEST_STARTS)
             .order_by("-sequence").values_list("created_at", flat=True).first())
 
 

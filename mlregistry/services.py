@@ -11,7 +11,9 @@ rebalancing both build on are in mlregistry.transitions.
     staging -> testing (approval withdrawn); any -> archived; archived -> production by rollback
 """
 
+import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -27,7 +29,14 @@ from core.errors import (
     ValidationError,
 )
 from mlregistry import artifacts, preconditions, selectors, transitions
-from mlregistry.models import MODEL_DESCRIPTION_MAX_LENGTH, MLModel, MLModelVersion, Status
+from mlregistry.models import (
+    EXPERIMENT_NAME_MAX_LENGTH,
+    EXPERIMENT_NAME_PATTERN,
+    MODEL_DESCRIPTION_MAX_LENGTH,
+    MLModel,
+    MLModelVersion,
+    Status,
+)
 
 
 def system_user_get() -> AbstractBaseUser:
@@ -188,46 +197,131 @@ def model_version_withdraw_approval(*, version: MLModelVersion, user: AbstractBa
 # --- deployment ---------------------------------------------------------------------------
 
 
+def _experiment_clean(experiment: str) -> str:
+    experiment = (experiment or "").strip()
+    if experiment and not re.fullmatch(EXPERIMENT_NAME_PATTERN, experiment):
+        raise ValidationError(
+            f"an experiment name is 1 to {EXPERIMENT_NAME_MAX_LENGTH} letters, digits, dots, "
+            "hyphens or underscores, starting with a letter or digit",
+            details={"field": "experiment"})
+    return experiment
+
+
+def _challenger_traffic_check(model: MLModel, version: MLModelVersion, traffic: int,
+                              what: str) -> None:
+    if not 1 <= traffic <= 99:
+        raise ValidationError(f"{what} traffic must be between 1 and 99 percent",
+                              details={"traffic": traffic})
+    others = sum(transitions.live_tests(model, exclude_pk=version.pk)
+                 .values_list("traffic_percentage", flat=True))
+    if others + traffic > 100:
+        raise TrafficLimitError(
+            f"{model.name} challengers already take {others}%; {traffic}% more exceeds 100%",
+            details={"challenger_traffic": others, "requested": traffic},
+        )
+
+
+def _test_notes(notes: str, experiment: str) -> str:
+    return "\n".join(part for part in (f"experiment {experiment}" if experiment else "", notes)
+                     if part)
+
+
 def model_version_deploy(
     *, version: MLModelVersion, user: AbstractBaseUser, notes: str = "",
-    traffic: int | None = None, shadow: bool = False,
+    traffic: int | None = None, shadow: bool = False, canary: int | None = None,
+    bake_minutes: int | None = None, experiment: str = "",
 ) -> MLModelVersion:
     """Deploy a staging version.
 
     Plain: it becomes the champion with 100% of traffic; the old champion is archived and
     live tests end. `traffic=P`: it becomes a challenger with P% beside the champion.
-    `shadow=True`: it receives copies of requests and no traffic.
+    `shadow=True`: it receives copies of requests and no traffic. `canary=P` with
+    `bake_minutes=M`: a challenger with P% that the canary guard promotes to champion after
+    M minutes if it stayed healthy, or rolls back (docs/registry.md#canary-deployments).
+    `experiment` names an A/B test or a canary in reports, the dashboard and verdicts.
     """
+    modes = [mode for mode, chosen in (("traffic", traffic is not None), ("shadow", shadow),
+                                       ("canary", canary is not None)) if chosen]
+    if len(modes) > 1:
+        raise ValidationError(
+            f"a version is deployed one way at a time: {' and '.join(modes)} were both asked",
+            details={"modes": modes})
+    if (canary is None) != (bake_minutes is None):
+        raise ValidationError("a canary needs both its traffic share and its bake time",
+                              details={"field": "bake_minutes" if canary is not None
+                                       else "canary"})
+    experiment = _experiment_clean(experiment)
+    if experiment and traffic is None and canary is None:
+        raise ValidationError("only an A/B test or a canary can be named as an experiment",
+                              details={"field": "experiment"})
     with transaction.atomic():
         model, version = transitions.lock_version(version)
         now = timezone.now()
         notes = (notes or "").strip()
-        if traffic is None and not shadow:
+        if not modes:
             preconditions.deploy_check(version=version, user=user)
             transitions.make_champion(version, model, actor=user, reason="deployed", notes=notes,
                                       now=now)
             return version
-        preconditions.live_test_start_check(version=version, user=user)
-        if traffic is not None and shadow:
-            raise ValidationError(
-                "a version is either a challenger (traffic) or a shadow, not both")
-        if traffic is not None and not 1 <= traffic <= 99:
-            raise ValidationError("challenger traffic must be between 1 and 99 percent",
-                                  details={"traffic": traffic})
-        if shadow:
+        if canary is not None:
+            preconditions.canary_start_check(version=version, user=user)
+            if not 1 <= bake_minutes <= settings.CANARY_MAX_BAKE_MINUTES:
+                raise ValidationError(
+                    f"the bake time must be between 1 and {settings.CANARY_MAX_BAKE_MINUTES} "
+                    "minutes (CANARY_MAX_BAKE_MINUTES)", details={"bake_minutes": bake_minutes})
+            _challenger_traffic_check(model, version, canary, "canary")
+            until = now + timedelta(minutes=bake_minutes)
+            plan = (f"canary with {canary}% of traffic for {bake_minutes} min: promoted at "
+                    f"{until:%Y-%m-%d %H:%M} UTC if healthy, rolled back on a breach")
+            transitions.set_state(version, actor=user, reason="canary_started",
+                                  notes=_test_notes("\n".join(filter(None, (plan, notes))),
+                                                    experiment),
+                                  now=now, traffic=canary, shadow=False, canary_until=until,
+                                  experiment=experiment)
+        elif shadow:
+            preconditions.live_test_start_check(version=version, user=user)
             transitions.set_state(version, actor=user, reason="shadow_started", notes=notes,
                                   now=now, traffic=0, shadow=True)
         else:
-            others = sum(transitions.live_tests(model, exclude_pk=version.pk)
-                         .values_list("traffic_percentage", flat=True))
-            if others + traffic > 100:
-                raise TrafficLimitError(
-                    f"{model.name} challengers already take {others}%; {traffic}% more "
-                    "exceeds 100%",
-                    details={"challenger_traffic": others, "requested": traffic},
-                )
-            transitions.set_state(version, actor=user, reason="ab_test_started", notes=notes,
-                                  now=now, traffic=traffic, shadow=False)
+            preconditions.live_test_start_check(version=version, user=user)
+            _challenger_traffic_check(model, version, traffic, "challenger")
+            transitions.set_state(version, actor=user, reason="ab_test_started",
+                                  notes=_test_notes(notes, experiment), now=now,
+                                  traffic=traffic, shadow=False, experiment=experiment)
+        transitions.rebalance_champion(model)
+    return version
+
+
+def _running_canary(version: MLModelVersion, verb: str) -> None:
+    if version.canary_until is None:
+        raise IllegalTransitionError(
+            f"cannot {verb} {version}: it is not a running canary",
+            details={"from": version.status, "to": Status.PRODUCTION})
+
+
+def model_version_canary_promote(*, version: MLModelVersion, summary: str) -> MLModelVersion:
+    """The canary guard's promotion of a canary that stayed healthy through its bake time:
+    the system deploys it as champion (the deployer who started the canary decided so, on
+    this condition); `summary` (the figures judged) is the audit rows' notes."""
+    summary = _require_text(summary, "summary")
+    with transaction.atomic():
+        model, version = transitions.lock_version(version)
+        _running_canary(version, "promote")
+        transitions.make_champion(version, model, actor=system_user_get(),
+                                  reason="canary_promoted", notes=summary, now=timezone.now())
+    return version
+
+
+def model_version_canary_roll_back(*, version: MLModelVersion, reason: str) -> MLModelVersion:
+    """The canary guard's rollback of a canary that broke a guard: its traffic returns to
+    the champion at once, the system acting; `reason` (the breach with its figures) is the
+    audit row's notes. The version stays approved, so a fixed deployment can try again."""
+    reason = _require_text(reason, "reason")
+    with transaction.atomic():
+        model, version = transitions.lock_version(version)
+        _running_canary(version, "roll back")
+        transitions.set_state(version, actor=system_user_get(), reason="canary_rolled_back",
+                              notes=reason, now=timezone.now(), traffic=0, shadow=False)
         transitions.rebalance_champion(model)
     return version
 

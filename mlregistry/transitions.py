@@ -112,6 +112,9 @@ def set_state(
     version.is_shadow = version.is_shadow if shadow is None else shadow
     for name, value in fields.items():
         setattr(version, name, value)
+    if version.status != Status.STAGING or not version.traffic_percentage:
+        # A test's name and a canary's deadline last as long as its traffic.
+        version.experiment, version.canary_until = "", None
     version.save()
     return transition_record(
         version=version, actor=actor, from_status=from_status, to_status=version.status,

@@ -212,13 +212,17 @@ def ab_evaluate_challenger(*, champion: MLModelVersion, challenger: MLModelVersi
             statistic=result.statistic if result else None,
             p_value=result.p_value if result else None,
             verdict=verdict, action=action, reason=reason, created_at=now,
+            experiment=challenger.experiment,
         )
         if action == Action.STOPPED:
             alert_raise(
                 kind=kind, severity=Alert.Severity.WARNING, model_name=champion.model.name,
                 version=challenger.version,
-                message=f"{champion.model.name}: A/B test stopped automatically: {why}",
+                message=(f"{champion.model.name}: A/B test"
+                         f"{f' {evaluation.experiment}' if evaluation.experiment else ''} "
+                         f"stopped automatically: {why}"),
                 payload={"ab_evaluation_id": evaluation.pk, "challenger": challenger.version,
+                         "experiment": evaluation.experiment,
                          "champion": champion.version, "arms": evaluation.arms,
                          "verdict": verdict, "p_value": evaluation.p_value},
             )

@@ -22,6 +22,7 @@ from monitoring.models import (
     ABEvaluation,
     Alert,
     AlertDelivery,
+    CanaryCheck,
     DriftReport,
     FairnessReport,
     PerformanceReport,
@@ -191,10 +192,11 @@ class ABEvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # The arms by version number (the model has its column), the test's and the verdict's
     # codes free to wrap, so that the list fits a 1280 px window
     # (core/static/core/admin/lists.css).
-    list_display = ["created_at", "model_name", "champion_version", "challenger_version",
-                    "metric", "test_code", "p_value", "verdict_code", "action"]
+    list_display = ["created_at", "model_name", "experiment", "champion_version",
+                    "challenger_version", "metric", "test_code", "p_value", "verdict_code",
+                    "action"]
     list_filter = ["verdict", "action", "model_name"]
-    search_fields = ["model_name"]
+    search_fields = ["model_name", "experiment"]
     date_hierarchy = "created_at"
     list_select_related = ["champion", "challenger"]
 
@@ -213,6 +215,28 @@ class ABEvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Verdict", ordering="verdict")
     def verdict_code(self, obj: ABEvaluation) -> str:
         return list_cell_code(obj.verdict)
+
+
+@admin.register(CanaryCheck)
+class CanaryCheckAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "model_name", "experiment", "champion_version", "version",
+                    "bake_until", "decision_code", "breach_codes"]
+    list_filter = ["decision", "model_name"]
+    search_fields = ["model_name", "experiment", "version"]
+    date_hierarchy = "created_at"
+    list_select_related = ["champion"]
+
+    @admin.display(description="Champion", ordering="champion__version")
+    def champion_version(self, obj: CanaryCheck) -> str:
+        return obj.champion.version
+
+    @admin.display(description="Decision", ordering="decision")
+    def decision_code(self, obj: CanaryCheck) -> str:
+        return list_cell_code(obj.decision)
+
+    @admin.display(description="Breaches")
+    def breach_codes(self, obj: CanaryCheck) -> str:
+        return list_cell_code(", ".join(obj.breaches) or "none")
 
 
 # --- schedules: django-celery-beat's admin, with every change by a person audited ---------

@@ -238,6 +238,46 @@ def _alert(report: DriftReport) -> None:
     )
 
 
+@dataclass(frozen=True)
+class DriftFigures:
+    """A version's logged inputs and outputs over a window against its reference profile.
+    `features` and `prediction` are empty while fewer than DRIFT_MIN_SAMPLES rows say
+    anything (`sufficient` false)."""
+
+    n_current: int
+    sufficient: bool
+    features: dict
+    prediction: dict | None
+    dataset_drift: bool
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return sorted(name for name, figures in self.features.items() if figures["drifted"])
+
+    @property
+    def critical(self) -> bool:
+        return any(figures["drifted"] and figures["severity"] == stats.SEVERITY_CRITICAL
+                   for figures in self.features.values())
+
+
+def drift_figures(*, version: MLModelVersion, window_start: datetime, window_end: datetime,
+                  arms: list[str] | None = None) -> DriftFigures:
+    """The drift statistics of `version`'s rows in [window_start, window_end] (of the given
+    arms; default: every arm but pinned), without storing anything."""
+    logs = PredictionLog.objects.filter(
+        model_version_id=version.pk, created_at__gte=window_start, created_at__lte=window_end,
+    ).order_by()
+    logs = logs.filter(arm__in=arms) if arms is not None else logs.exclude(arm=PINNED_ARM)
+    columns = _feature_columns(version)
+    output = _output_column(version, logs)
+    n_current = _count(logs, columns + ([output] if output else []))
+    sufficient = n_current >= settings.DRIFT_MIN_SAMPLES
+    features = {column.name: column.window.result() for column in columns} if sufficient else {}
+    return DriftFigures(n_current=n_current, sufficient=sufficient, features=features,
+                        prediction=output.window.result() if sufficient and output else None,
+                        dataset_drift=stats.dataset_drift(features))
+
+
 def drift_check(*, version_id: int, now: datetime | None = None) -> DriftReport:
     """Check one version's window ending at `now` (default: now), store the report, and
     raise a drift alert on dataset drift or a critical feature."""
@@ -248,29 +288,21 @@ def drift_check(*, version_id: int, now: datetime | None = None) -> DriftReport:
                                    details={"version_id": version_id}) from None
     window_end = now or timezone.now()
     window_start = window_end - timedelta(hours=settings.DRIFT_WINDOW_HOURS)
-    logs = PredictionLog.objects.filter(
-        model_version_id=version.pk, created_at__gte=window_start, created_at__lte=window_end,
-    ).exclude(arm=PINNED_ARM).order_by()
-    columns = _feature_columns(version)
-    output = _output_column(version, logs)
-    n_current = _count(logs, columns + ([output] if output else []))
-    sufficient = n_current >= settings.DRIFT_MIN_SAMPLES
-    features = {column.name: column.window.result() for column in columns} if sufficient else {}
+    figures = drift_figures(version=version, window_start=window_start, window_end=window_end)
     with transaction.atomic():
         report = DriftReport.objects.create(
             model_version=version, model_name=version.model.name, version=version.version,
             window_start=window_start, window_end=window_end,
             n_reference=int((version.reference_profile or {}).get("rows") or 0),
-            n_current=n_current,
-            status=DriftReport.Status.OK if sufficient else DriftReport.Status.INSUFFICIENT_DATA,
-            dataset_drift=stats.dataset_drift(features),
-            features=features,
-            prediction=output.window.result() if sufficient and output else None,
-            created_at=timezone.now(),
+            n_current=figures.n_current,
+            status=(DriftReport.Status.OK if figures.sufficient
+                    else DriftReport.Status.INSUFFICIENT_DATA),
+            dataset_drift=figures.dataset_drift, features=figures.features,
+            prediction=figures.prediction, created_at=timezone.now(),
         )
         _alert(report)
     logger.info("drift check", extra={"model": report.model_name, "version": report.version,
-                                      "status": report.status, "n_current": n_current,
+                                      "status": report.status, "n_current": figures.n_current,
                                       "dataset_drift": report.dataset_drift})
     return report
 

@@ -137,13 +137,49 @@ class ABEvaluation(Report):
     verdict = models.CharField(max_length=40, choices=Verdict.choices)
     action = models.CharField(max_length=16, choices=Action.choices, default=Action.NONE)
     reason = models.TextField(blank=True)
+    # The test's name as the deployer gave it (mlregistry MLModelVersion.experiment).
+    experiment = models.CharField(max_length=64, blank=True, default="")
 
     class Meta(Report.Meta):
         indexes = [models.Index(fields=["model_name", "created_at"])]
         verbose_name = "A/B evaluation"
 
     def __str__(self) -> str:
-        return f"A/B {self.model_name}: {self.verdict}"
+        name = f" {self.experiment}" if self.experiment else ""
+        return f"A/B {self.model_name}{name}: {self.verdict}"
+
+
+class CanaryCheck(Report):
+    """One look of the canary guard at a running canary against the champion over the
+    canary's time so far (docs/monitoring.md#canary-guard), and what it did."""
+
+    class Decision(models.TextChoices):
+        BAKING = "baking"  # healthy, bake time not over
+        HELD = "held"  # bake time over, too few requests to judge: not promoted yet
+        PROMOTED = "promoted"
+        ROLLED_BACK = "rolled_back"
+        ENDED = "ended"  # someone ended or changed the canary while it was judged
+
+    canary = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
+                               related_name="+")
+    champion = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
+                                 related_name="+")
+    version = models.CharField(max_length=32)  # the canary's
+    experiment = models.CharField(max_length=64, blank=True, default="")
+    bake_until = models.DateTimeField()
+    # {"canary": {...}, "champion": {...}}: requests, errors, error_rate, latency p50/p95
+    # (monitoring.slo.ServingStats) and drift (n, judged, dataset_drift, drifted, critical,
+    # prediction_drifted) over the same window.
+    arms = models.JSONField(default=dict)
+    breaches = models.JSONField(default=list)  # "slo_latency", "slo_error_rate", ...
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    reason = models.TextField()
+
+    class Meta(Report.Meta):
+        indexes = [models.Index(fields=["model_name", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"canary {self.model_name} {self.version}: {self.decision}"
 
 
 class Alert(models.Model):
@@ -162,6 +198,7 @@ class Alert(models.Model):
         INTEGRITY = "integrity"
         ANOMALY_SPIKE = "anomaly_spike"
         RETRAIN_FAILED = "retrain_failed"
+        CANARY = "canary"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     severity = models.CharField(max_length=16, choices=Severity.choices)

@@ -50,6 +50,9 @@ SCHEDULES = [
     Schedule("monitoring: A/B evaluation", "monitoring.tasks.ab_evaluate_task", HOUR,
              "Verdict of every running A/B test; stops a challenger that breaks the SLO or "
              "degrades the metric."),
+    Schedule("monitoring: canary guard", "monitoring.tasks.canary_check_task", 60,
+             "Every running canary against the champion: rolled back at the first breach "
+             "(SLO, error rate, drift), promoted once healthy through its bake time."),
     Schedule("monitoring: retraining check", "monitoring.tasks.retraining_check_task", 24 * HOUR,
              "Queues a retrain for models that are old, have new labels or open alerts."),
     Schedule("predictions: log retention", "monitoring.tasks.prediction_log_purge_task",

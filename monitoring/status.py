@@ -43,6 +43,7 @@ def _live_version_data(arm: dashboard.LiveArm, drift: DriftReport | None) -> dic
     fairness = monitoring.fairness_report_latest(version_id=arm.version_id)
     return {
         "version": arm.version, "role": arm.role, "traffic_percentage": arm.traffic_percentage,
+        "experiment": arm.experiment, "canary_until": arm.canary_until,
         "drift": _drift_data(drift),
         "performance": [{"checked_at": report.created_at, "arm": report.arm,
                          "n_labelled": report.n_labelled, "metrics": report.metrics}
@@ -62,7 +63,18 @@ def _ab_test_data(model: dashboard.ModelChoice) -> dict | None:
             "challenger": evaluation.challenger.version, "metric": evaluation.metric,
             "test": evaluation.test, "p_value": evaluation.p_value,
             "verdict": evaluation.verdict, "action": evaluation.action,
-            "reason": evaluation.reason, "arms": evaluation.arms}
+            "reason": evaluation.reason, "arms": evaluation.arms,
+            "experiment": evaluation.experiment}
+
+
+def _canary_data(model: dashboard.ModelChoice) -> dict | None:
+    check = dashboard.canary_check_running(model=model)
+    if check is None:
+        return None
+    return {"checked_at": check.created_at, "canary": check.version,
+            "champion": check.champion.version, "experiment": check.experiment,
+            "bake_until": check.bake_until, "decision": check.decision,
+            "breaches": check.breaches, "reason": check.reason, "arms": check.arms}
 
 
 def _slo_data(model_name: str) -> dict | None:
@@ -90,6 +102,7 @@ def models_status(*, model_name: str | None = None) -> list[dict]:
             "model": model.name, "task": model.task, "client_id": model.client_id,
             "live": [_live_version_data(arm, drift.get(arm.version_id)) for arm in live.arms],
             "ab_test": _ab_test_data(live),
+            "canary": _canary_data(live),
             "slo": _slo_data(model.name),
             "open_alerts": [alert_data(alert)
                             for alert in monitoring.alerts_open(model_name=model.name)],

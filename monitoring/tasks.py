@@ -10,6 +10,7 @@ from monitoring import (
     ab,
     alerts,
     anomaly,
+    canary,
     drift,
     fairness,
     performance,
@@ -40,6 +41,11 @@ def performance_check_task() -> int:
 @shared_task(acks_late=True)
 def ab_evaluate_task() -> int:
     return len(ab.ab_evaluate_all())
+
+
+@shared_task(acks_late=True, name="monitoring.tasks.canary_check_task")
+def canary_check_task() -> int:
+    return len(canary.canary_check_all())
 
 
 @shared_task(acks_late=True)

@@ -291,6 +291,7 @@ def register_profiled_version(
     *, user, reviewer, deployer, name: str = "drift-likes", rows: int = 1000, seed: int = 0,
     traffic: int | None = None, shadow: bool = False, task: str = "regression",
     schema: dict | None = None, frame=None, outputs=None, output_kind: str = "numeric",
+    **deployment,
 ) -> MLModelVersion:
     """A deployed version whose reference profile describes real training rows (by default
     `drift_frame(n=rows, seed=seed)` and `drift_outputs`). Drift checks never load the
@@ -310,7 +311,7 @@ def register_profiled_version(
     )
     version = services.model_version_approve(version=version, user=reviewer, notes="approved")
     return services.model_version_deploy(version=version, user=deployer, traffic=traffic,
-                                         shadow=shadow, notes="deployed in test")
+                                         shadow=shadow, notes="deployed in test", **deployment)
 
 
 def prediction_logs_create(*, version: MLModelVersion, frame, values, created_at,

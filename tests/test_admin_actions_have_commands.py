@@ -16,6 +16,7 @@ ACTION_COMMANDS = {
     ("mlregistry.MLModelVersion", "deploy"): ("deploy",),
     ("mlregistry.MLModelVersion", "ab-test"): ("deploy", "--traffic"),
     ("mlregistry.MLModelVersion", "shadow-test"): ("deploy", "--shadow"),
+    ("mlregistry.MLModelVersion", "canary"): ("deploy", "--canary"),
     ("mlregistry.MLModelVersion", "end-test"): ("end_test",),
     ("mlregistry.MLModelVersion", "promote-winner"): ("promote_winner",),
     ("mlregistry.MLModelVersion", "rollback"): ("rollback",),

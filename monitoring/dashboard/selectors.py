@@ -27,7 +27,7 @@ from core.ml.kinds import PRIMARY_METRIC
 from mlregistry import selectors as registry
 from mlregistry.models import MLModelVersion, Status
 from monitoring import selectors as monitoring
-from monitoring.models import ABEvaluation, Alert, DriftReport
+from monitoring.models import ABEvaluation, Alert, CanaryCheck, DriftReport
 from predictions.models import PredictionLog
 
 PREDICTION_HOURS = 24
@@ -49,6 +49,8 @@ class LiveArm:
     version: str
     role: str  # champion, challenger or shadow
     traffic_percentage: int
+    experiment: str = ""  # a named A/B test or canary
+    canary_until: datetime | None = None  # a canary's promotion time
 
     @property
     def label(self) -> str:
@@ -88,7 +90,8 @@ def dashboard_models() -> list[ModelChoice]:
             name=name, task=task, open_alerts=open_counts.get(name, 0),
             arms=[LiveArm(version_id=live.version_id, version=live.version,
                           role=_role(live.status, live.is_shadow),
-                          traffic_percentage=live.traffic_percentage)
+                          traffic_percentage=live.traffic_percentage,
+                          experiment=live.experiment, canary_until=live.canary_until)
                   for live in sorted(lives, key=lambda v: (v.status != Status.PRODUCTION,
                                                            v.version_id))],
         )
@@ -273,6 +276,14 @@ def ab_evaluation_running(*, model: ModelChoice) -> ABEvaluation | None:
     return evaluation
 
 
+def canary_check_running(*, model: ModelChoice) -> CanaryCheck | None:
+    """The canary guard's latest look at the model's running canary, if any."""
+    canaries = {arm.version_id for arm in model.arms if arm.canary_until}
+    if not canaries:
+        return None
+    return CanaryCheck.objects.filter(canary_id__in=canaries).first()
+
+
 @dataclass(frozen=True)
 class ModelDashboard:
     model: ModelChoice
@@ -281,6 +292,7 @@ class ModelDashboard:
     drift: list[DriftGrid]
     trend: MetricTrend
     ab_evaluation: ABEvaluation | None
+    canary_check: CanaryCheck | None
     alerts: list[Alert]
 
 
@@ -293,5 +305,6 @@ def model_dashboard(*, model: ModelChoice, now: datetime) -> ModelDashboard:
         drift=drift_grids(model=model, now=now),
         trend=metric_trend(model=model, now=now),
         ab_evaluation=ab_evaluation_running(model=model),
+        canary_check=canary_check_running(model=model),
         alerts=monitoring.alerts_open(model_name=model.name),
     )

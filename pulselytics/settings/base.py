@@ -287,6 +287,11 @@ AB_MAX_DEGRADATION = float(os.environ.get("AB_MAX_DEGRADATION", "0.1"))
 # verdict needs labels from at least AB_MIN_CLIENTS clients per arm.
 AB_MAX_CLIENT_SHARE = float(os.environ.get("AB_MAX_CLIENT_SHARE", "0.5"))
 AB_MIN_CLIENTS = int(os.environ.get("AB_MIN_CLIENTS", "2"))
+# Canary deployments (docs/registry.md#canary-deployments): the longest bake a deployer may
+# ask for, and how far a canary's error rate may exceed the champion's over the same time
+# (an absolute difference of shares) before the guard rolls it back.
+CANARY_MAX_BAKE_MINUTES = int(os.environ.get("CANARY_MAX_BAKE_MINUTES", "10080"))
+CANARY_MAX_ERROR_RATE_INCREASE = float(os.environ.get("CANARY_MAX_ERROR_RATE_INCREASE", "0.01"))
 # Anomaly spike: an anomaly model flagging at least this many times its validation share,
 # significantly (one-sided binomial test at this p-value), over the drift window.
 ANOMALY_SPIKE_FACTOR = float(os.environ.get("ANOMALY_SPIKE_FACTOR", "3"))

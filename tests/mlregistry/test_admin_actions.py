@@ -89,8 +89,8 @@ def test_deployer_is_offered_deploy_and_tests_but_not_review_on_a_staging_versio
         champion, people, deployer, reviewer):
     version = register_approved_version(**people, slope=3.0)
 
-    assert offered(logged_in(deployer), version) == {"deploy", "ab-test", "shadow-test",
-                                                     "archive"}
+    assert offered(logged_in(deployer), version) == {"deploy", "ab-test", "canary",
+                                                     "shadow-test", "archive"}
     assert offered(logged_in(reviewer), version) == {"reject", "withdraw"}
 
 

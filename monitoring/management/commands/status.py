@@ -68,13 +68,23 @@ class Command(ApplicationCommand):
         if not model["live"]:
             self.stdout.write("  no live version")
         for live in model["live"]:
-            self.stdout.write(f"  {live['version']} {live['role']} {live['traffic_percentage']}%")
+            named = f", experiment {live['experiment']}" if live["experiment"] else ""
+            canary = (f", canary until {_when(live['canary_until'])}" if live["canary_until"]
+                      else "")
+            self.stdout.write(f"  {live['version']} {live['role']} "
+                              f"{live['traffic_percentage']}%{canary}{named}")
             for line in (_drift_line(live["drift"]), *_performance_lines(live["performance"]),
                          _fairness_line(live["fairness"])):
                 self.stdout.write(f"    {line}")
-        if ab_test := model["ab_test"]:
+        if canary := model["canary"]:
             self.stdout.write(
-                f"  A/B test: {ab_test['challenger']} against {ab_test['champion']}: "
+                f"  canary: {canary['canary']} against {canary['champion']}: "
+                f"{canary['decision']} at {_when(canary['checked_at'])}, bake until "
+                f"{_when(canary['bake_until'])}")
+        if ab_test := model["ab_test"]:
+            named = f" {ab_test['experiment']}" if ab_test["experiment"] else ""
+            self.stdout.write(
+                f"  A/B test{named}: {ab_test['challenger']} against {ab_test['champion']}: "
                 f"{ab_test['verdict']} ({ab_test['metric'] or 'no metric'}, p = "
                 f"{_figure(ab_test['p_value'], '.3g')}) at {_when(ab_test['evaluated_at'])}")
         if slo := model["slo"]:
