@@ -135,3 +135,11 @@ class VersionUnavailableError(ApplicationError):
 
     code = "version_unavailable"
     http_status = 410
+
+
+class QueryParameterError(ApplicationError):
+    """A query parameter the operation does not take, or a value it cannot take
+    (docs/api.md#query-parameters-bodies-and-methods)."""
+
+    code = "invalid_query_parameter"
+    http_status = 400

@@ -12,6 +12,12 @@ artifact is loaded.
 import re
 from datetime import datetime
 
+from core.ml.gates import (
+    RATIO_METRICS,
+    fairness_metric_label,
+    gate_attribute_value,
+    gate_threshold,
+)
 from core.ml.kinds import ANOMALY, BINARY, HIGHER_IS_BETTER, MULTICLASS, PRIMARY_METRIC, REGRESSION
 from mlregistry import artifacts, selectors
 from mlregistry.models import MLModelVersion, Status
@@ -23,7 +29,9 @@ TOLERANCE = 1e-12
 FAIRNESS_COLUMNS = {
     BINARY: [("n", "Rows"), ("selection_rate", "Selection rate"),
                               ("positives", "Positives"),
-                              ("true_positive_rate", "True-positive rate")],
+                              ("true_positive_rate", "True-positive rate"),
+                              ("false_positive_rate", "False-positive rate"),
+                              ("accuracy", "Accuracy")],
     ANOMALY: [("n", "Rows"), ("selection_rate", "Flagged rate")],
     REGRESSION: [("n", "Rows"), ("mean_prediction", "Mean prediction"),
                    ("mean_actual", "Mean actual")],
@@ -123,7 +131,7 @@ def _gate_applied(name: str, gate: dict) -> bool:
     if name == "validation":
         return gate.get("metric") is not None and gate.get("production") is not None
     if name == "fairness":
-        return any(attribute.get("ratio") is not None
+        return any(gate_attribute_value(attribute) is not None
                    for attribute in (gate.get("attributes") or {}).values())
     return True
 
@@ -146,8 +154,11 @@ def gates_summary(gate_results: dict, *, override_justification: str = "") -> li
             figures = [{"label": f"{side} {metric}", "value": gate.get(side), "passed": None}
                        for side in ("candidate", "production") if metric]
         elif name == "fairness":
-            threshold = f"parity ratio at least {gate.get('min_ratio')} per protected attribute"
-            figures = [{"label": f"{attribute} parity ratio", "value": result.get("ratio"),
+            metric, limit = gate_threshold(gate)
+            label = fairness_metric_label(metric)
+            bound = "at least" if metric in RATIO_METRICS else "at most"
+            threshold = f"{label} {bound} {limit} per protected attribute"
+            figures = [{"label": f"{attribute} {label}", "value": gate_attribute_value(result),
                         "passed": result.get("passed")}
                        for attribute, result in sorted((gate.get("attributes") or {}).items())]
         else:
@@ -168,24 +179,35 @@ def fairness_table(report: dict | None) -> dict | None:
     if not report:
         return None
     keys = FAIRNESS_COLUMNS.get(report.get("task"), FAIRNESS_COLUMNS[BINARY])
-    attributes = []
-    for name, attribute in sorted((report.get("attributes") or {}).items()):
-        groups = [{"group": group, "small": bool(figures.get("small")),
-                   "values": [figures.get(key) for key, _ in keys]}
-                  for group, figures in sorted((attribute.get("groups") or {}).items())]
-        attributes.append({
-            "name": name, "groups": groups,
-            "groups_compared": attribute.get("groups_compared"),
-            "parity_ratio": attribute.get("demographic_parity_ratio"),
-            "parity_difference": attribute.get("demographic_parity_difference"),
-            "equal_opportunity_difference": attribute.get("equal_opportunity_difference"),
-            "accuracy_difference": attribute.get("accuracy_difference"),
-            "note": attribute.get("note") or "",
-        })
+
+    def rows(audited: dict) -> list[dict]:
+        return [_fairness_attribute(name, attribute, keys)
+                for name, attribute in sorted(audited.items())]
+
     return {"task": report.get("task"), "parity_basis": report.get("parity_basis"),
             "positive_label": report.get("positive_label"),
             "min_group_size": report.get("min_group_size"), "rows": report.get("rows"),
-            "columns": [label for _, label in keys], "attributes": attributes}
+            "columns": [label for _, label in keys],
+            "attributes": rows(report.get("attributes") or {}),
+            "intersections": rows(report.get("intersections") or {})}
+
+
+def _fairness_attribute(name: str, attribute: dict, keys: list[tuple[str, str]]) -> dict:
+    """One attribute (or intersection) of a fairness report as a table's rows."""
+    groups = [{"group": group, "small": bool(figures.get("small")),
+               "values": [figures.get(key) for key, _ in keys]}
+              for group, figures in sorted((attribute.get("groups") or {}).items())]
+    return {
+        "name": name, "groups": groups,
+        "groups_compared": attribute.get("groups_compared"),
+        "parity_ratio": attribute.get("demographic_parity_ratio"),
+        "parity_difference": attribute.get("demographic_parity_difference"),
+        "equal_opportunity_difference": attribute.get("equal_opportunity_difference"),
+        "equalized_odds_difference": attribute.get("equalized_odds_difference"),
+        "error_rate_difference": attribute.get("error_rate_difference"),
+        "accuracy_difference": attribute.get("accuracy_difference"),
+        "note": attribute.get("note") or "",
+    }
 
 
 def importance_comparison(importance: dict | None, production: dict | None) -> dict | None:
@@ -348,11 +370,13 @@ def _fairness_section(fairness: dict | None) -> list[str]:
         return [*lines, "No protected attributes were audited.", ""]
     lines += [(f"Minimum group size {fairness['min_group_size']}; groups below it are "
                "marked small and left out of the parity figures."), ""]
-    for attribute in fairness["attributes"]:
+    for attribute in [*fairness["attributes"], *fairness["intersections"]]:
         figures = [f"parity ratio {_number(attribute['parity_ratio'])}",
                    f"parity difference {_number(attribute['parity_difference'])}"]
         figures += [f"{label} {_number(attribute[key])}" for key, label in (
             ("equal_opportunity_difference", "equal opportunity difference"),
+            ("equalized_odds_difference", "equalized odds difference"),
+            ("error_rate_difference", "error rate difference"),
             ("accuracy_difference", "accuracy difference")) if attribute[key] is not None]
         lines += [f"### {attribute['name']}", "",
                   "P" + ", ".join(figures)[1:] + "."

@@ -46,11 +46,15 @@ def model_name_check(name: str) -> None:
                               details={"field": "name"})
 
 
-def model_version_bundle(*, estimator: Any, reference_profile: dict) -> artifacts.PreparedBundle:
+def model_version_bundle(*, estimator: Any, reference_profile: dict,
+                         estimation_objects: dict[str, Any] | None = None
+                         ) -> artifacts.PreparedBundle:
     """A version's bundle, serialized and not yet stored: a caller that must record the
     files before they are written (to remove them if it dies before the commit) prepares
-    it and passes it to `model_version_register`."""
-    return artifacts.bundle_prepare(objects={"estimator": estimator},
+    it and passes it to `model_version_register`. `estimation_objects` (a calibrator, error
+    models: core.ml.estimation) are stored beside the estimator, hashed and in the
+    manifest, for performance estimation only; serving never uses them."""
+    return artifacts.bundle_prepare(objects={"estimator": estimator, **(estimation_objects or {})},
                                     documents={"reference_profile": reference_profile})
 
 
@@ -62,11 +66,13 @@ def model_version_register(
     training_report: dict | None = None, description: str = "", client_id: str = "",
     global_model: MLModel | None = None, notes: str = "", global_importance: dict | None = None,
     bundle: artifacts.PreparedBundle | None = None,
+    estimation_objects: dict[str, Any] | None = None,
 ) -> MLModelVersion:
     """Store the bundle and create the version (training -> testing) in one transaction.
 
-    `bundle` is the one `model_version_bundle` prepared from `estimator` when the caller
-    needed its paths first; otherwise it is prepared here.
+    `bundle` is the one `model_version_bundle` prepared from `estimator` (and
+    `estimation_objects`) when the caller needed its paths first; otherwise it is prepared
+    here.
 
     The files are written while the model's row is locked, so artifact clean-up (which
     locks every model) never deletes a shared content-addressed file in between. Files of
@@ -76,7 +82,8 @@ def model_version_register(
     task_kind(task)
     model_name_check(name)
     bundle = bundle or model_version_bundle(estimator=estimator,
-                                            reference_profile=reference_profile)
+                                            reference_profile=reference_profile,
+                                            estimation_objects=estimation_objects)
     with transaction.atomic():
         model, _ = MLModel.objects.get_or_create(
             name=name, defaults={"task": task, "description": description, "client_id": client_id,

@@ -24,10 +24,12 @@ from monitoring.models import (
     AlertDelivery,
     CanaryCheck,
     DriftReport,
+    EstimatedPerformanceReport,
     FairnessReport,
     PerformanceReport,
     RegistryEventDelivery,
     ScheduleChange,
+    ShadowEvaluation,
     SLOReport,
 )
 
@@ -170,6 +172,15 @@ class PerformanceReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
 
 
+@admin.register(EstimatedPerformanceReport)
+class EstimatedPerformanceReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "model_name", "version", "arm", "method", "n_predictions",
+                    "estimated"]
+    list_filter = ["method", "arm", "model_name"]
+    search_fields = ["model_name"]
+    date_hierarchy = "created_at"
+
+
 @admin.register(SLOReport)
 class SLOReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "model_name", "requests", "errors", "error_rate",
@@ -214,6 +225,28 @@ class ABEvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Verdict", ordering="verdict")
     def verdict_code(self, obj: ABEvaluation) -> str:
+        return list_cell_code(obj.verdict)
+
+
+@admin.register(ShadowEvaluation)
+class ShadowEvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "model_name", "champion_version", "shadow_version", "pairs",
+                    "labelled", "agreement", "mean_abs_difference", "p_value", "verdict_code"]
+    list_filter = ["verdict", "model_name"]
+    search_fields = ["model_name"]
+    date_hierarchy = "created_at"
+    list_select_related = ["champion", "shadow"]
+
+    @admin.display(description="Champion", ordering="champion__version")
+    def champion_version(self, obj: ShadowEvaluation) -> str:
+        return obj.champion.version
+
+    @admin.display(description="Shadow", ordering="shadow__version")
+    def shadow_version(self, obj: ShadowEvaluation) -> str:
+        return obj.shadow.version
+
+    @admin.display(description="Verdict", ordering="verdict")
+    def verdict_code(self, obj: ShadowEvaluation) -> str:
         return list_cell_code(obj.verdict)
 
 

@@ -15,13 +15,15 @@ class MonitoringConfig(AppConfig):
         from mlregistry.anchors import audit_chain_register
         from mlregistry.evidence_panels import version_evidence_panel_register
         from monitoring import receivers  # noqa: F401 - connects the signal receivers
-        from monitoring.admin_actions import PROMOTE_WINNER
-        from monitoring.evidence import PRODUCTION_LIVE
+        from monitoring.admin_actions import PROMOTE_SHADOW, PROMOTE_WINNER
+        from monitoring.evidence import MONITORING_REPORT, PRODUCTION_LIVE
         from monitoring.schedules import SCHEDULE_CHAIN_AUDIT
         from predictions import selectors as prediction_selectors
         from training import feedback
 
         feedback.feedback_reader_register(prediction_selectors.prediction_feedback_chunks)
         version_action_register(PROMOTE_WINNER)
+        version_action_register(PROMOTE_SHADOW)
         version_evidence_panel_register(PRODUCTION_LIVE)
+        version_evidence_panel_register(MONITORING_REPORT)
         audit_chain_register(SCHEDULE_CHAIN_AUDIT)

@@ -13,8 +13,14 @@ selectors, in a fixed number of queries however many arms, groups and alerts the
 """
 
 from django.conf import settings
+from django.urls import reverse
 
-from core.ml.gates import fairness_gate
+from core.ml.gates import (
+    RATIO_METRICS,
+    fairness_gate,
+    fairness_metric_label,
+    gate_attribute_value,
+)
 from core.ml.kinds import ANOMALY, HIGHER_IS_BETTER, PRIMARY_METRIC
 from mlregistry import selectors as registry
 from mlregistry.evidence_panels import EvidencePanel
@@ -76,10 +82,12 @@ def _fairness(production: MLModelVersion) -> dict | None:
     gate = fairness_gate(audit.report)["fairness"]
     for attribute in table["attributes"]:
         judged = gate["attributes"].get(attribute["name"], {})
-        attribute["breach"] = judged.get("ratio") is not None and not judged["passed"]
+        attribute["breach"] = gate_attribute_value(judged) is not None and not judged["passed"]
+    bound = "at least" if gate["metric"] in RATIO_METRICS else "at most"
     return {**table, "checked_at": audit.created_at, "window_start": audit.window_start,
             "window_end": audit.window_end, "n_labelled": audit.n_labelled,
-            "passed": audit.passed, "min_ratio": gate["min_ratio"], "reason": gate["reason"]}
+            "passed": audit.passed, "reason": gate["reason"],
+            "gate_rule": f"{fairness_metric_label(gate['metric'])} {bound} {gate['threshold']}"}
 
 
 def production_live_panel(version: MLModelVersion) -> dict:
@@ -108,3 +116,13 @@ def production_live_panel(version: MLModelVersion) -> dict:
 PRODUCTION_LIVE = EvidencePanel(name="production-live",
                                 template="admin/monitoring/evidence/production_live.html",
                                 context=production_live_panel)
+
+
+def report_download_panel(version: MLModelVersion) -> dict:
+    """The button that downloads the version's monitoring report (monitoring.report)."""
+    return {"report_url": reverse("monitoring_dashboard:report", args=[version.pk])}
+
+
+MONITORING_REPORT = EvidencePanel(name="monitoring-report",
+                                  template="admin/monitoring/evidence/report_download.html",
+                                  context=report_download_panel)

@@ -75,7 +75,7 @@ def fairness_audit(*, version_id: int, now: datetime | None = None) -> FairnessR
                              y_true=None if task == ANOMALY else actual, y_pred=predicted,
                              positive_label=positive)
     gate = fairness_gate(report)["fairness"]
-    judged = [a for a in gate["attributes"].values() if a["ratio"] is not None]
+    judged = [a for a in gate["attributes"].values() if a["value"] is not None]
     passed = gate["passed"] if judged else None
     with transaction.atomic():
         audit = FairnessReport.objects.create(

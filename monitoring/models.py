@@ -75,6 +75,27 @@ class PerformanceReport(VersionReport):
         return f"performance {self.model_name} {self.version} {self.arm}"
 
 
+class EstimatedPerformanceReport(VersionReport):
+    """Performance of one version and arm estimated from its logged predictions, without
+    labels (docs/monitoring.md#estimated-performance): CBPE for binary classifiers, DLE for
+    regressors."""
+
+    arm = models.CharField(max_length=16)
+    method = models.CharField(max_length=16)  # "cbpe" or "dle" (core.ml.estimation)
+    n_predictions = models.PositiveIntegerField()
+    # {metric: {"value", "lower", "upper", "method"}}; values null where undefined.
+    estimated = models.JSONField(default=dict)
+    # The version's validation figures the estimate is compared with.
+    validation = models.JSONField(default=dict)
+
+    class Meta(Report.Meta):
+        indexes = [models.Index(fields=["model_version", "created_at"]),
+                   models.Index(fields=["model_name", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"estimated performance {self.model_name} {self.version} {self.arm}"
+
+
 class SLOReport(Report):
     """Service level of one model over a window: p95 latency and error rate."""
 
@@ -149,6 +170,42 @@ class ABEvaluation(Report):
         return f"A/B {self.model_name}{name}: {self.verdict}"
 
 
+class ShadowEvaluation(Report):
+    """One evaluation of a running shadow test: the shadow's answers against the champion's
+    to the same requests (docs/monitoring.md#shadow-tests), and a verdict."""
+
+    class Verdict(models.TextChoices):
+        CHAMPION_BETTER = "champion_better"
+        SHADOW_BETTER = "shadow_better"
+        INCONCLUSIVE = "inconclusive"
+
+    champion = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
+                                 related_name="+")
+    shadow = models.ForeignKey("mlregistry.MLModelVersion", on_delete=models.PROTECT,
+                               related_name="+")
+    pairs = models.PositiveIntegerField()  # requests both answered, instance by instance
+    labelled = models.PositiveIntegerField()  # pairs with an outcome
+    # Classification and anomaly detection: share of pairs with the same answer.
+    agreement = models.FloatField(null=True, blank=True)
+    # Regression: mean and 95th percentile of |shadow - champion|.
+    mean_abs_difference = models.FloatField(null=True, blank=True)
+    p95_abs_difference = models.FloatField(null=True, blank=True)
+    metric = models.CharField(max_length=32, blank=True)  # "mae" or "accuracy"
+    champion_metric = models.FloatField(null=True, blank=True)
+    shadow_metric = models.FloatField(null=True, blank=True)
+    test = models.CharField(max_length=32, blank=True)  # "mcnemar_exact" or "wilcoxon..."
+    statistic = models.FloatField(null=True, blank=True)
+    p_value = models.FloatField(null=True, blank=True)
+    verdict = models.CharField(max_length=24, choices=Verdict.choices)
+    reason = models.TextField(blank=True)
+
+    class Meta(Report.Meta):
+        indexes = [models.Index(fields=["model_name", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"shadow {self.model_name}: {self.verdict}"
+
+
 class CanaryCheck(Report):
     """One look of the canary guard at a running canary against the champion over the
     canary's time so far (docs/monitoring.md#canary-guard), and what it did."""
@@ -199,6 +256,7 @@ class Alert(models.Model):
         ANOMALY_SPIKE = "anomaly_spike"
         RETRAIN_FAILED = "retrain_failed"
         CANARY = "canary"
+        ESTIMATED_PERFORMANCE = "estimated_performance"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     severity = models.CharField(max_length=16, choices=Severity.choices)

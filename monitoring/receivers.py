@@ -1,13 +1,17 @@
 """Monitoring's answers to what the layers below it report (connected in apps.ready())."""
 
+import logging
+
 from django.dispatch import receiver
 
 from mlregistry.signals import transition_sealed
-from monitoring import registry_events, retraining, review_requests
+from monitoring import registry_events, retraining
 from monitoring.alerts import alert_raise
 from monitoring.models import Alert
 from predictions.signals import model_load_refused
 from training.signals import training_job_finished
+
+logger = logging.getLogger("pulselytics.monitoring")
 
 
 @receiver(training_job_finished, dispatch_uid="monitoring.retrain_followup")
@@ -32,4 +36,14 @@ def registry_event(sender, *, transition_id: int, **kwargs) -> None:
 
 @receiver(transition_sealed, dispatch_uid="monitoring.review_request")
 def review_request(sender, *, transition_id: int, **kwargs) -> None:
-    review_requests.version_review_request(transition_id=transition_id)
+    # Sent by a worker: the request that registered or withdrew never waits for a mail
+    # server. A broker that is down costs this e-mail, not the request (logged). Imported
+    # here: the tasks bring every monitoring service, and with them the model libraries that
+    # start-up does not load (tests/test_startup_imports.py).
+    from monitoring.tasks import review_request_send_task  # noqa: PLC0415
+
+    try:
+        review_request_send_task.apply_async((transition_id,), retry=False)
+    except Exception:
+        logger.warning("review request not queued: the reviewers are not e-mailed about "
+                       "audit row %s", transition_id, exc_info=True)

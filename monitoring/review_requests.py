@@ -51,8 +51,8 @@ def reviewers_email(*, version: MLModelVersion, subject: str, body: str,
         return 0
     try:
         send_mail(subject, body, settings.ALERT_EMAIL_FROM, recipients)
-    except (SMTPException, OSError):
-        logger.exception("could not email reviewers about %s", version)
+    except (SMTPException, OSError) as exc:
+        logger.warning("could not email reviewers about %s: %s", version, exc)
         return 0
     return len(recipients)
 

@@ -49,7 +49,7 @@ SCHEDULES = [
              "anomaly spikes of anomaly models."),
     Schedule("monitoring: A/B evaluation", "monitoring.tasks.ab_evaluate_task", HOUR,
              "Verdict of every running A/B test; stops a challenger that breaks the SLO or "
-             "degrades the metric."),
+             "degrades the metric. Verdict of every running shadow test."),
     Schedule("monitoring: canary guard", "monitoring.tasks.canary_check_task", 60,
              "Every running canary against the champion: rolled back at the first breach "
              "(SLO, error rate, drift), promoted once healthy through its bake time."),

@@ -67,6 +67,17 @@ def _ab_test_data(model: dashboard.ModelChoice) -> dict | None:
             "experiment": evaluation.experiment}
 
 
+def _shadow_tests_data(model: dashboard.ModelChoice) -> list[dict]:
+    return [{"evaluated_at": evaluation.created_at, "champion": evaluation.champion.version,
+             "shadow": evaluation.shadow.version, "pairs": evaluation.pairs,
+             "labelled": evaluation.labelled, "agreement": evaluation.agreement,
+             "mean_abs_difference": evaluation.mean_abs_difference,
+             "p95_abs_difference": evaluation.p95_abs_difference, "metric": evaluation.metric,
+             "test": evaluation.test, "p_value": evaluation.p_value,
+             "verdict": evaluation.verdict, "reason": evaluation.reason}
+            for evaluation in dashboard.shadow_evaluations_running(model=model)]
+
+
 def _canary_data(model: dashboard.ModelChoice) -> dict | None:
     check = dashboard.canary_check_running(model=model)
     if check is None:
@@ -103,6 +114,7 @@ def models_status(*, model_name: str | None = None) -> list[dict]:
             "live": [_live_version_data(arm, drift.get(arm.version_id)) for arm in live.arms],
             "ab_test": _ab_test_data(live),
             "canary": _canary_data(live),
+            "shadow_tests": _shadow_tests_data(live),
             "slo": _slo_data(model.name),
             "open_alerts": [alert_data(alert)
                             for alert in monitoring.alerts_open(model_name=model.name)],

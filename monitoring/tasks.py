@@ -12,10 +12,13 @@ from monitoring import (
     anomaly,
     canary,
     drift,
+    estimation,
     fairness,
     performance,
     registry_events,
     retraining,
+    review_requests,
+    shadow,
     slo,
 )
 from predictions import services as prediction_services
@@ -34,13 +37,16 @@ def slo_check_task() -> int:
 @shared_task(acks_late=True)
 def performance_check_task() -> int:
     # An anomaly model has no labels to judge it by: its live health is its flagged share.
+    # Estimated performance needs no labels either (docs/monitoring.md#estimated-performance).
     return (len(performance.performance_evaluate_all()) + len(fairness.fairness_audit_all())
-            + len(anomaly.anomaly_rate_check_all()))
+            + len(anomaly.anomaly_rate_check_all())
+            + len(estimation.estimation_evaluate_all()))
 
 
 @shared_task(acks_late=True)
 def ab_evaluate_task() -> int:
-    return len(ab.ab_evaluate_all())
+    # Shadow tests are judged with A/B tests: the same verdicts, on paired answers.
+    return len(ab.ab_evaluate_all()) + len(shadow.shadow_evaluate_all())
 
 
 @shared_task(acks_late=True, name="monitoring.tasks.canary_check_task")
@@ -67,6 +73,11 @@ def alert_delivery_send_task(self, delivery_id: int) -> str:
         return alerts.alert_delivery_send(delivery_id=delivery_id)
     except alerts.AlertDeliveryError as exc:
         raise self.retry(exc=exc, countdown=exc.retry_in) from exc
+
+
+@shared_task(acks_late=True, name="monitoring.tasks.review_request_send_task")
+def review_request_send_task(transition_id: int) -> int:
+    return review_requests.version_review_request(transition_id=transition_id)
 
 
 @shared_task(acks_late=True)

@@ -34,6 +34,7 @@ from core.errors import (
 )
 from core.ml import compiled, explain, kinds, outputs
 from core.ml.explain.tree import TreeModelExplainer
+from core.ml.schema import output_lower_bound
 from mlregistry import artifacts, selectors
 from mlregistry.selectors import LiveVersion
 from predictions import signals
@@ -115,7 +116,18 @@ class ServedVersion:
             scores = _finite(outputs.anomaly_scores(estimator=model, features=frame))
             flagged = numpy.asarray(model.predict(frame)) == -1
             return Outputs(values=flagged.tolist(), anomaly_scores=scores.tolist())
-        return Outputs(values=_finite(numpy.asarray(model.predict(frame), dtype=float)).tolist())
+        values = _finite(numpy.asarray(model.predict(frame), dtype=float))
+        # Every arm, shadows and pinned versions alike answer through here.
+        return Outputs(values=outputs.outputs_bounded(values, lower=self.output_lower).tolist())
+
+    @property
+    def output_lower(self) -> float | None:
+        """The lowest value this version answers: a count target's 0 when its schema
+        declares it (docs/training.md#count-targets); None for any other version, and for
+        every version stored before bounds existed."""
+        if self.live.task != kinds.REGRESSION:
+            return None
+        return output_lower_bound(self.live.feature_schema)
 
     explainer_or_error: explain.ModelExplainer | Exception | None = None
 

@@ -1,4 +1,4 @@
-"""Serving tables: API keys and the prediction log."""
+"""Serving tables: API keys, the prediction log, and idempotent requests' answers."""
 
 import uuid
 
@@ -109,3 +109,33 @@ class PredictionFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name} {self.code} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class IdempotentRequest(models.Model):
+    """A predict request sent with an `Idempotency-Key` (docs/api.md#idempotent-retries).
+
+    Claimed (inserted, `status_code` null) before the request is answered, so two requests
+    with the same key never both predict and log: the unique (api_key, key) lets one
+    insert win. Then it holds the answer, which a retry with the same key and body gets
+    back, byte for byte, for IDEMPOTENCY_WINDOW_SECONDS from `created_at`. Written and read
+    by predictions.idempotency only.
+    """
+
+    # Indexed by the unique (api_key, key) below.
+    api_key = models.ForeignKey(ClientAPIKey, on_delete=models.CASCADE, related_name="+",
+                                db_index=False)
+    key = models.CharField(max_length=255)
+    # SHA256 of the method, path (model and version) and canonical JSON body.
+    request_sha256 = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True,
+                                                   help_text="Empty while being answered.")
+    body = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(db_index=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["api_key", "key"],
+                                               name="idempotent_request_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code or 'in progress'})"

@@ -26,13 +26,13 @@ from core.errors import (
     VersionUnavailableError,
 )
 from core.logging import exception_outline
-from core.ml.explain.base import ExplanationUnsupportedError
+from core.ml.explain.base import ExplanationUnsupportedError, explanation_bounded
 from core.ml.outputs import class_label
 from core.ml.recipes import lifecycle_hooks, recipes_all
 from core.ml.recipes.base import LifecycleHooks
 from mlregistry.models import Status
 from mlregistry.selectors import LiveVersion
-from predictions import selectors
+from predictions import idempotency, selectors
 from predictions.loader import LiveModel, Outputs, ServedVersion, model_cache
 from predictions.log_rows import (
     LogGroup,
@@ -287,11 +287,13 @@ def explanation_make(*, model_name: str, instances: list, request_id: str,
 
 
 def _explained(served: ServedVersion, instances: list) -> list[dict]:
-    """SHAP contributions of `served` for the instances, each naming the version."""
+    """SHAP contributions of `served` for the instances, each naming the version; a value
+    raised to the version's bound says so (docs/api.md#explain)."""
     batch = instances_validate(schema=served.live.feature_schema, instances=instances)
     explainer = served.explainer
-    return [{"version": served.live.version, **row} for row in explainer.explain(
-        batch.columns if explainer.takes_columns else batch.frame)]
+    return [{"version": served.live.version, **explanation_bounded(row, lower=served.output_lower)}
+            for row in explainer.explain(batch.columns if explainer.takes_columns
+                                         else batch.frame)]
 
 
 def _pinned(*, model_name: str, version: str, client_id: str) -> LiveVersion:
@@ -456,7 +458,8 @@ def feedback_record(*, prediction_id: str, actual, api_key: ClientAPIKey) -> Pre
 
 def prediction_log_purge(*, now=None) -> int:
     """Delete prediction log rows (and recorded failures) older than
-    PREDICTION_LOG_RETENTION_DAYS; returns how many log rows went.
+    PREDICTION_LOG_RETENTION_DAYS, and the answers kept for idempotent retries older than
+    IDEMPOTENCY_WINDOW_SECONDS; returns how many log rows went.
 
     Batches of MONITORING_CHUNK_SIZE rows, each its own short transaction, so a large purge
     never holds one long transaction or lock against the requests writing the log. Safe to
@@ -473,7 +476,9 @@ def prediction_log_purge(*, now=None) -> int:
                 break
             if model is PredictionLog:
                 deleted += count
-    logger.info("prediction log purged", extra={"deleted": deleted, "cutoff": cutoff.isoformat()})
+    answers = idempotency.idempotent_requests_purge(now=now)
+    logger.info("prediction log purged", extra={"deleted": deleted, "cutoff": cutoff.isoformat(),
+                                                "idempotent_answers_deleted": answers})
     return deleted
 
 

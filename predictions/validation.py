@@ -22,7 +22,9 @@ the model was not trained on should hear about it rather than get a quiet guess.
   booleans are never numbers (Python's `bool` is an `int`, checked apart).
 - `not_finite`: NaN, Infinity, -Infinity or a number beyond the float range (`1e400`,
   or a huge integer) for a `float`/`int` feature: what predictions.parsers turns into
-  NON_FINITE, and float NaN/inf from any other caller. For a `bool` or `category`
+  NON_FINITE, and float NaN/inf from any other caller; also a number beyond NUMBER_LIMIT
+  (single precision's range, about 3.4e38: tree models compute in float32, where a larger
+  number is infinite). For a `bool` or `category`
   feature such a value is `wrong_type`.
 - `unknown_category` when the feature declares its categories (a non-empty list);
   without declared categories any string is taken, except one that could not be stored in
@@ -53,6 +55,8 @@ from core.errors import ValidationError
 from predictions.parsers import NON_FINITE
 
 MAX_ERROR_DETAILS = 1000
+# The largest magnitude a number may have: float32's largest finite value.
+NUMBER_LIMIT = float(numpy.finfo(numpy.float32).max)
 FIELD_ECHO_LIMIT = 100
 CATEGORIES_LISTED_UP_TO = 20
 
@@ -177,7 +181,13 @@ class _NumberChecker(_Checker):
         if array is None:
             array = self._scan(values)
         else:
-            finite = numpy.isfinite(array)
+            with numpy.errstate(invalid="ignore"):
+                magnitude = numpy.abs(array)
+                finite = numpy.isfinite(array) & (magnitude <= NUMBER_LIMIT)
+                # An integer just beyond the limit reads as the limit once a float: compared
+                # exactly (Python compares an int with a float exactly).
+                for index in numpy.flatnonzero(magnitude == NUMBER_LIMIT).tolist():
+                    finite[index] = abs(values[index]) <= NUMBER_LIMIT
             if not finite.all():
                 for index in numpy.flatnonzero(~finite).tolist():
                     self.error(index, "not_finite", "must be a finite number")
@@ -207,7 +217,7 @@ class _NumberChecker(_Checker):
                 number = float(value)
             except OverflowError:
                 number = math.inf
-            if not math.isfinite(number):
+            if not (math.isfinite(number) and abs(value) <= NUMBER_LIMIT):
                 self.error(index, "not_finite", "must be a finite number")
                 continue
             array[index] = number

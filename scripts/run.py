@@ -32,6 +32,7 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 # The variables that say where an instance keeps its data: a command for this instance
 # run from another terminal needs them as this process has them.
+FILE_EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 INSTANCE_VARIABLES = ("DJANGO_SETTINGS_MODULE", "PULSELYTICS_VAR_DIR", "DATABASE_URL",
                       "CELERY_BROKER_URL", "BROKER_FOLDER")
 
@@ -217,6 +218,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, supervisor.on_signal)
     signal.signal(signal.SIGTERM, supervisor.on_signal)
 
+    # The embedded instance has no mail server: unless the environment names a mail
+    # backend, review requests and alerts are written as files to var/mail/.
+    os.environ.setdefault("EMAIL_BACKEND", FILE_EMAIL_BACKEND)
     try:
         prepare_folders()
         manage("migrate", "--no-input")
@@ -267,6 +271,10 @@ def main() -> int:
         for line in demo_summary.splitlines():
             if not line.startswith(("deployed ", "already live")):
                 log(line)
+        if os.environ["EMAIL_BACKEND"] == FILE_EMAIL_BACKEND:
+            from django.conf import settings
+
+            log(f"E-mails (review requests, alerts) are written to {settings.EMAIL_FILE_PATH}")
         log("Press Ctrl-C to stop the web server, the Celery worker and beat.")
         status = supervisor.wait_until_stop()
     elif not supervisor.stopping:

@@ -7,6 +7,7 @@ reason; under REQUIRE_SERVICES=1 (CI) every skip is turned into a failure.
 
 import contextlib
 import copy
+import functools
 import hashlib
 import os
 
@@ -103,13 +104,17 @@ def train_recipe_once():
         handed_out[id(trained.estimator)] = (key, trained.estimator)
         return trained
 
-    def model_version_bundle(*, estimator, reference_profile: dict):
+    def model_version_bundle(*, estimator, reference_profile: dict, estimation_objects=None):
+        serialize = functools.partial(real_bundle, estimator=estimator,
+                                      reference_profile=reference_profile,
+                                      estimation_objects=estimation_objects)
         key, known = handed_out.get(id(estimator), (None, None))
         if known is not estimator:  # not a copy handed out above: serialize it
-            return real_bundle(estimator=estimator, reference_profile=reference_profile)
+            return serialize()
+        # The estimation objects come with the estimator from the same cached training.
         profile, bundle = bundles.get(key, (None, None))
         if profile != reference_profile:
-            bundle = real_bundle(estimator=estimator, reference_profile=reference_profile)
+            bundle = serialize()
             bundles[key] = (copy.deepcopy(reference_profile), bundle)
         return copy.deepcopy(bundle)
 

@@ -382,7 +382,7 @@ def labelled_logs_create(
 
 def register_deployed_classifier(
     *, user, reviewer, deployer, name: str = "lead-scoring", schema: dict | None = None,
-    metrics: dict | None = None, traffic: int | None = None,
+    metrics: dict | None = None, traffic: int | None = None, shadow: bool = False,
 ) -> MLModelVersion:
     """A deployed binary classifier (classes 0 and 1) through the real services."""
     from sklearn.linear_model import LogisticRegression
@@ -398,4 +398,4 @@ def register_deployed_classifier(
     )
     version = services.model_version_approve(version=version, user=reviewer, notes="approved")
     return services.model_version_deploy(version=version, user=deployer, traffic=traffic,
-                                         notes="deployed in test")
+                                         shadow=shadow, notes="deployed in test")

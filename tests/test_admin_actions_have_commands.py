@@ -19,6 +19,7 @@ ACTION_COMMANDS = {
     ("mlregistry.MLModelVersion", "canary"): ("deploy", "--canary"),
     ("mlregistry.MLModelVersion", "end-test"): ("end_test",),
     ("mlregistry.MLModelVersion", "promote-winner"): ("promote_winner",),
+    ("mlregistry.MLModelVersion", "promote-shadow"): ("promote_shadow",),
     ("mlregistry.MLModelVersion", "rollback"): ("rollback",),
     ("mlregistry.MLModelVersion", "withdraw"): ("withdraw",),
     ("mlregistry.MLModelVersion", "archive"): ("archive",),

@@ -14,6 +14,9 @@ from django.contrib.auth import get_user_model
     "/admin/monitoring/sloreport/add/",
     "/admin/monitoring/fairnessreport/add/",
     "/admin/monitoring/abevaluation/add/",
+    "/admin/monitoring/estimatedperformancereport/add/",
+    "/admin/monitoring/shadowevaluation/add/",
+    "/admin/monitoring/canarycheck/add/",
 ])
 def test_admin_refuses_to_add_service_written_records(client, db, path):
     client.force_login(get_user_model().objects.create_superuser("root", "r@example.com", "pw"))

@@ -22,6 +22,8 @@ profile and the number of labelled rows.
 - With the model's production version (`production`, loaded by the caller), production is
   scored on the same labelled rows through its own schema (`trainer.production_compare`),
   so the gate and the model card compare the two like for like.
+- Estimation reference (`estimation.reference_build`, docs/monitoring.md#estimated-performance)
+  on the labelled rows, seeded with `PROFILE_SEED`; None when it cannot be built.
 - Global importance (`importance.global_importance_compute`): mean |SHAP contribution|
   per input feature on a sample of the data's rows in the canonical form serving gives
   the model; None when the model cannot be explained (never a reason to refuse it).
@@ -45,8 +47,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from core.errors import ValidationError
-from core.ml import diagnostics, fairness, importance
+from core.ml import diagnostics, estimation, fairness, importance
 from core.ml import metrics as task_metrics
+from core.ml.features import model_frame
 from core.ml.kinds import ANOMALY, BINARY, MULTICLASS, REGRESSION, TASKS
 from core.ml.outputs import model_outputs
 from core.ml.profile import reference_profile_build
@@ -67,6 +70,8 @@ class EvaluatedModel:
     validation_diagnostics: dict | None = None  # diagnostics.validation_diagnostics
     # The production version scored on the same labelled rows (trainer.production_compare).
     production_comparison: dict | None = None
+    # core.ml.estimation's reference on the labelled rows (None: not estimated).
+    estimation_reference: estimation.EstimationReference | None = None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -226,6 +231,9 @@ def external_model_evaluate(
                   if pii else _one_line(exc))
         raise ValidationError(f"the model cannot take this data: {reason}") from exc
     metrics["rows_without_target"] = int((~labelled).sum())
+    reference = _estimation_reference(estimator=estimator, task=task, schema=schema,
+                                      features=features[labelled], rows=frame.loc[labelled],
+                                      target=labels.to_numpy())
     comparison = None
     if production is not None:
         comparison = production_compare(production=production, task=task,
@@ -240,7 +248,22 @@ def external_model_evaluate(
                           samples=int(labelled.sum()), fairness_report=audit,
                           global_importance=global_importance,
                           validation_diagnostics=validation_diagnostics,
-                          production_comparison=comparison)
+                          production_comparison=comparison,
+                          estimation_reference=reference)
+
+
+def _estimation_reference(*, estimator: Any, task: str, schema: dict, features: Any,
+                          rows: pandas.DataFrame, target: numpy.ndarray
+                          ) -> "estimation.EstimationReference | None":
+    """The estimation reference on the labelled rows, seeded with PROFILE_SEED; None when
+    it cannot be built: a model trained elsewhere is registered all the same, and its
+    estimated performance is "not available"."""
+    try:
+        return estimation.reference_build(
+            task=task, estimator=estimator, features=features, target=target,
+            canonical=model_frame(rows, schema)[0], schema=schema, seed=PROFILE_SEED)
+    except Exception:  # noqa: BLE001 - estimation never refuses a model
+        return None
 
 
 def _json_safe(value: Any) -> Any:

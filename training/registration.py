@@ -100,6 +100,9 @@ def model_version_register_external(
     # validation rows, so the version page can say what was compared.
     report = {"dataset": Path(data_path).name, "validation_rows": evaluated.samples,
               "validation_diagnostics": evaluated.validation_diagnostics}
+    reference = evaluated.estimation_reference  # docs/monitoring.md#estimated-performance
+    if reference is not None:
+        report["estimation"] = reference.document
     if comparison is not None:
         report["production_comparison"] = comparison
     return registration.model_version_register(
@@ -112,5 +115,6 @@ def model_version_register_external(
         fairness_report=evaluated.fairness_report, global_importance=evaluated.global_importance,
         gate_results=gates, training_report=report, description=description,
         client_id=client_id,
+        estimation_objects=reference.objects if reference is not None else None,
         notes=f"{provenance}; evaluated on {Path(data_path).name}",
     )

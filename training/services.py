@@ -155,7 +155,8 @@ def model_train(
     gates.update(validation.fairness_gate(trained.fairness_report))
     progress(0.95, "registering")
     bundle = registration.model_version_bundle(estimator=trained.estimator,
-                                               reference_profile=trained.reference_profile)
+                                               reference_profile=trained.reference_profile,
+                                               estimation_objects=trained.estimation_objects)
     if before_store is not None:
         before_store(bundle.paths)
     with transaction.atomic():

@@ -2,8 +2,9 @@
 
     prepare (declared columns, client rows, canonical dtypes, rows without target dropped)
     -> split (held-out validation, stratified for classifiers, fixed seed)
-    -> fit (lifecycle hooks around it) -> validation metrics and diagnostics, reference
-       profile, fairness, global feature importance on the validation rows
+    -> fit (lifecycle hooks around it) -> validation metrics and diagnostics, the
+       estimation reference (core.ml.estimation), reference profile, fairness, global
+       feature importance on the validation rows
 
 The service (mlregistry.services.model_train) registers the result; a training failure
 raises before anything is stored.
@@ -20,12 +21,13 @@ import pandas
 from sklearn.model_selection import train_test_split
 
 from core.errors import InsufficientDataError, ValidationError
-from core.ml import diagnostics, evidence, fairness, importance, kinds, metrics
+from core.ml import diagnostics, estimation, evidence, fairness, importance, kinds, metrics
 from core.ml.features import model_frame
-from core.ml.outputs import model_outputs
+from core.ml.outputs import model_outputs, outputs_bounded
 from core.ml.profile import reference_profile_build
 from core.ml.recipes import lifecycle_hooks
 from core.ml.recipes.base import Recipe, TrainingContext
+from core.ml.schema import output_lower_bound
 
 Progress = Callable[[float, str], None]
 
@@ -44,6 +46,9 @@ class TrainedModel:
     global_importance: dict | None = None  # importance.global_importance_compute
     # The production version scored on the same validation rows (see production_compare).
     production_comparison: dict | None = None
+    # Fitted objects for performance estimation (core.ml.estimation), stored in the bundle
+    # beside the estimator; their reference is training_report["estimation"].
+    estimation_objects: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -202,20 +207,29 @@ def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_i
         hook.after_train(context, estimator)
 
     progress(0.75, "validating")
+    schema = recipe.feature_schema()
+    # Judged, compared and profiled as served: a count is never answered below 0.
+    lower_bound = output_lower_bound(schema)
     validation_metrics = metrics.metrics_evaluate(
-        task=recipe.task, estimator=estimator, features=x_validation, target=y_validation)
+        task=recipe.task, estimator=estimator, features=x_validation, target=y_validation,
+        lower_bound=lower_bound)
     report["validation_diagnostics"] = diagnostics.validation_diagnostics(
         task=recipe.task, estimator=estimator, features=x_validation, target=y_validation,
         sample_seed=seed)
+    reference = estimation.reference_build(
+        task=recipe.task, estimator=estimator, features=x_validation, target=y_validation,
+        canonical=x_validation, schema=schema, seed=seed, lower_bound=lower_bound)
+    if reference is not None:
+        report["estimation"] = reference.document
     comparison = None
     if production is not None:
         comparison = production_compare(
             production=production, task=recipe.task, rows=frame.loc[inputs.index[validation_at]],
             target=y_validation)
     progress(0.85, "profiling")
-    schema = recipe.feature_schema()
     outputs, output_kind = model_outputs(task=recipe.task, estimator=estimator,
-                                                 features=x_train)
+                                         features=x_train)
+    outputs = outputs_bounded(outputs, lower=lower_bound)
     profile = reference_profile_build(frame=x_train, schema=schema, outputs=outputs, seed=seed,
                                       output_kind=output_kind)
     progress(0.9, "fairness audit")
@@ -237,6 +251,7 @@ def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_i
         training_report=report, samples=n_rows,
         fit_seconds=float(context.timings.get("fit_seconds", 0.0)),
         global_importance=global_importance, production_comparison=comparison,
+        estimation_objects=reference.objects if reference is not None else None,
     )
 
 
@@ -253,7 +268,8 @@ def production_compare(*, production: ProductionModel, task: str, rows: pandas.D
     try:
         features, _ = model_frame(rows, production.schema)
         scored = metrics.metrics_evaluate(task=task, estimator=production.estimator,
-                                          features=features, target=target)
+                                          features=features, target=target,
+                                          lower_bound=output_lower_bound(production.schema))
     except Exception as exc:  # noqa: BLE001 - any failure means: not comparable on these rows
         personal = any(feature.get("pii") for feature in production.schema["features"])
         message = ("message withheld: production has personal features" if personal

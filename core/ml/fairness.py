@@ -5,14 +5,22 @@ from `settings.FAIRNESS_MIN_GROUP_SIZE`). The caller passes the protected attrib
 values, the true labels and the model's predictions for the same rows: the validation
 split when training, the labelled rows of the data for `register_model`.
 
-What is measured, per task:
+Every per-group figure is computed by Fairlearn (`fairlearn.metrics.MetricFrame`, with
+its `selection_rate`, `true_positive_rate`, `false_positive_rate` and `count` and
+scikit-learn's `accuracy_score`), and every between-groups figure is that MetricFrame's
+`difference()` or `ratio()` over the groups compared (tests/core/ml/test_fairness.py checks
+the figures against MetricFrame on the same rows). What is measured, per task:
 
 - binary_classification: per group the *selection rate* (share of predictions equal to
-  the positive class) and the *true-positive rate* (share of the group's truly positive
-  rows predicted positive; None when the group has no positive row or there are no
-  labels). Per attribute: demographic parity difference (highest selection rate minus
-  lowest) and ratio (lowest / highest; 1.0 when the highest is 0), and the equal
-  opportunity difference (highest TPR minus lowest, over the groups that have a TPR).
+  the positive class), and over its labelled rows the *true-positive rate* (share of the
+  truly positive rows predicted positive; None when the group has no positive row or
+  there are no labels), the *false-positive rate* (share of the truly negative rows
+  predicted positive; None without negatives) and the *accuracy*. Per attribute:
+  demographic parity difference (highest selection rate minus lowest) and ratio (lowest /
+  highest; 1.0 when the highest is 0), the equal opportunity difference (highest TPR minus
+  lowest, over the groups that have a TPR), the equalized odds difference (the greater of
+  the TPR and FPR differences, as Fairlearn's `equalized_odds_difference`) and the error
+  rate difference (highest error rate, 1 - accuracy, minus lowest: error-rate parity).
   The positive class is `positive_label`; by default scikit-learn's convention: 1 for
   0/1 labels (True for False/True), else the greater of the two labels (`classes_[1]`).
 - anomaly_detection: the selection rate is the share flagged as anomalies
@@ -38,6 +46,10 @@ own group. Groups with fewer rows than the minimum group size are reported with
 that needs two groups (difference, ratio) is None when fewer than two groups qualify,
 with a note saying why.
 
+Intersectional groups: with two or more protected attributes, `intersections` holds the
+same figures for each pair of attributes, its groups named by both values ("f × north"),
+so that a group that is small or disadvantaged only in combination is seen.
+
 JSON shape (strict JSON: plain floats, ints, str keys, None for undefined figures):
 
     {"task": "binary_classification",
@@ -49,21 +61,30 @@ JSON shape (strict JSON: plain floats, ints, str keys, None for undefined figure
         "gender": {
            "groups": {
               "f": {"n": 240, "small": false,
-                    "selection_rate": 0.41, "positives": 80, "true_positive_rate": 0.9},
+                    "selection_rate": 0.41, "positives": 80, "true_positive_rate": 0.9,
+                    "negatives": 150, "false_positive_rate": 0.12, "labelled": 230,
+                    "accuracy": 0.87},
               ...},
            "groups_compared": 2,
            "demographic_parity_difference": 0.08,
            "demographic_parity_ratio": 0.84,
            "equal_opportunity_difference": 0.05,
-           "note": null}}}
+           "equalized_odds_difference": 0.05,
+           "error_rate_difference": 0.03,
+           "note": null}},
+     "intersections": {"gender × region": {...as an attribute...}}}  # two or more attributes
 
-Group fields by task: binary `selection_rate`, `positives`, `true_positive_rate`;
-anomaly `selection_rate`; regression `mean_prediction`, `mean_actual`; multiclass
-`labelled`, `accuracy`. Attribute fields: the three parity figures above for every task
-(None where they do not apply), plus `accuracy_difference` for multiclass. With no
-protected attributes `attributes` is empty.
+Group fields by task: binary `selection_rate`, `positives`, `true_positive_rate`,
+`negatives`, `false_positive_rate`, `labelled`, `accuracy`; anomaly `selection_rate`;
+regression `mean_prediction`, `mean_actual`; multiclass `labelled`, `accuracy`. Attribute
+fields: the parity figures above for every task (None where they do not apply), plus
+`accuracy_difference` for multiclass. With no protected attributes `attributes` is empty.
+Reports stored before Fairlearn lack the binary FPR, accuracy, equalized odds and error
+rate figures and `intersections`; readers take their absence as "not computed".
 """
 
+import functools
+import itertools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -71,11 +92,14 @@ from typing import Any
 import numpy
 import pandas
 from django.conf import settings
+from fairlearn.metrics import MetricFrame, count, false_positive_rate, true_positive_rate
+from sklearn import metrics as skm
 
 from core.errors import ValidationError
 from core.ml.kinds import ANOMALY, ANOMALY_LABEL, BINARY, MULTICLASS, REGRESSION, TASK_KINDS, TASKS
 
 MISSING = "(missing)"
+INTERSECTION = " × "
 
 
 def _float(value: Any) -> float | None:
@@ -130,28 +154,110 @@ def _positive_label(y_true: pandas.Series | None, y_pred: pandas.Series, given: 
     return sorted(labels)[-1]
 
 
-def _group_figures(task: str, at: numpy.ndarray, y_true: pandas.Series | None,
-                   y_pred: pandas.Series, positive: Any) -> dict:
-    """The figures of the group whose rows are at positions `at`."""
-    pred = y_pred.iloc[at].reset_index(drop=True)
-    truth = y_true.iloc[at].reset_index(drop=True) if y_true is not None else None
-    labelled = truth.notna() if truth is not None else pandas.Series(False, index=pred.index)
-    if task in (BINARY, ANOMALY):
-        selected = pred == (positive if task == BINARY else ANOMALY_LABEL)
-        figures = {"selection_rate": _float(selected.mean())}
-        if task == BINARY:
-            positives = labelled & (truth == positive) if truth is not None else labelled
-            figures["positives"] = int(positives.sum())
-            figures["true_positive_rate"] = (
-                _float(selected[positives].mean()) if positives.any() else None)
-        return figures
+def _selection_rate(y_true, y_pred) -> float:
+    """Share of rows predicted positive (y_pred already 1 for the positive class)."""
+    return float(numpy.mean(y_pred)) if len(y_pred) else float("nan")
+
+
+def _mean_prediction(y_true, y_pred) -> float:
+    return float(numpy.mean(y_pred)) if len(y_pred) else float("nan")
+
+
+def _mean_actual(y_true, y_pred) -> float:
+    return float(numpy.mean(y_true)) if len(y_true) else float("nan")
+
+
+def _by_group(metrics: dict, *, y_true, y_pred, names: numpy.ndarray) -> pandas.DataFrame:
+    """Fairlearn's MetricFrame of `metrics` per group (one row per group name); no rows,
+    no groups (MetricFrame needs at least one row)."""
+    if not len(names):
+        return pandas.DataFrame(columns=list(metrics), dtype=float)
+    frame = MetricFrame(metrics=metrics, y_true=numpy.asarray(y_true),
+                        y_pred=numpy.asarray(y_pred),
+                        sensitive_features=pandas.Series(names, name="group", dtype=object))
+    return frame.by_group
+
+
+def _label_figures(task: str, *, names, truth, predicted, labelled, positive) -> pandas.DataFrame:
+    """Per group, over its labelled rows: the figures that need the truth."""
+    at = labelled.to_numpy()
+    if not at.any():
+        return pandas.DataFrame()
+    if task == BINARY:
+        truth01 = (truth[labelled] == positive).to_numpy(dtype=int)
+        predicted01 = (predicted[labelled] == positive).to_numpy(dtype=int)
+        frame = _by_group({"labelled": count, "true_positive_rate": true_positive_rate,
+                           "false_positive_rate": false_positive_rate,
+                           "accuracy": skm.accuracy_score},
+                          y_true=truth01, y_pred=predicted01, names=names[at])
+        # Counts of the truth per group (no metric of Fairlearn's: a sum).
+        frame["positives"] = pandas.Series(truth01).groupby(names[at]).sum()
+        frame["negatives"] = frame["labelled"] - frame["positives"]
+        # No positive (negative) row: the rate is undefined, not 0.
+        frame.loc[frame["positives"] == 0, "true_positive_rate"] = numpy.nan
+        frame.loc[frame["negatives"] == 0, "false_positive_rate"] = numpy.nan
+        return frame
     if task == REGRESSION:
-        actual = truth[labelled].astype(float) if truth is not None else None
-        return {"mean_prediction": _float(pred.astype(float).mean()),
-                "mean_actual": _float(actual.mean()) if labelled.any() else None}
-    count = int(labelled.sum())
-    accuracy = _float((pred[labelled] == truth[labelled]).mean()) if count else None
-    return {"labelled": count, "accuracy": accuracy}
+        return _by_group({"mean_actual": _mean_actual},
+                         y_true=truth[labelled].to_numpy(dtype=float),
+                         y_pred=predicted[labelled].to_numpy(dtype=float), names=names[at])
+    return _by_group({"labelled": count, "accuracy": skm.accuracy_score},
+                     y_true=truth[labelled].astype(str).to_numpy(),
+                     y_pred=predicted[labelled].astype(str).to_numpy(), names=names[at])
+
+
+def _group_table(task: str, *, names: numpy.ndarray, y_true: pandas.Series | None,
+                 y_pred: pandas.Series, positive: Any) -> pandas.DataFrame:
+    """One row per group with every figure of its task (NaN where undefined)."""
+    if task in (BINARY, ANOMALY):
+        flagged = (y_pred == (positive if task == BINARY else ANOMALY_LABEL)).to_numpy(dtype=int)
+        table = _by_group({"n": count, "selection_rate": _selection_rate},
+                          y_true=flagged, y_pred=flagged, names=names)
+    elif task == REGRESSION:
+        values = y_pred.to_numpy(dtype=float)
+        table = _by_group({"n": count, "mean_prediction": _mean_prediction},
+                          y_true=values, y_pred=values, names=names)
+    else:
+        table = _by_group({"n": count}, y_true=numpy.zeros(len(names)),
+                          y_pred=numpy.zeros(len(names)), names=names)
+    if task == ANOMALY or y_true is None:
+        labelled = pandas.Series(False, index=y_pred.index)
+    else:
+        labelled = y_true.notna()
+    labels = _label_figures(task, names=names, truth=y_true, predicted=y_pred,
+                            labelled=labelled, positive=positive)
+    table = table.join(labels, how="left") if len(labels.columns) else table
+    if task == BINARY:
+        for column in ("positives", "negatives", "labelled"):
+            table[column] = (table[column].fillna(0) if column in table
+                             else pandas.Series(0, index=table.index))
+        for column in ("true_positive_rate", "false_positive_rate", "accuracy"):
+            if column not in table:
+                table[column] = numpy.nan
+    elif task == MULTICLASS:
+        table["labelled"] = table["labelled"].fillna(0) if "labelled" in table else 0
+        if "accuracy" not in table:
+            table["accuracy"] = numpy.nan
+    elif task == REGRESSION and "mean_actual" not in table:
+        table["mean_actual"] = numpy.nan
+    return table
+
+
+# The group figures of each task, in the report's order.
+GROUP_FIELDS = {
+    BINARY: ("selection_rate", "positives", "true_positive_rate", "negatives",
+             "false_positive_rate", "labelled", "accuracy"),
+    ANOMALY: ("selection_rate",),
+    REGRESSION: ("mean_prediction", "mean_actual"),
+    MULTICLASS: ("labelled", "accuracy"),
+}
+_COUNTS = {"positives", "negatives", "labelled"}
+
+
+def _json_figure(name: str, value: Any) -> Any:
+    if name in _COUNTS:
+        return int(value)
+    return None if value is None or pandas.isna(value) else _float(value)
 
 
 def _spread(values: list[float]) -> float | None:
@@ -160,39 +266,49 @@ def _spread(values: list[float]) -> float | None:
 
 def _attribute(task: str, *, names: numpy.ndarray, y_true: pandas.Series | None,
                y_pred: pandas.Series, positive: Any, min_group_size: int) -> dict:
-    positions = pandas.Series(names, dtype=object).groupby(names, sort=False).indices
+    table = _group_table(task, names=names, y_true=y_true, y_pred=y_pred, positive=positive)
     groups: dict[str, dict] = {}
-    for name in sorted(positions):
-        at = positions[name]
-        groups[name] = {"n": len(at), "small": len(at) < min_group_size,
-                        **_group_figures(task, at, y_true, y_pred, positive)}
-    compared = {name: g for name, g in groups.items() if not g["small"]}
+    for name in sorted(table.index):
+        row = table.loc[name]
+        groups[name] = {"n": int(row["n"]), "small": int(row["n"]) < min_group_size,
+                        **{field: _json_figure(field, row[field])
+                           for field in GROUP_FIELDS[task]}}
+    compared = table.loc[[name for name, g in groups.items() if not g["small"]]]
     result = {"groups": groups, "groups_compared": len(compared),
               "demographic_parity_difference": None, "demographic_parity_ratio": None,
               "equal_opportunity_difference": None, "note": None}
     if len(compared) < 2:
         result["note"] = (f"fewer than two groups of at least {min_group_size} rows to compare")
     if task == MULTICLASS:
-        result["accuracy_difference"] = _spread(
-            [g["accuracy"] for g in compared.values() if g["accuracy"] is not None])
+        result["accuracy_difference"] = _between(compared["accuracy"])
         if len(compared) >= 2:
             result["note"] = "no parity ratio for multiclass classification (no positive class)"
         return result
     basis = TASK_KINDS[task].parity_basis
-    levels = [g[basis] for g in compared.values() if g[basis] is not None]
-    result["demographic_parity_difference"] = _spread(levels)
+    levels = compared[basis].dropna()
+    result["demographic_parity_difference"] = _between(levels)
     if len(levels) >= 2:
-        highest, lowest = max(levels), min(levels)
+        highest, lowest = float(levels.max()), float(levels.min())
         if lowest < 0:
             result["note"] = ("a group's mean prediction is below zero: a ratio of means is "
                               "not meaningful, see the difference")
         else:
             result["demographic_parity_ratio"] = 1.0 if highest == 0 else _float(lowest / highest)
     if task == BINARY:
-        result["equal_opportunity_difference"] = _spread(
-            [g["true_positive_rate"] for g in compared.values()
-             if g["true_positive_rate"] is not None])
+        tpr = _between(compared["true_positive_rate"])
+        fpr = _between(compared["false_positive_rate"])
+        result["equal_opportunity_difference"] = tpr
+        result["equalized_odds_difference"] = (None if tpr is None or fpr is None
+                                               else max(tpr, fpr))
+        result["error_rate_difference"] = _between(1 - compared["accuracy"])
     return result
+
+
+def _between(column: pandas.Series) -> float | None:
+    """Highest minus lowest over the groups that have the figure (MetricFrame's
+    `difference()` between groups); None with fewer than two."""
+    values = column.dropna()
+    return _float(values.max() - values.min()) if len(values) >= 2 else None
 
 
 def fairness_report(
@@ -221,17 +337,22 @@ def fairness_report(
     if task == REGRESSION:
         predictions = pandas.to_numeric(predictions, errors="coerce").astype(float)
     positive = _positive_label(truth, predictions, positive_label) if task == BINARY else None
-    attributes = {
-        str(name): _attribute(task, names=_group_names(values, rows, str(name)), y_true=truth,
-                              y_pred=predictions, positive=positive,
-                              min_group_size=min_group_size)
-        for name, values in protected.items()
-    }
-    return {
+    names = {str(name): _group_names(values, rows, str(name))
+             for name, values in protected.items()}
+    audit = functools.partial(_attribute, task, y_true=truth, y_pred=predictions,
+                              positive=positive, min_group_size=min_group_size)
+    report = {
         "task": task,
         "positive_label": _json_label(positive),
         "parity_basis": TASK_KINDS[task].parity_basis,
         "min_group_size": min_group_size,
         "rows": rows,
-        "attributes": attributes,
+        "attributes": {name: audit(names=groups) for name, groups in names.items()},
     }
+    if len(names) >= 2:
+        report["intersections"] = {
+            f"{first}{INTERSECTION}{second}": audit(names=numpy.array(
+                [f"{a}{INTERSECTION}{b}" for a, b in zip(names[first], names[second],
+                                                        strict=True)], dtype=object))
+            for first, second in itertools.combinations(sorted(names), 2)}
+    return report

@@ -21,22 +21,34 @@ detection has no primary metric, so its gate passes as not applicable. A candida
 primary metric is undefined (None) fails; a production version without the metric
 recorded lets the candidate pass, with the reason saying so.
 
-The fairness gate reads a report from `fairness.fairness_report` and checks every protected
-attribute's demographic parity ratio (selection rates; regression: mean predictions)
-against `settings.FAIRNESS_GATE_MIN_RATIO` (0.8, the four-fifths rule); a ratio equal to
-the minimum passes (same tolerance). Result:
+The fairness gate reads a report from `fairness.fairness_report` and judges every protected
+attribute by one figure of it, `settings.FAIRNESS_GATE_METRIC`:
 
-    {"fairness": {"passed": bool, "min_ratio": 0.8,
-                  "attributes": {"gender": {"ratio": 0.84 | None, "passed": bool,
+- a ratio (`demographic_parity_ratio`, the default: selection rates; regression: mean
+  predictions) must be at least `settings.FAIRNESS_GATE_MIN_RATIO` (0.8, the four-fifths
+  rule);
+- a difference (`demographic_parity_difference`, `equal_opportunity_difference`,
+  `equalized_odds_difference`, `error_rate_difference`) must be at most
+  `settings.FAIRNESS_GATE_MAX_DIFFERENCE` (0.1).
+
+A figure equal to its threshold passes (same tolerance). Result:
+
+    {"fairness": {"passed": bool, "metric": "demographic_parity_ratio", "threshold": 0.8,
+                  "min_ratio": 0.8,                 # ratio metrics only
+                  "attributes": {"gender": {"value": 0.84 | None, "passed": bool,
                                             "reason": "one sentence"}},
                   "reason": "one sentence"}}
 
-It fails when any attribute's ratio is below the minimum. An attribute whose ratio is
-undefined (fewer than two groups of the minimum size, a multiclass model, a regressor
-with negative mean predictions) cannot be judged and passes, its reason saying why: the
-report holds the figures for the reviewer. Without protected attributes the gate passes
-with the reason "no protected attributes"; it is always present, so `gate_results`
-shows that fairness was considered.
+Results stored before the metric was a setting have `ratio` where `value` is now and no
+`metric` or `threshold` (the parity ratio and `min_ratio`): `gate_attribute_value` and
+`gate_threshold` read both.
+
+It fails when any attribute's figure is on the wrong side of its threshold. An attribute
+whose figure is undefined (fewer than two groups of the minimum size, a multiclass model, a
+regressor with negative mean predictions, no labels for a rate) cannot be judged and
+passes, its reason saying why: the report holds the figures for the reviewer. Without
+protected attributes the gate passes with the reason "no protected attributes"; it is
+always present, so `gate_results` shows that fairness was considered.
 """
 
 from django.conf import settings
@@ -88,35 +100,76 @@ def gates_evaluate(*, task: str, metrics: dict, production_metrics: dict | None)
         f"margin {margin}"))
 
 
-def fairness_gate(report: dict | None, *, min_ratio: float | None = None) -> dict:
-    """Judge a fairness report (None or {}: no protected attributes) against the minimum ratio."""
-    min_ratio = float(settings.FAIRNESS_GATE_MIN_RATIO if min_ratio is None else min_ratio)
+RATIO_METRICS = ("demographic_parity_ratio",)
+DIFFERENCE_METRICS = ("demographic_parity_difference", "equal_opportunity_difference",
+                      "equalized_odds_difference", "error_rate_difference")
+FAIRNESS_METRICS = RATIO_METRICS + DIFFERENCE_METRICS
+_LABELS = {"demographic_parity_ratio": "parity ratio",
+           "demographic_parity_difference": "parity difference",
+           "equal_opportunity_difference": "equal opportunity difference",
+           "equalized_odds_difference": "equalized odds difference",
+           "error_rate_difference": "error rate difference"}
+
+
+def fairness_metric_label(metric: str) -> str:
+    return _LABELS.get(metric, metric)
+
+
+def gate_attribute_value(result: dict) -> float | None:
+    """An attribute's judged figure in a stored fairness gate result (old: `ratio`)."""
+    return result.get("value", result.get("ratio"))
+
+
+def gate_threshold(gate: dict) -> tuple[str, float | None]:
+    """(metric, threshold) of a stored fairness gate result (old: the parity ratio)."""
+    return gate.get("metric", RATIO_METRICS[0]), gate.get("threshold", gate.get("min_ratio"))
+
+
+def fairness_gate(report: dict | None, *, metric: str | None = None,
+                  threshold: float | None = None) -> dict:
+    """Judge a fairness report (None or {}: no protected attributes) by `metric` (default
+    settings.FAIRNESS_GATE_METRIC) against its threshold (default: the setting for its
+    kind)."""
+    metric = metric or settings.FAIRNESS_GATE_METRIC
+    if metric not in FAIRNESS_METRICS:
+        raise ValidationError(f"unknown fairness gate metric {metric!r}; one of "
+                              f"{', '.join(FAIRNESS_METRICS)}", details={"metric": metric})
+    is_ratio = metric in RATIO_METRICS
+    if threshold is None:
+        threshold = (settings.FAIRNESS_GATE_MIN_RATIO if is_ratio
+                     else settings.FAIRNESS_GATE_MAX_DIFFERENCE)
+    threshold = float(threshold)
+    label = fairness_metric_label(metric)
+    bound = "at least" if is_ratio else "at most"
     attributes = (report or {}).get("attributes") or {}
     results: dict[str, dict] = {}
     for name, attribute in attributes.items():
-        ratio = attribute.get("demographic_parity_ratio")
-        if ratio is None:
-            note = attribute.get("note") or "no parity ratio"
-            results[name] = {"ratio": None, "passed": True,
-                             "reason": f"not assessed: {note}"}
-        elif ratio < min_ratio - TOLERANCE:
-            results[name] = {"ratio": ratio, "passed": False,
-                             "reason": f"parity ratio {ratio:.4f} is below {min_ratio}"}
-        else:
-            results[name] = {"ratio": ratio, "passed": True,
-                             "reason": f"parity ratio {ratio:.4f} is at least {min_ratio}"}
+        value = attribute.get(metric)
+        if value is None:
+            note = attribute.get("note") or f"no {label}"
+            results[name] = {"value": None, "passed": True, "reason": f"not assessed: {note}"}
+            continue
+        failed = (value < threshold - TOLERANCE) if is_ratio else (value > threshold + TOLERANCE)
+        results[name] = {"value": value, "passed": not failed,
+                         "reason": f"{label} {value:.4f} is "
+                                   f"{('below' if is_ratio else 'above') if failed else bound} "
+                                   f"{threshold}"}
     failed = [name for name, result in results.items() if not result["passed"]]
-    unassessed = [name for name, result in results.items() if result["ratio"] is None]
+    unassessed = [name for name, result in results.items() if result["value"] is None]
     if not results:
         reason = "no protected attributes"
     elif failed:
-        reason = "parity ratio below {} for {}".format(min_ratio, ", ".join(
-            f"{name} ({results[name]['ratio']:.4f})" for name in failed))
+        reason = "{} {} {} for {}".format(label, "below" if is_ratio else "above", threshold,
+                                          ", ".join(f"{name} ({results[name]['value']:.4f})"
+                                                    for name in failed))
     elif len(unassessed) == len(results):
         reason = f"no protected attribute could be assessed: {', '.join(unassessed)}"
     else:
-        reason = f"every assessed protected attribute has a parity ratio of at least {min_ratio}"
+        reason = f"every assessed protected attribute has a {label} {bound} {threshold}"
         if unassessed:
             reason += f" ({', '.join(unassessed)} not assessed)"
-    return {"fairness": {"passed": not failed, "min_ratio": min_ratio, "attributes": results,
-                         "reason": reason}}
+    gate = {"passed": not failed, "metric": metric, "threshold": threshold,
+            "attributes": results, "reason": reason}
+    if is_ratio:
+        gate["min_ratio"] = threshold
+    return {"fairness": gate}

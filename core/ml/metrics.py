@@ -30,7 +30,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 
 from core.errors import ValidationError
 from core.ml.kinds import ANOMALY, BINARY, MULTICLASS, REGRESSION, TASKS
-from core.ml.outputs import anomaly_scores
+from core.ml.outputs import anomaly_scores, outputs_bounded
 
 SCORE_QUANTILES = {"q01": 0.01, "q05": 0.05, "q50": 0.50, "q95": 0.95, "q99": 0.99}
 
@@ -51,8 +51,9 @@ def _guarded(compute) -> float | None:
         return None
 
 
-def _regression(estimator, features, target) -> dict:
-    predicted = estimator.predict(features)
+def _regression(estimator, features, target, lower_bound: float | None) -> dict:
+    predicted = outputs_bounded(numpy.asarray(estimator.predict(features), dtype=float),
+                                lower=lower_bound)
     return {
         "r2": _guarded(lambda: skm.r2_score(target, predicted)),
         "mae": metric_float(skm.mean_absolute_error(target, predicted)),
@@ -107,10 +108,12 @@ def _anomaly(estimator, features) -> dict:
     }
 
 
-def metrics_evaluate(*, task: str, estimator: Any, features: Any, target: Any) -> dict:
-    """The task's metrics of a fitted estimator on (features, target)."""
+def metrics_evaluate(*, task: str, estimator: Any, features: Any, target: Any,
+                     lower_bound: float | None = None) -> dict:
+    """The task's metrics of a fitted estimator on (features, target), of its answers as
+    served: a regression's never below `lower_bound` (a count's 0, core.ml.schema)."""
     if task == REGRESSION:
-        return _regression(estimator, features, target)
+        return _regression(estimator, features, target, lower_bound)
     if task == BINARY:
         return _binary(estimator, features, target)
     if task == MULTICLASS:

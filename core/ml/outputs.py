@@ -3,6 +3,8 @@
 - `anomaly_scores`: an outlier detector's score (lower is more anomalous);
 - `model_outputs`: the output drift monitoring profiles, per task kind
   (docs/monitoring.md#reference-profile);
+- `outputs_bounded`: regression values at or above the version's lower bound (a count
+  target's 0, docs/training.md#count-targets);
 - `class_label`: a class label given as a string (a probabilities key, an outcome posted
   as text) in the type of the model's own labels.
 """
@@ -39,6 +41,11 @@ def model_outputs(*, task: str, estimator: Any, features: Any) -> tuple[numpy.nd
     if task == ANOMALY:
         return anomaly_scores(estimator=estimator, features=features), NUMERIC
     return numpy.asarray(estimator.predict(features), dtype=float), NUMERIC
+
+
+def outputs_bounded(values: numpy.ndarray, *, lower: float | None) -> numpy.ndarray:
+    """Regression values as served: never below `lower` (None: unbounded, unchanged)."""
+    return values if lower is None else numpy.maximum(values, lower)
 
 
 def class_label(key: str, like: Any) -> Any:

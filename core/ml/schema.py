@@ -11,6 +11,10 @@ A schema is stored as JSON on each version:
 fairness audits only). `categories` null means any string is taken: a personal (`pii`)
 feature never lists its values, nor does a data-derived category with more distinct
 values than the caller's maximum (docs/registry.md#personal-data).
+
+A regression version whose target is a count also holds `"output_bounds": {"lower": 0}`:
+it is never answered below 0 (`output_lower_bound`, docs/training.md#count-targets).
+Schemas stored without the key declare no bound.
 """
 
 from collections.abc import Iterable
@@ -85,6 +89,17 @@ def schema_from_frame(
             pii=name in pii, protected=name in protected, input=name in input_features,
         ))
     return {"target": target, "features": features}
+
+
+# The bounds of a count target's output: a count is never below 0.
+COUNT_OUTPUT_BOUNDS = {"lower": 0}
+
+
+def output_lower_bound(schema: dict | None) -> float | None:
+    """The lowest value a regression version answers (its schema's `output_bounds`), or
+    None when it declares none (every schema stored before bounds existed)."""
+    lower = ((schema or {}).get("output_bounds") or {}).get("lower")
+    return None if lower is None else float(lower)
 
 
 def input_feature_names(schema: dict) -> list[str]:

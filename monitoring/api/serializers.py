@@ -40,3 +40,47 @@ class DriftReportSerializer(serializers.Serializer):
 class DriftResponseSerializer(serializers.Serializer):
     model = serializers.CharField()
     reports = DriftReportSerializer(many=True)
+
+
+# --- performance (docs/api.md#performance) ------------------------------------------------
+
+
+class EstimateSerializer(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True, help_text="null where undefined (precision "
+                                                              "with no predicted positive)")
+    lower = serializers.FloatField(allow_null=True, help_text="value - 3 sigma, in range")
+    upper = serializers.FloatField(allow_null=True, help_text="value + 3 sigma, in range")
+    method = serializers.ChoiceField(choices=["cbpe", "dle"])
+
+
+class RealizedSerializer(serializers.Serializer):
+    n_labelled = serializers.IntegerField(help_text="predictions with an outcome in the window")
+    metrics = serializers.DictField(child=serializers.FloatField(allow_null=True))
+
+
+class ArmPerformanceSerializer(serializers.Serializer):
+    arm = serializers.CharField(help_text="champion, challenger or shadow")
+    checked_at = serializers.DateTimeField()
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    realized = RealizedSerializer(allow_null=True, help_text="null before any outcome")
+    n_predictions = serializers.IntegerField(
+        allow_null=True, help_text="predictions the estimate is computed on (null: none)")
+    estimated = serializers.DictField(
+        child=EstimateSerializer(), allow_null=True,
+        help_text="metric -> estimate, without labels; null when not estimated")
+
+
+class VersionPerformanceSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    role = serializers.ChoiceField(choices=["champion", "challenger", "shadow"])
+    estimation_unavailable = serializers.CharField(
+        allow_null=True, help_text="why the version has no estimated performance; null when "
+                                   "it has")
+    arms = ArmPerformanceSerializer(many=True, help_text="the latest check, per arm; empty "
+                                                         "before the first")
+
+
+class PerformanceResponseSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    versions = VersionPerformanceSerializer(many=True)

@@ -188,6 +188,38 @@ def bar_chart(*, labels: Sequence[str], values: Sequence[float], title: str, emp
     return _svg("chart-bars", title, WIDTH, HEIGHT, body)
 
 
+def paired_bar_chart(*, labels: Sequence[str], first: Sequence[float],
+                     second: Sequence[float], names: tuple[str, str], title: str,
+                     empty: str) -> SafeString:
+    """Two bars per label, side by side (e.g. the reference's and the window's share of
+    rows per bin), with a legend naming them; the tooltip reads "name, label: value".
+    Without a non-zero value the chart shows `empty` instead."""
+    if not (len(labels) == len(first) == len(second)):
+        raise ValueError("paired_bar_chart needs one label per pair of values")
+    if not any(first) and not any(second):
+        return _empty("chart-bars", title, empty)
+    bottom = HEIGHT - BOTTOM
+    axis = _YAxis(0.0, max(*first, *second), top=TOP, bottom=bottom)
+    slot = (WIDTH - LEFT - RIGHT) / len(labels)
+    width = max(1.0, slot * 0.4)
+    colours = SERIES_COLOURS[:2]
+    bars, positions = [], []
+    for i, label in enumerate(labels):
+        x = LEFT + i * slot + slot * 0.1
+        for offset, (name, values, colour) in enumerate(zip(names, (first, second), colours,
+                                                            strict=True)):
+            y = axis.y(values[i])
+            bars.append(format_html(
+                '<rect class="bar bar-{}" x="{}" y="{}" width="{}" height="{}" fill="{}">'
+                '<title>{}</title></rect>', offset, _n(x + offset * width), _n(y), _n(width),
+                _n(axis.y(0.0) - y), colour, f"{name}, {label}: {_figure(values[i])}"))
+        positions.append((x + width, label))
+    body = format_html('{}{}<g class="bars">{}</g>{}', axis.draw(""),
+                       _legend(list(names), list(colours), x=LEFT + 64), _join(bars),
+                       _x_labels(positions, bottom=bottom))
+    return _svg("chart-bars", title, WIDTH, HEIGHT, body)
+
+
 def _legend(names: Sequence[str], colours: Sequence[str], *, x: float) -> SafeString:
     items = []
     for name, colour in zip(names, colours, strict=True):

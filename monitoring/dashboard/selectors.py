@@ -27,7 +27,7 @@ from core.ml.kinds import PRIMARY_METRIC
 from mlregistry import selectors as registry
 from mlregistry.models import MLModelVersion, Status
 from monitoring import selectors as monitoring
-from monitoring.models import ABEvaluation, Alert, CanaryCheck, DriftReport
+from monitoring.models import ABEvaluation, Alert, CanaryCheck, DriftReport, ShadowEvaluation
 from predictions.models import PredictionLog
 
 PREDICTION_HOURS = 24
@@ -284,6 +284,18 @@ def canary_check_running(*, model: ModelChoice) -> CanaryCheck | None:
     return CanaryCheck.objects.filter(canary_id__in=canaries).first()
 
 
+def shadow_evaluations_running(*, model: ModelChoice) -> list[ShadowEvaluation]:
+    """The latest evaluation of each of the model's running shadows against the champion."""
+    champion = next((arm.version_id for arm in model.arms if arm.role == "champion"), None)
+    latest = []
+    for arm in model.arms:
+        if arm.role == "shadow":
+            evaluation = ShadowEvaluation.objects.filter(shadow_id=arm.version_id,
+                                                         champion_id=champion).first()
+            latest += [evaluation] if evaluation is not None else []
+    return latest
+
+
 @dataclass(frozen=True)
 class ModelDashboard:
     model: ModelChoice
@@ -293,6 +305,7 @@ class ModelDashboard:
     trend: MetricTrend
     ab_evaluation: ABEvaluation | None
     canary_check: CanaryCheck | None
+    shadow_evaluations: list[ShadowEvaluation]
     alerts: list[Alert]
 
 
@@ -306,5 +319,6 @@ def model_dashboard(*, model: ModelChoice, now: datetime) -> ModelDashboard:
         trend=metric_trend(model=model, now=now),
         ab_evaluation=ab_evaluation_running(model=model),
         canary_check=canary_check_running(model=model),
+        shadow_evaluations=shadow_evaluations_running(model=model),
         alerts=monitoring.alerts_open(model_name=model.name),
     )

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +24,8 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ApplicationError
-from monitoring import alerts
+from mlregistry.models import MLModelVersion
+from monitoring import alerts, report
 from monitoring.dashboard import charts
 from monitoring.dashboard.selectors import (
     PREDICTION_HOURS,
@@ -137,3 +139,15 @@ def alert_acknowledge_view(request: HttpRequest, alert_id: int) -> HttpResponse:
     target = reverse("monitoring_dashboard:index")
     model = request.POST.get("model", "")
     return HttpResponseRedirect(f"{target}?{urlencode({'model': model})}" if model else target)
+
+
+@require_GET
+def report_download_view(request: HttpRequest, version_id: int) -> HttpResponse:
+    """The version's monitoring report (monitoring.report) as an HTML file to save."""
+    _require_view(request)
+    version = get_object_or_404(MLModelVersion.objects.select_related("model"), pk=version_id)
+    response = HttpResponse(report.monitoring_report_html(version=version),
+                            content_type="text/html; charset=utf-8")
+    filename = f"monitoring-report-{version.model.name}-{version.version}.html"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -30,6 +30,35 @@ def feedback_batch_parse(body) -> list:
     return body["outcomes"]
 
 
+def feedback_parse(body):
+    """The `actual` of `{"actual": ...}` (POST /predictions/{id}/feedback); a body that is not
+    an object, lacks `actual` or holds any other field is a validation error."""
+    if not isinstance(body, dict):
+        _refuse("actual", "wrong_type", "the body must be an object: {\"actual\": ...}")
+    unexpected = [name for name in body if name != "actual"]
+    if unexpected:
+        raise ValidationError(
+            "invalid request: the body takes one field, 'actual'",
+            details=[{"index": None, "field": field_echo(name), "code": "unexpected_field",
+                      "message": "is not a field of this body"} for name in unexpected])
+    if body.get("actual") is None:
+        _refuse("actual", "missing", "actual is required")
+    return body["actual"]
+
+
+# What one outcome may be (POST /predictions/{id}/feedback): which values a prediction
+# accepts depends on its model (docs/api.md#feedback); one it does not is 422.
+ACTUAL_SCHEMA = {
+    "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}],
+    "description": "the observed outcome: a number (regression), a class label (classifiers; "
+                   "a binary label also as true/false, 1/0 or \"1\"/\"0\"), true/false "
+                   "(anomaly)",
+}
+FEEDBACK_REQUEST_SCHEMA = {
+    "type": "object", "required": ["actual"], "additionalProperties": False,
+    "properties": {"actual": ACTUAL_SCHEMA},
+}
+
 # The outcome objects are closed (additionalProperties: false): a misspelt field is refused,
 # not ignored. `actual` takes any JSON value; which ones a prediction accepts depends on its
 # model (docs/api.md#feedback), and one it does not is that outcome's `invalid`.
@@ -43,10 +72,9 @@ FEEDBACK_BATCH_REQUEST_SCHEMA = {
             "properties": {
                 "prediction_id": {"type": "string", "format": "uuid",
                                   "description": "as the predict answer gave it"},
-                "actual": {"description": "the observed outcome: a number (regression), a "
-                                          "class label (classifiers; a binary label also as "
-                                          "true/false, 1/0 or \"1\"/\"0\"), true/false "
-                                          "(anomaly)"},
+                "actual": {"description": "any JSON value: one the prediction's model "
+                                          "cannot take is this outcome's `invalid`. "
+                                          + ACTUAL_SCHEMA["description"]},
             },
         },
     }},

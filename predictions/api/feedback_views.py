@@ -2,9 +2,9 @@
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from core.api import FastJSONRenderer
+from core.api_views import APIView
 from predictions.api.feedback_serializers import (
     FEEDBACK_BATCH_REQUEST_SCHEMA,
     FeedbackBatchResponseSerializer,

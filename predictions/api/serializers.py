@@ -5,6 +5,7 @@ one vectorised pass); here only the envelope is parsed, so errors keep the docs/
 `details: [{"index", "field", "code", "message"}]`.
 """
 
+from django.conf import settings
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
@@ -65,46 +66,68 @@ def predict_request_parse(body, *, single_field: str | None = None) -> tuple[lis
 
 
 class ErrorDetailSerializer(serializers.Serializer):
-    index = serializers.IntegerField(allow_null=True, required=False)
-    field = serializers.CharField(allow_null=True, required=False)
-    code = serializers.CharField()
+    index = serializers.IntegerField(allow_null=True, help_text="the instance (or outcome) "
+                                     "at fault, null for the request as a whole")
+    field = serializers.CharField(allow_null=True, help_text="the field (or query parameter) "
+                                  "at fault, null for a whole instance")
+    code = serializers.CharField(help_text="missing, wrong_type, not_finite, "
+                                 "unknown_category, out_of_bounds or unexpected_field")
     message = serializers.CharField()
+
+
+# Documented as a list of ErrorDetail here; predictions.api.schema widens it to "that, or an
+# object" (what every other code carries), as one oneOf.
+@extend_schema_field(ErrorDetailSerializer(many=True))
+class ErrorDetailsField(serializers.JSONField):
+    """An error's `details`: ErrorDetail items for validation errors, an object otherwise."""
 
 
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="stable machine-readable code (docs/api.md#errors)")
     message = serializers.CharField()
     request_id = serializers.CharField()
-    details = serializers.JSONField(help_text="a list of ErrorDetail for validation_error; "
-                                              "an object otherwise")
+    details = ErrorDetailsField(help_text="a list of ErrorDetail for validation_error and "
+                                          "invalid_query_parameter; an object otherwise")
 
 
 class ErrorEnvelopeSerializer(serializers.Serializer):
     error = ErrorSerializer()
 
 
+# An instance's fields are the model's: one OpenAPI document serves every model, so here an
+# instance is any object, and its closed, typed schema is the model's own
+# (GET /models/{name}/schema, predictions.instance_schema).
 INSTANCE_SCHEMA = {"type": "object", "additionalProperties": True,
-                   "description": "feature name -> value, per the model's feature schema"}
-# The body is an object or a bare array of instances: one OpenAPI oneOf, written out.
+                   "description": "feature name -> value: the closed JSON Schema of the live "
+                                  "version's instances is GET /api/v1/models/{name}/schema"}
+_ROUTING_FIELDS = {
+    "routing_key": {"type": "string", "maxLength": 200,
+                    "description": "sticky A/B assignment (default: the request id)"},
+    "client_id": {"type": "string", "maxLength": 100,
+                  "description": "serve this client's own model if it has one"},
+}
+
+
+def _instances(limit: int) -> dict:
+    return {"type": "array", "items": INSTANCE_SCHEMA, "minItems": 1, "maxItems": limit}
+
+
+# Each body is an object or a bare array of instances: one OpenAPI oneOf, written out. The
+# limits are the settings' (more instances: 413 batch_too_large).
 PREDICT_REQUEST_SCHEMA = {"oneOf": [
     {"type": "object", "required": ["instances"], "additionalProperties": False,
-     "properties": {
-         "instances": {"type": "array", "items": INSTANCE_SCHEMA, "minItems": 1},
-         "routing_key": {"type": "string", "maxLength": 200,
-                         "description": "sticky A/B assignment (default: the request id)"},
-         "client_id": {"type": "string", "maxLength": 100,
-                       "description": "serve this client's own model if it has one"},
-     }},
-    {"type": "array", "items": INSTANCE_SCHEMA, "minItems": 1},
+     "properties": {"instances": _instances(settings.PREDICT_MAX_BATCH), **_ROUTING_FIELDS}},
+    _instances(settings.PREDICT_MAX_BATCH),
 ]}
-
-
-class ExplainRequestSerializer(serializers.Serializer):
-    instance = serializers.DictField(required=False, help_text="one instance, or ...")
-    instances = serializers.ListField(child=serializers.DictField(), min_length=1,
-                                      max_length=100, required=False, help_text="... up to 100")
-    routing_key = serializers.CharField(required=False, max_length=200)
-    client_id = serializers.CharField(required=False, max_length=100)
+# Explain also takes one `instance`; an object with both is refused (neither branch).
+EXPLAIN_REQUEST_SCHEMA = {"oneOf": [
+    {"type": "object", "required": ["instance"], "additionalProperties": False,
+     "properties": {"instance": INSTANCE_SCHEMA, **_ROUTING_FIELDS}},
+    {"type": "object", "required": ["instances"], "additionalProperties": False,
+     "properties": {"instances": _instances(settings.EXPLAIN_MAX_INSTANCES),
+                    **_ROUTING_FIELDS}},
+    _instances(settings.EXPLAIN_MAX_INSTANCES),
+]}
 
 
 class PredictionSerializer(serializers.Serializer):
@@ -166,12 +189,24 @@ class ContributionSerializer(serializers.Serializer):
     contribution = serializers.FloatField()
 
 
+class OutputBoundSerializer(serializers.Serializer):
+    lower = serializers.FloatField(help_text="the lowest value the version answers (0 for a "
+                                             "count)")
+    raw_value = serializers.FloatField(help_text="the model's own value, which base_value + "
+                                                 "sum(contributions) add up to")
+    adjustment = serializers.FloatField(help_text="value - raw_value: how much the bound "
+                                                  "raised the answer")
+
+
 class ExplanationSerializer(serializers.Serializer):
     version = serializers.CharField()
     output_space = serializers.ChoiceField(choices=["raw", "log_odds"])
     base_value = serializers.FloatField()
     value = serializers.FloatField()
     probability = serializers.FloatField(required=False)
+    bound = OutputBoundSerializer(
+        required=False, help_text="only when the version's bound raised the answer (a count "
+        "target is never below 0): base_value + sum(contributions) + adjustment = value")
     contributions = serializers.DictField(child=serializers.FloatField())
     top_positive = ContributionSerializer(many=True)
     top_negative = ContributionSerializer(many=True)
@@ -194,11 +229,6 @@ class PredictionExplanationSerializer(serializers.Serializer):
     version = serializers.CharField(help_text="the version that answered the prediction")
     model_sha256 = serializers.CharField()
     explanation = ExplanationSerializer()
-
-
-class FeedbackRequestSerializer(serializers.Serializer):
-    actual = serializers.JSONField(help_text="the observed outcome: a number, a class label or "
-                                             "true/false")
 
 
 class FeedbackResponseSerializer(serializers.Serializer):

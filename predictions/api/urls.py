@@ -1,6 +1,6 @@
 from django.urls import path
 
-from predictions.api import feedback_views, views
+from predictions.api import feedback_views, instance_schema_views, views
 
 urlpatterns = [
     path("health", views.HealthView.as_view(), name="health"),
@@ -8,6 +8,8 @@ urlpatterns = [
     path("models", views.ModelListView.as_view(), name="model-list"),
     path("models/<slug:name>", views.ModelDetailView.as_view(), name="model-detail"),
     path("models/<slug:name>/versions", views.ModelVersionsView.as_view(), name="model-versions"),
+    path("models/<slug:name>/schema", instance_schema_views.ModelInstanceSchemaView.as_view(),
+         name="model-schema"),
     path("models/<slug:name>/predict", views.PredictView.as_view(), name="predict"),
     path("models/<slug:name>/explain", views.ExplainView.as_view(), name="explain"),
     path("models/<slug:name>/versions/<str:version>/predict", views.PinnedPredictView.as_view(),

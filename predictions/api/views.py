@@ -4,9 +4,9 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import ParseError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from core.api import FastJSONRenderer, error_response
+from core.api_views import APIView, ListPagination, paginated_response
 from mlregistry import selectors as registry
 from predictions import selectors, services
 from predictions.api import serializers as s
@@ -18,6 +18,8 @@ from predictions.api.auth import (
     model_for_client,
     model_visible,
 )
+from predictions.api.feedback_serializers import FEEDBACK_REQUEST_SCHEMA, feedback_parse
+from predictions.api.idempotency import IDEMPOTENCY_KEY_PARAMETER, answered_once
 from predictions.loader import model_cache
 from predictions.models import (
     SCOPE_EXPLAIN,
@@ -91,12 +93,17 @@ class ReadyView(APIView):
 
 
 class ModelListView(APIView):
-    api_key_scope = SCOPE_READ
+    """The models this key may see, by name, a page at a time (docs/api.md#pagination)."""
 
-    @extend_schema(responses={200: s.ModelSummarySerializer(many=True), **_errors(401, 429, 503)})
+    api_key_scope = SCOPE_READ
+    pagination_class = ListPagination
+
+    @extend_schema(responses={200: s.ModelSummarySerializer(many=True),
+                              **_errors(400, 401, 429, 503)})
     def get(self, request):
-        return Response([registry.model_summary(model=model) for model in registry.models_for(None)
-                         if model_visible(request, model)])
+        visible = [model for model in registry.models_for(None) if model_visible(request, model)]
+        return paginated_response(view=self, request=request, items=visible,
+                                  present=lambda model: registry.model_summary(model=model))
 
 
 class ModelDetailView(APIView):
@@ -109,13 +116,18 @@ class ModelDetailView(APIView):
 
 
 class ModelVersionsView(APIView):
+    """Every version of the model, newest first, a page at a time (docs/api.md#pagination)."""
+
     api_key_scope = SCOPE_READ
+    pagination_class = ListPagination
 
     @extend_schema(responses={200: s.VersionSerializer(many=True),
-                              **_errors(401, 403, 404, 429, 503)})
+                              **_errors(400, 401, 403, 404, 429, 503)})
     def get(self, request, name: str):
         model_for_client(request, registry.model_get(name=name))
-        return Response([version_data(v) for v in registry.model_versions_list(name=name)])
+        return paginated_response(view=self, request=request,
+                                  items=registry.model_versions_list(name=name),
+                                  present=version_data)
 
 
 class FailuresRecorded:
@@ -137,6 +149,10 @@ class FailuresRecorded:
 
 
 class PredictView(FailuresRecorded, APIView):
+    """Predictions by the live version (champion, or a challenger during an A/B test) of each
+    instance (docs/api.md#predict). An instance is an object of the model's features: its
+    closed JSON Schema is GET /models/{name}/schema."""
+
     endpoint = "predict"
     renderer_classes = [FastJSONRenderer]
     api_key_scope = SCOPE_PREDICT
@@ -144,10 +160,15 @@ class PredictView(FailuresRecorded, APIView):
 
     @extend_schema(
         request={"application/json": s.PREDICT_REQUEST_SCHEMA},
-        responses={200: s.PredictResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404)},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={200: s.PredictResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404, 409)},
     )
     def post(self, request, name: str):
-        instances, routing_key, client_id = s.predict_request_parse(json_body(request))
+        body = json_body(request)
+        return answered_once(request, body, lambda: self.answer(request, name, body))
+
+    def answer(self, request, name: str, body):
+        instances, routing_key, client_id = s.predict_request_parse(body)
         self.routing = {"routing_key": routing_key or None,
                         "client_id": client_for(request, client_id)}
         result = services.prediction_make(
@@ -158,13 +179,16 @@ class PredictView(FailuresRecorded, APIView):
 
 
 class ExplainView(FailuresRecorded, APIView):
+    """SHAP explanations of each instance by the version that answers it
+    (docs/api.md#explain); instances as for predict (GET /models/{name}/schema)."""
+
     endpoint = "explain"
     renderer_classes = [FastJSONRenderer]
     api_key_scope = SCOPE_EXPLAIN
     throttle_classes = [APIKeyRateThrottle, ExplainInstanceThrottle]
 
     @extend_schema(
-        request=s.ExplainRequestSerializer,
+        request={"application/json": s.EXPLAIN_REQUEST_SCHEMA},
         responses={200: s.ExplainResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404)},
     )
     def post(self, request, name: str):
@@ -180,21 +204,17 @@ class ExplainView(FailuresRecorded, APIView):
 
 
 class FeedbackView(APIView):
+    """The observed outcome of an answered prediction, once (docs/api.md#feedback): the body
+    is exactly `{"actual": ...}`."""
+
     api_key_scope = SCOPE_FEEDBACK
 
-    @extend_schema(request=s.FeedbackRequestSerializer,
+    @extend_schema(request={"application/json": FEEDBACK_REQUEST_SCHEMA},
                    responses={200: s.FeedbackResponseSerializer,
                               **_errors(*COMMON_ERRORS, 403, 404, 409)})
     def post(self, request, prediction_id: str):
-        body = json_body(request)
-        if not isinstance(body, dict) or set(body) != {"actual"}:
-            return error_response(
-                code="validation_error", status=422,
-                message="the body must be an object with exactly one field, 'actual'",
-                details=[{"index": None, "field": "actual", "code": "missing",
-                          "message": "expected {\"actual\": ...}"}],
-            )
-        log = services.feedback_record(prediction_id=prediction_id, actual=body["actual"],
+        actual = feedback_parse(json_body(request))
+        log = services.feedback_record(prediction_id=prediction_id, actual=actual,
                                        api_key=request.auth)
         return Response({"prediction_id": str(log.prediction_id), "actual": log.actual,
                          "actual_at": log.actual_at})
@@ -245,10 +265,15 @@ class PinnedPredictView(APIView):
 
     @extend_schema(
         request={"application/json": s.PREDICT_REQUEST_SCHEMA},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={200: s.PredictResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404, 409)},
     )
     def post(self, request, name: str, version: str):
-        instances, routing_key, client_id = s.predict_request_parse(json_body(request))
+        body = json_body(request)
+        return answered_once(request, body, lambda: self.answer(request, name, version, body))
+
+    def answer(self, request, name: str, version: str, body):
+        instances, routing_key, client_id = s.predict_request_parse(body)
         result = services.prediction_make_pinned(
             model_name=name, version=version, instances=instances,
             request_id=request.request_id, routing_key=routing_key or None,
@@ -267,7 +292,7 @@ class PinnedExplainView(APIView):
     throttle_classes = [APIKeyRateThrottle, ExplainInstanceThrottle]
 
     @extend_schema(
-        request=s.ExplainRequestSerializer,
+        request={"application/json": s.EXPLAIN_REQUEST_SCHEMA},
         responses={200: s.ExplainResponseSerializer, **_errors(*COMMON_ERRORS, 403, 404, 409)},
     )
     def post(self, request, name: str, version: str):

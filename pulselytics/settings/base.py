@@ -78,7 +78,11 @@ MIDDLEWARE = [
     # Before every middleware that may answer (ApiGuard's 413, CommonMiddleware), as
     # django-cors-headers asks, so that those answers carry the CORS headers too.
     "corsheaders.middleware.CorsMiddleware",
+    # Gzips the API's JSON answers: above every middleware that may answer or change one.
+    "core.http_encoding.ApiGZipMiddleware",
     "core.middleware.ApiGuardMiddleware",
+    # After ApiGuard's Content-Length check: chunked and gzipped request bodies made plain.
+    "core.http_encoding.RequestBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -208,9 +212,14 @@ ARTIFACT_ORPHAN_GRACE_SECONDS = int(os.environ.get("ARTIFACT_ORPHAN_GRACE_SECOND
 # Validation gate: a candidate worse than production by more than this fails
 # (docs/training.md#validation-gate).
 VALIDATION_GATE_MARGIN = float(os.environ.get("VALIDATION_GATE_MARGIN", "0.02"))
-# Fairness gate (docs/training.md#fairness-gate): every protected attribute's parity ratio must
-# reach this.
+# Fairness gate (docs/training.md#fairness-gate): with the default metric, every protected
+# attribute's parity ratio must reach this.
 FAIRNESS_GATE_MIN_RATIO = float(os.environ.get("FAIRNESS_GATE_MIN_RATIO", "0.8"))
+# The figure the fairness gate judges (core/ml/gates.py): a ratio against the minimum above,
+# or a difference (demographic_parity_difference, equal_opportunity_difference,
+# equalized_odds_difference, error_rate_difference) against the maximum below.
+FAIRNESS_GATE_METRIC = os.environ.get("FAIRNESS_GATE_METRIC", "demographic_parity_ratio")
+FAIRNESS_GATE_MAX_DIFFERENCE = float(os.environ.get("FAIRNESS_GATE_MAX_DIFFERENCE", "0.1"))
 # Groups with fewer rows are reported but left out of the parity figures and the gate.
 FAIRNESS_MIN_GROUP_SIZE = int(os.environ.get("FAIRNESS_MIN_GROUP_SIZE", "20"))
 # A category column of register_model data with more distinct values than this gets no
@@ -240,8 +249,12 @@ PREDICT_MAX_BATCH = int(os.environ.get("PREDICT_MAX_BATCH", "2000"))
 EXPLAIN_MAX_INSTANCES = 100
 # Outcomes per bulk feedback call (POST /api/v1/feedback); a larger batch is refused whole.
 FEEDBACK_MAX_BATCH = int(os.environ.get("FEEDBACK_MAX_BATCH", "10000"))
-# Request bodies above this are refused with 413 payload_too_large before parsing.
+# Request bodies above this are refused with 413 payload_too_large before parsing (a
+# gzipped or chunked body too: docs/api.md#request-bodies).
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(8 * 1024 * 1024)))
+# How long a predict answer is kept for a retry with the same Idempotency-Key
+# (docs/api.md#idempotent-retries).
+IDEMPOTENCY_WINDOW_SECONDS = int(os.environ.get("IDEMPOTENCY_WINDOW_SECONDS", "86400"))
 # How long a serving process trusts a verified API key before checking it again (so a
 # revoked key stops working everywhere within this many seconds).
 API_KEY_CACHE_SECONDS = float(os.environ.get("API_KEY_CACHE_SECONDS", "2"))
@@ -314,6 +327,10 @@ REGISTRY_WEBHOOK_SECRET = os.environ.get("REGISTRY_WEBHOOK_SECRET", "")
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+# Seconds an SMTP connection may take, so a mail server that hangs cannot hold a worker.
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "10"))
+# Where the file backend (`make run`'s default: scripts/run.py) writes each e-mail.
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 # Retraining triggers: age of the production version, new labelled predictions since
 # it was trained, or an open performance or drift alert.
 RETRAIN_MAX_AGE_DAYS = float(os.environ.get("RETRAIN_MAX_AGE_DAYS", "7"))
@@ -355,6 +372,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "predictions.api.schema.contract_postprocess"],
 }
 # Throttle counters; per process by default, shared with CACHE_URL (e.g. redis://...).
 CACHES = {

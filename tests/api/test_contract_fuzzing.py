@@ -13,6 +13,13 @@ some with fields swapped for arbitrary JSON (NUL and lone surrogates included), 
 or added. Most cases carry a valid API key (global, or bound to a client: 403 when it
 asks for another); some carry the generated header or none (401).
 
+Instances are also drawn from the published schemas alone (issue 16, item 8): each model's
+`GET /api/v1/models/{name}/schema` is put in place of the open instance object of a copy of
+the OpenAPI document narrowed to that model (tests/api/published.py), and schemathesis
+generates whole predict/explain bodies from it, which must reach 200 without any hand-built
+body. On the same documents a stateful run follows the OpenAPI links of a predict answer to
+its prediction's feedback, record and explanation.
+
 Generation is derandomized (the same requests on every run) and bounded per operation.
 """
 
@@ -41,8 +48,10 @@ from monitoring.drift import drift_check_all
 from predictions import services as serving
 from predictions.api import auth
 from predictions.api.auth import APIKeyRateThrottle
+from predictions.api.serializers import INSTANCE_SCHEMA
 from predictions.loader import model_cache
 from predictions.models import SCOPES
+from tests.api.published import model_document, openapi_30_form
 from training import services as training
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
@@ -63,19 +72,31 @@ EXAMPLES = {
     "GET /api/v1/health": 1,  # no inputs: one request says it all
     "GET /api/v1/ready": 1,
     "GET /api/v1/models": 30,
-    "GET /api/v1/models/{name}": 80,
-    "GET /api/v1/models/{name}/versions": 80,
-    "GET /api/v1/models/{name}/drift": 80,
-    "POST /api/v1/models/{name}/predict": 220,
-    "POST /api/v1/models/{name}/explain": 140,
-    "POST /api/v1/predictions/{prediction_id}/feedback": 140,
-    "POST /api/v1/models/{name}/versions/{version}/predict": 80,
-    "POST /api/v1/models/{name}/versions/{version}/explain": 60,
-    "GET /api/v1/predictions/{prediction_id}": 60,
-    "GET /api/v1/predictions/{prediction_id}/explanation": 60,
-    "POST /api/v1/feedback": 80,
+    "GET /api/v1/models/{name}": 40,
+    "GET /api/v1/models/{name}/versions": 40,
+    "GET /api/v1/models/{name}/schema": 30,
+    "GET /api/v1/models/{name}/drift": 40,
+    "GET /api/v1/models/{name}/performance": 15,
+    "POST /api/v1/models/{name}/predict": 150,
+    "POST /api/v1/models/{name}/explain": 90,
+    "POST /api/v1/predictions/{prediction_id}/feedback": 90,
+    "POST /api/v1/models/{name}/versions/{version}/predict": 60,
+    "POST /api/v1/models/{name}/versions/{version}/explain": 50,
+    "GET /api/v1/predictions/{prediction_id}": 40,
+    "GET /api/v1/predictions/{prediction_id}/explanation": 40,
+    "POST /api/v1/feedback": 60,
 }
-MIN_REQUESTS = 1000
+# The stateful run over each model's document: scenarios per model, steps per scenario.
+STATEFUL_SCENARIOS = 6
+STATEFUL_STEPS = 4
+MIN_REQUESTS = 800
+# The operations whose bodies hold instances, and those a predict answer links to.
+PUBLISHED_PATHS = ["/api/v1/models/{name}/predict", "/api/v1/models/{name}/explain",
+                   "/api/v1/models/{name}/versions/{version}/predict",
+                   "/api/v1/models/{name}/versions/{version}/explain"]
+LINKED_PATHS = ["/api/v1/predictions/{prediction_id}/feedback",
+                "/api/v1/predictions/{prediction_id}",
+                "/api/v1/predictions/{prediction_id}/explanation"]
 
 # Any text JSON can carry, NUL and lone surrogates (sent as \ud800 escapes) included:
 # PostgreSQL cannot store the one, UTF-8 cannot encode the other. Random text seldom holds
@@ -178,10 +199,14 @@ def case_strategies(operation, data) -> list:
             ).map(lambda drawn: operation.Case(
                 path_parameters={"name": name, **({"version": versions[name]} if versions else {})},
                 body=drawn[0], headers=drawn[1], media_type="application/json")))
+            # Bodies generated from each model's published instance schema alone.
+            published = st.one_of([
+                data["published"][name][operation.path][operation.method.upper()].as_strategy(
+                    generation_mode=positive, headers=auth) for name in names])
             # Listed six times: half the requests should reach the models.
             strategies += [with_path(generated(negative, headers=auth), "name", names,
                                      versions)]
-            strategies += [realistic] * 6
+            strategies += [realistic] * 3 + [published] * 3
     if "{prediction_id}" in operation.path:
         ids = [prediction_id for prediction_id, _ in data["logged"]]
         # A logged prediction with its own answer as the outcome (valid once, then 409), or
@@ -237,10 +262,51 @@ def live_api(people, tmp_path, settings, monkeypatch, live_server):
     auth._verified.clear()
 
 
+def published_schemas(api: dict, data: dict) -> dict:
+    """Per model, the API's document narrowed to it with its published instance schema in
+    place of the open instance object (loaded by schemathesis)."""
+    schemas = {}
+    for name in data["pools"]:
+        answer = requests.get(f"{data['url']}/api/v1/models/{name}/schema",
+                              headers={"Authorization": f"Api-Key {data['key']}"}, timeout=10)
+        assert answer.status_code == 200, answer.content
+        document = model_document(
+            api, paths=PUBLISHED_PATHS + LINKED_PATHS,
+            path_values={"name": name, "version": data["versions"][name]},
+            instance_schema=openapi_30_form(answer.json()["instance_schema"]),
+            generic_instance=INSTANCE_SCHEMA)
+        schemas[name] = schemathesis.openapi.from_dict(document)
+        schemas[name].location = data["url"]  # where its requests go
+    return schemas
+
+
+def stateful(schema, *, data: dict, session: requests.Session,
+             answers: collections.Counter) -> None:
+    """Scenarios over one model's document: predict, then what its answer links to."""
+    headers = {"Authorization": f"Api-Key {data['key']}"}
+
+    class Workflow(schema.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {"session": session, "headers": headers}
+
+        def after_call(self, response, case):
+            super().after_call(response, case)
+            answers["stateful " + case.operation.label, response.status_code] += 1
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS, headers=headers)
+
+    Workflow.run(settings=hypothesis_settings(
+        max_examples=STATEFUL_SCENARIOS, stateful_step_count=STATEFUL_STEPS, deadline=None,
+        derandomize=True, database=None, phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck)))
+
+
 def fuzz(operation, strategies: list, *, session: requests.Session, max_examples: int,
          answers: collections.Counter) -> None:
     """Send `max_examples` generated cases of one operation and check every answer;
-    `answers` counts them per (operation, status)."""
+    `answers` counts them per (operation, status), and those drawn from a published
+    instance schema also per ("published " + operation, status)."""
     @hypothesis_settings(max_examples=max_examples, deadline=None, derandomize=True,
                          database=None, phases=[Phase.generate, Phase.shrink],
                          suppress_health_check=list(HealthCheck))
@@ -248,6 +314,8 @@ def fuzz(operation, strategies: list, *, session: requests.Session, max_examples
     def run(case):
         response = case.call(session=session)
         answers[operation.label, response.status_code] += 1
+        if case.operation.schema is not operation.schema:
+            answers["published " + operation.label, response.status_code] += 1
         case.validate_response(response, checks=CHECKS)
 
     run()
@@ -258,17 +326,27 @@ def test_generated_requests_get_documented_answers_and_no_server_error(live_api)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {operation.label for operation in operations} == set(EXAMPLES)
     answers: collections.Counter = collections.Counter()
+    live_api["published"] = published_schemas(schema.raw_schema, live_api)
 
     with requests.Session() as session:
         for operation in operations:
             fuzz(operation, case_strategies(operation, live_api), session=session,
                  max_examples=EXAMPLES[operation.label], answers=answers)
+        for model_schema in live_api["published"].values():
+            stateful(model_schema, data=live_api, session=session, answers=answers)
 
     sent = collections.Counter()
     for (label, _), count in answers.items():
-        sent[label] += count
+        if not label.startswith("published "):
+            sent[label] += count
     print("requests per operation:", dict(sent), "answers:", dict(answers))
     assert sum(sent.values()) >= MIN_REQUESTS
     # Every operation was reached and answered successfully at least once: the generated
     # requests exercised real behaviour, not only the error paths.
-    assert {label for (label, status) in answers if status == 200} == set(EXAMPLES)
+    ok = {label for (label, status) in answers if status == 200}
+    assert set(EXAMPLES) <= ok
+    # Bodies generated from the published instance schemas alone reach the models, and the
+    # stateful run reaches a prediction's feedback, record and explanation by its links.
+    assert {f"published POST {path}" for path in PUBLISHED_PATHS} <= ok
+    assert {"stateful POST /api/v1/predictions/{prediction_id}/feedback",
+            "stateful GET /api/v1/predictions/{prediction_id}"} <= ok

@@ -11,6 +11,7 @@ from core.ml import fairness
 from core.ml import gates as validation
 from mlregistry import registration, services
 from mlregistry.model_card import (
+    fairness_table,
     gates_summary,
     metrics_comparison,
     model_card_build,
@@ -214,3 +215,19 @@ def test_markdown_of_a_version_without_production_or_fairness(testing_version):
     assert "No protected attributes were audited." in output
     assert "Not approved." in output
     assert "Not computed for this version." in output
+
+
+def test_intersections_of_two_protected_attributes_are_tabled_after_the_attributes():
+    report = fairness.fairness_report(
+        task="binary_classification",
+        protected={"gender": ["f", "m"] * 20, "region": ["north"] * 20 + ["south"] * 20},
+        y_true=[1, 0] * 20, y_pred=[1, 1, 0, 0] * 10, min_group_size=5)
+
+    table = fairness_table(report)
+
+    assert [attribute["name"] for attribute in table["attributes"]] == ["gender", "region"]
+    [intersection] = table["intersections"]
+    assert intersection["name"] == "gender × region"
+    assert [group["group"] for group in intersection["groups"]] == [
+        "f × north", "f × south", "m × north", "m × south"]
+    assert "False-positive rate" in table["columns"]

@@ -113,7 +113,8 @@ def test_candidate_page_shows_production_live_fairness_breach_with_group_counts(
 
     assert "over 60 labelled predictions" in text
     assert "gate failed" in text
-    assert "Parity ratio 0.6667 below 0.8, parity difference 2.0000" in text
+    assert ("Parity ratio 0.6667 breaks the gate: parity ratio at least 0.8, parity "
+            "difference 2.0000") in text
     assert "apac 30 4 5" in text  # group, rows, mean prediction, mean actual
     assert "emea 30 6 7" in text
 

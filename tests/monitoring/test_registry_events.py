@@ -32,6 +32,7 @@ from tests.factories import (
     register_version,
 )
 from tests.monitoring.test_alert_delivery import CeleryBroker, Received, WebhookReceiver
+from tests.servers import free_port
 
 SECRET = "registry-events-test-secret"
 ALERT_SECRET = "a-different-secret-for-alerts"
@@ -327,3 +328,19 @@ def test_admin_lists_deliveries_read_only(client, people, receiver):
     assert listing.status_code == 200
     assert b"engagement-likes 1.0.0 #1 registered" in listing.content
     assert client.get("/admin/monitoring/registryeventdelivery/add/").status_code == 403
+
+
+@COMMITTED
+@GROUPS
+def test_a_mail_server_that_refuses_costs_the_review_email_not_the_registration(
+        people, settings, caplog):
+    settings.REGISTRY_WEBHOOK_URL = ""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
+
+    version = register_version(user=people["user"], name="engagement-comments")
+
+    assert version.status == "testing"
+    [record] = [r for r in caplog.records if "could not email reviewers" in r.getMessage()]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "engagement-comments 1.0.0" in record.getMessage()

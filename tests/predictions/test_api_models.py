@@ -16,7 +16,7 @@ def test_models_lists_every_model_with_its_production_version(demo_models, api_c
     response = api_client.get("/api/v1/models")
 
     assert response.status_code == 200
-    listed = {entry["name"]: entry for entry in response.json()}
+    listed = {entry["name"]: entry for entry in response.json()["results"]}
     assert set(listed) == {*MODELS, "fresh-model"}
     likes = demo_models.version(LIKES)
     assert listed[LIKES] == {"name": LIKES, "task": "regression",
@@ -76,7 +76,7 @@ def test_model_versions_lists_every_version_newest_first(demo_models, api_client
     response = api_client.get(f"/api/v1/models/{LIKES}/versions")
 
     assert response.status_code == 200
-    versions = response.json()
+    versions = response.json()["results"]
     assert [(v["version"], v["status"]) for v in versions] == [
         (newer.version, "staging"), (demo_models.version(LIKES).version, "production")]
     assert set(versions[0]) == {"version", "status", "model_sha256", "traffic_percentage",

@@ -4,7 +4,9 @@ CDN."""
 import re
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
+from django.urls import get_resolver
 
 PATHS = {
     "/api/v1/health": {"get"},
@@ -12,6 +14,7 @@ PATHS = {
     "/api/v1/models": {"get"},
     "/api/v1/models/{name}": {"get"},
     "/api/v1/models/{name}/versions": {"get"},
+    "/api/v1/models/{name}/schema": {"get"},
     "/api/v1/models/{name}/predict": {"post"},
     "/api/v1/models/{name}/explain": {"post"},
     "/api/v1/predictions/{prediction_id}/feedback": {"post"},
@@ -70,3 +73,112 @@ def test_docs_page_loads_swagger_ui_from_local_static_files(anonymous_client):
         assert not re.match(r"(https?:)?//", source), source
         assert source.startswith("/static/"), source
     assert not re.search(r"https?://(cdn|unpkg|cdnjs)", html)
+
+
+def _operations(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            yield path, method, operation
+
+
+def _nodes(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value)
+
+
+def test_every_request_body_is_required(schema):
+    bodies = [(path, operation["requestBody"]) for path, method, operation in _operations(schema)
+              if method == "post"]
+
+    assert len(bodies) == 6
+    assert all(body.get("required") is True for _, body in bodies), bodies
+
+
+def test_null_is_allowed_only_in_ways_openapi_30_validators_understand(schema):
+    # OpenAPI 3.0: `nullable` widens the `type` beside it, nothing else; a nullable reference
+    # is a oneOf with NullEnum (drf-spectacular's own form).
+    for node in _nodes(schema):
+        if node.get("nullable"):
+            assert "type" in node and not {"allOf", "oneOf", "anyOf", "$ref"} & set(node), node
+    prediction = schema["components"]["schemas"]["DriftReport"]["properties"]["prediction"]
+    assert prediction["oneOf"] == [{"$ref": "#/components/schemas/DriftFigures"},
+                                   {"$ref": "#/components/schemas/NullEnum"}]
+    assert schema["components"]["schemas"]["NullEnum"] == {"enum": [None]}
+
+
+def test_error_details_are_error_detail_items_or_an_object(schema):
+    components = schema["components"]["schemas"]
+    details = components["Error"]["properties"]["details"]
+
+    assert details["oneOf"][0] == {"type": "array",
+                                   "items": {"$ref": "#/components/schemas/ErrorDetail"}}
+    assert details["oneOf"][1]["type"] == "object"
+    assert components["ErrorDetail"]["required"] == ["code", "field", "index", "message"]
+
+
+def test_feedback_bodies_are_closed(schema):
+    paths = schema["paths"]
+    single = paths["/api/v1/predictions/{prediction_id}/feedback"]["post"]["requestBody"]
+    bulk = paths["/api/v1/feedback"]["post"]["requestBody"]
+    single = single["content"]["application/json"]["schema"]
+    bulk = bulk["content"]["application/json"]["schema"]
+
+    assert (single["required"], single["additionalProperties"]) == (["actual"], False)
+    assert bulk["additionalProperties"] is False
+    assert bulk["properties"]["outcomes"]["items"]["additionalProperties"] is False
+
+
+def test_predict_and_explain_bodies_are_one_of_their_forms_with_their_limits(schema):
+    predict = schema["paths"]["/api/v1/models/{name}/predict"]["post"]["requestBody"]
+    explain = schema["paths"]["/api/v1/models/{name}/explain"]["post"]["requestBody"]
+    predict = predict["content"]["application/json"]["schema"]["oneOf"]
+    explain = explain["content"]["application/json"]["schema"]["oneOf"]
+
+    assert predict[0]["properties"]["instances"]["maxItems"] == settings.PREDICT_MAX_BATCH
+    assert predict[1]["maxItems"] == settings.PREDICT_MAX_BATCH
+    assert [form.get("required") for form in explain] == [["instance"], ["instances"], None]
+    assert all(form.get("additionalProperties") is False for form in explain[:2])
+    assert explain[2]["maxItems"] == settings.EXPLAIN_MAX_INSTANCES
+
+
+def test_a_predict_answer_links_to_its_predictions(schema):
+    operation_ids = {path: operation["operationId"]
+                     for path, _, operation in _operations(schema)}
+    for path in ("/api/v1/models/{name}/predict",
+                 "/api/v1/models/{name}/versions/{version}/predict"):
+        links = schema["paths"][path]["post"]["responses"]["200"]["links"]
+        assert {link["operationId"] for link in links.values()} == {
+            operation_ids["/api/v1/predictions/{prediction_id}/feedback"],
+            operation_ids["/api/v1/predictions/{prediction_id}"],
+            operation_ids["/api/v1/predictions/{prediction_id}/explanation"]}
+        for link in links.values():
+            assert link["parameters"] == {
+                "prediction_id": "$response.body#/predictions/0/prediction_id"}
+
+
+def test_every_operation_documents_400_and_406_with_the_envelope(schema):
+    for path, method, operation in _operations(schema):
+        for status in ("400", "406"):
+            content = operation["responses"][status]["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}, (
+                path, method, status)
+
+
+def test_documented_query_parameters_are_those_each_view_accepts(schema):
+    views = {}
+    for included in get_resolver().url_patterns:
+        if str(included.pattern) == "api/v1/":
+            for pattern in included.url_patterns:
+                path = "/api/v1/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
+                views[path] = pattern.callback.view_class
+    assert set(views) == set(schema["paths"])
+    for path, method, operation in _operations(schema):
+        documented = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+        assert documented == views[path]().accepted_query_parameters(), (path, method)
+    assert {p["name"] for p in schema["paths"]["/api/v1/models"]["get"]["parameters"]} == {
+        "limit", "offset"}

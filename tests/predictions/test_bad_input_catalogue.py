@@ -295,9 +295,9 @@ CATALOGUE = {
     "feedback-body-without-actual": invalid((None, "actual", "missing"),
                                             endpoint="feedback-answered", body={}),
     "feedback-body-with-extra-field": invalid(
-        (None, "actual", "missing"), endpoint="feedback-answered",
+        (None, "note", "unexpected_field"), endpoint="feedback-answered",
         body={"actual": 1.0, "note": "zz-marker"}),
-    "feedback-body-an-array": invalid((None, "actual", "missing"),
+    "feedback-body-an-array": invalid((None, "actual", "wrong_type"),
                                       endpoint="feedback-answered", body=[1.0]),
     "feedback-twice": Bad(409, "feedback_exists", endpoint="feedback-given",
                           body={"actual": 12.0}),

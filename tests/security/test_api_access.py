@@ -40,6 +40,8 @@ AUTHENTICATED = {
     "model-detail": ("get", None),
     "model-versions": ("get", None),
     "model-drift": ("get", None),
+    "model-performance": ("get", None),
+    "model-schema": ("get", None),
     "predict": ("post", [INSTANCE]),
     "explain": ("post", {"instance": INSTANCE}),
     "feedback": ("post", {"actual": 3.0}),
@@ -51,7 +53,8 @@ AUTHENTICATED = {
     "pinned-predict": ("post", [INSTANCE]),
     "pinned-explain": ("post", {"instance": INSTANCE}),
 }
-REGISTRY_ENDPOINTS = ["model-list", "model-detail", "model-versions", "model-drift"]
+REGISTRY_ENDPOINTS = ["model-list", "model-detail", "model-versions", "model-drift",
+                      "model-performance", "model-schema"]
 
 
 @pytest.fixture
@@ -74,11 +77,12 @@ def url_of(name: str, live: dict) -> str:
     return reverse(name, kwargs={"name": MODEL})
 
 
-def call(client, name: str, live: dict, **extra):
+def call(client, name: str, live: dict, query: str = "", **extra):
     method, body = AUTHENTICATED[name]
+    url = url_of(name, live) + query
     if method == "get":
-        return client.get(url_of(name, live), **extra)
-    return client.post_json(url_of(name, live), body(live) if callable(body) else body, **extra)
+        return client.get(url, **extra)
+    return client.post_json(url, body(live) if callable(body) else body, **extra)
 
 
 def written() -> dict:
@@ -246,7 +250,8 @@ def bound_key(client_id: str) -> dict:
     return {"HTTP_AUTHORIZATION": f"Api-Key {key}"}
 
 
-@pytest.mark.parametrize("name", ["model-detail", "model-versions", "model-drift"])
+@pytest.mark.parametrize("name", ["model-detail", "model-versions", "model-drift",
+                                  "model-performance", "model-schema"])
 def test_client_bound_key_may_not_read_another_clients_model(acme_model, anonymous_client,
                                                              name):
     response = anonymous_client.get(reverse(name, kwargs={"name": f"{MODEL}--acme"}),
@@ -270,7 +275,7 @@ def test_key_sees_the_global_models_and_its_own_clients_only(acme_model, anonymo
     models = anonymous_client.get(reverse("model-list"), **headers)
     detail = anonymous_client.get(reverse("model-detail", kwargs={"name": MODEL}), **headers)
 
-    assert [model["name"] for model in models.json()] == listed
+    assert [model["name"] for model in models.json()["results"]] == listed
     assert detail.json()["client_models"] == client_models
 
 
@@ -298,3 +303,44 @@ def test_client_bound_key_gives_feedback_on_its_own_clients_prediction(live, ano
 
     assert response.status_code == 200, response.content
     assert PredictionLog.objects.get(prediction_id=prediction_id).actual == 1.0
+
+
+@pytest.mark.parametrize("name", sorted(AUTHENTICATED))
+def test_endpoint_refuses_an_unknown_query_parameter(live, api_client, name):
+    before = written()
+
+    response = call(api_client, name, live, query="?version=9.9.9")
+
+    error = assert_envelope(response, 400, "invalid_query_parameter")
+    assert error["details"] == [{"index": None, "field": "version", "code": "unexpected_field",
+                                 "message": "is not a query parameter of this operation"}]
+    assert written() == before
+
+
+@pytest.mark.parametrize("name", sorted(OPEN))
+def test_open_endpoint_refuses_an_unknown_query_parameter(db, anonymous_client, name):
+    response = anonymous_client.get(reverse(name) + "?verbose=1")
+
+    assert_envelope(response, 400, "invalid_query_parameter")
+
+
+@pytest.mark.parametrize("name", sorted(AUTHENTICATED))
+def test_unknown_query_parameter_without_a_key_is_not_authenticated(live, anonymous_client,
+                                                                    name):
+    response = call(anonymous_client, name, live, query="?version=9.9.9")
+
+    assert_envelope(response, 401, "not_authenticated")
+
+
+def test_method_not_allowed_answers_the_envelope_with_allow(live, api_client):
+    response = api_client.delete(reverse("predict", kwargs={"name": MODEL}))
+
+    assert_envelope(response, 405, "method_not_allowed")
+    assert "POST" in response["Allow"]
+
+
+def test_not_acceptable_answers_the_envelope_in_json(live, api_client):
+    response = api_client.get(reverse("model-list"), HTTP_ACCEPT="application/xml")
+
+    assert_envelope(response, 406, "not_acceptable")
+    assert response["Content-Type"] == "application/json"

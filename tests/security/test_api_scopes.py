@@ -76,7 +76,9 @@ def test_a_key_without_predict_cannot_predict(champion):
 
 @pytest.mark.parametrize("path", ["/api/v1/models", f"/api/v1/models/{MODEL}",
                                   f"/api/v1/models/{MODEL}/versions",
-                                  f"/api/v1/models/{MODEL}/drift"])
+                                  f"/api/v1/models/{MODEL}/drift",
+                                  f"/api/v1/models/{MODEL}/performance",
+                                  f"/api/v1/models/{MODEL}/schema"])
 def test_a_key_without_read_cannot_read(champion, path):
     assert refused_for(client_with("predict").get(path), "read")
 
@@ -118,6 +120,8 @@ def test_the_openapi_schema_names_each_operations_scope(db):
         ("GET", "/api/v1/models/{name}"): "read",
         ("GET", "/api/v1/models/{name}/versions"): "read",
         ("GET", "/api/v1/models/{name}/drift"): "read",
+        ("GET", "/api/v1/models/{name}/performance"): "read",
+        ("GET", "/api/v1/models/{name}/schema"): "read",
         ("POST", "/api/v1/models/{name}/predict"): "predict",
         ("POST", "/api/v1/models/{name}/explain"): "explain",
         ("POST", "/api/v1/predictions/{prediction_id}/feedback"): "feedback",

@@ -227,7 +227,7 @@ def test_register_model_with_protected_column_stores_fairness_report_and_gate(
     assert version.fairness_report["positive_label"] == 1
     gate = version.gate_results["fairness"]
     assert gate["passed"] is True
-    assert gate["attributes"]["site"]["ratio"] == pytest.approx(
+    assert gate["attributes"]["site"]["value"] == pytest.approx(
         version.fairness_report["attributes"]["site"]["demographic_parity_ratio"])
 
 

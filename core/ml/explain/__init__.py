@@ -4,7 +4,9 @@
 building costs far more than explaining a row), then `ModelExplainer.explain` turns up to
 MAX_INSTANCES rows of the canonical input frame (core.ml.features.model_frame)
 into one explanation each, whose contributions add up to the value the model computes.
-Multiclass models are refused.
+Multiclass models are refused. Serving answers a count target never below 0:
+`explanation_bounded` reports that bound beside the contributions
+(docs/training.md#count-targets).
 
 The path chosen at build time is `ModelExplainer.method`: "tree" or "tree_calibrated"
 where SHAP's TreeExplainer explains the pipeline's tree model exactly (tree.py), else
@@ -45,6 +47,7 @@ from core.ml.explain.base import (
     ExplanationUnsupportedError,
     InputFeature,
     ModelExplainer,
+    explanation_bounded,
     explanation_row,
     input_features,
 )
@@ -91,6 +94,7 @@ __all__ = [
     "encoded_column_features",
     # Building and using an explainer.
     "explainer_build",
+    "explanation_bounded",
     "explanation_row",
     "input_features",
 ]

@@ -100,6 +100,22 @@ def explanation_row(*, output_space: str, base_value: float, value: float,
     return row
 
 
+def explanation_bounded(row: dict, *, lower: float | None) -> dict:
+    """A regression row as served by a version never answering below `lower` (a count
+    target's 0, docs/training.md#count-targets; None: no bound).
+
+    A row whose value is below the bound gets the answer as `value` and a `bound`
+    (`lower`, `raw_value`: the model's own value, which the contributions keep adding up
+    to, and `adjustment` = value - raw_value): base_value + sum(contributions) +
+    adjustment = value. Any other row is returned as it is.
+    """
+    if lower is None or not row["value"] < lower:
+        return row
+    raw = row["value"]
+    return {**row, "value": lower,
+            "bound": {"lower": lower, "raw_value": raw, "adjustment": lower - raw}}
+
+
 @dataclass
 class ModelExplainer(ABC):
     """Built once per loaded version by `explainer_build`; then `explain` is cheap."""

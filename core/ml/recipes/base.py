@@ -17,7 +17,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from core.ml.schema import feature_spec
+from core.ml.kinds import REGRESSION
+from core.ml.schema import COUNT_OUTPUT_BOUNDS, feature_spec
 
 if TYPE_CHECKING:
     import pandas
@@ -93,6 +94,10 @@ class Recipe(LifecycleHooks, ABC):
     # Column that names the client a row belongs to (per-client training filters on it).
     client_column: ClassVar[str] = "client_id"
     validation_fraction: ClassVar[float] = 0.2
+    # A regression target that counts something (likes, comments) is never answered below
+    # 0: the schema records the bound, so the audit trail seals it with the version, and
+    # serving clips at it (docs/training.md#count-targets).
+    target_is_count: ClassVar[bool] = False
 
     @abstractmethod
     def build_estimator(self, *, seed: int, n_samples: int) -> Any:
@@ -106,4 +111,9 @@ class Recipe(LifecycleHooks, ABC):
         return [f.name for f in self.features if f.input]
 
     def feature_schema(self) -> dict:
-        return {"target": self.target, "features": [f.spec() for f in self.features]}
+        schema = {"target": self.target, "features": [f.spec() for f in self.features]}
+        if self.target_is_count:
+            if self.task != REGRESSION:
+                raise ValueError(f"recipe {self.name!r}: only a regression target is a count")
+            schema["output_bounds"] = dict(COUNT_OUTPUT_BOUNDS)
+        return schema

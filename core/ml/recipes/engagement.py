@@ -13,6 +13,10 @@ Why these choices:
   contributions that add up to the value the API returns, which a transformed target
   would break. Squared error on raw counts weighs large accounts most, which is also what
   an R2 on counts measures.
+- Likes and comments are counts (`target_is_count`): boosted trees can still answer below
+  0 for a small account with extreme inputs, so the version's schema records a lower
+  bound of 0 and serving answers max(prediction, 0); explanations report the
+  adjustment (docs/training.md#count-targets).
 - `subsample=0.8` (stochastic gradient boosting) regularises and makes the seed
   meaningful; `random_state` is the training seed, so the same data and seed give
   bit-identical predictions. `min_samples_leaf=10` keeps one extreme post (heavy-tailed
@@ -63,6 +67,7 @@ class EngagementRegression(Recipe):
     task = REGRESSION
     features = POST_FEATURES
     min_samples = 50
+    target_is_count = True
     n_estimators: ClassVar[int] = 200
     learning_rate: ClassVar[float] = 0.1
     max_depth: ClassVar[int] = 3

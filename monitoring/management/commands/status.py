@@ -81,6 +81,11 @@ class Command(ApplicationCommand):
                 f"  canary: {canary['canary']} against {canary['champion']}: "
                 f"{canary['decision']} at {_when(canary['checked_at'])}, bake until "
                 f"{_when(canary['bake_until'])}")
+        for shadow in model["shadow_tests"]:
+            self.stdout.write(
+                f"  shadow test: {shadow['shadow']} against {shadow['champion']}: "
+                f"{shadow['verdict']} on {shadow['pairs']} answer pairs at "
+                f"{_when(shadow['evaluated_at'])}")
         if ab_test := model["ab_test"]:
             named = f" {ab_test['experiment']}" if ab_test["experiment"] else ""
             self.stdout.write(

@@ -6,8 +6,21 @@ Every expected figure is computed by hand from the rows written out in the test.
 import json
 
 import numpy
+import pandas
 import pytest
+from fairlearn.metrics import (
+    MetricFrame,
+    count,
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equalized_odds_difference,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
+from sklearn.metrics import accuracy_score
 
+from core.errors import ValidationError
 from core.ml.fairness import MISSING, fairness_report
 from core.ml.gates import fairness_gate
 from core.ml.kinds import BINARY
@@ -33,9 +46,11 @@ def test_binary_selection_rate_and_true_positive_rate_per_group():
 
     assert groups == {
         "a": {"n": 4, "small": False, "selection_rate": 0.75, "positives": 2,
-              "true_positive_rate": 1.0},
+              "true_positive_rate": 1.0, "negatives": 2, "false_positive_rate": 0.5,
+              "labelled": 4, "accuracy": 0.75},
         "b": {"n": 4, "small": False, "selection_rate": 0.25, "positives": 2,
-              "true_positive_rate": 0.5},
+              "true_positive_rate": 0.5, "negatives": 2, "false_positive_rate": 0.0,
+              "labelled": 4, "accuracy": 0.75},
     }
 
 
@@ -47,6 +62,14 @@ def test_binary_parity_and_equal_opportunity_per_attribute():
     assert attribute["demographic_parity_ratio"] == pytest.approx(1 / 3)
     assert attribute["equal_opportunity_difference"] == pytest.approx(0.5)
     assert attribute["note"] is None
+
+
+def test_binary_equalized_odds_and_error_rate_parity_per_attribute():
+    attribute = binary_report()["attributes"]["region"]
+
+    # TPR 1.0 against 0.5, FPR 0.5 against 0.0: the worse of the two differences.
+    assert attribute["equalized_odds_difference"] == pytest.approx(0.5)
+    assert attribute["error_rate_difference"] == pytest.approx(0.0)  # 0.25 error in both
 
 
 def test_binary_positive_label_defaults_to_the_greater_label():
@@ -157,7 +180,9 @@ def test_small_groups_are_reported_but_left_out_of_the_comparison():
 
     attribute = report["attributes"]["region"]
     assert attribute["groups"]["c"] == {"n": 1, "small": True, "selection_rate": 0.0,
-                                        "positives": 1, "true_positive_rate": 0.0}
+                                        "positives": 1, "true_positive_rate": 0.0,
+                                        "negatives": 0, "false_positive_rate": None,
+                                        "labelled": 1, "accuracy": 0.0}
     assert attribute["groups_compared"] == 2
     # a: 2/3 selected, b: 1/3; c (0 selected, TPR 0) would make the ratio 0.
     assert attribute["demographic_parity_ratio"] == pytest.approx(0.5)
@@ -232,7 +257,7 @@ def test_gate_passes_at_ratio_exactly_the_minimum(settings):
     assert gate["passed"] is True
     assert gate["min_ratio"] == 0.8
     assert gate["attributes"]["region"]["passed"] is True
-    assert gate["attributes"]["region"]["ratio"] == pytest.approx(0.8)
+    assert gate["attributes"]["region"]["value"] == pytest.approx(0.8)
 
 
 def test_gate_fails_below_the_minimum(settings):
@@ -243,7 +268,7 @@ def test_gate_fails_below_the_minimum(settings):
 
     assert gate["passed"] is False
     assert gate["attributes"]["region"] == {
-        "ratio": pytest.approx(0.79), "passed": False,
+        "value": pytest.approx(0.79), "passed": False,
         "reason": "parity ratio 0.7900 is below 0.8"}
     assert gate["reason"] == "parity ratio below 0.8 for region (0.7900)"
 
@@ -253,7 +278,7 @@ def test_gate_fails_when_any_attribute_fails():
     report = {"attributes": {"region": fair["attributes"]["region"],
                              "plan": unfair["attributes"]["region"]}}
 
-    gate = fairness_gate(report, min_ratio=0.8)["fairness"]
+    gate = fairness_gate(report, threshold=0.8)["fairness"]
 
     assert gate["passed"] is False
     assert (gate["attributes"]["region"]["passed"], gate["attributes"]["plan"]["passed"]) == (
@@ -262,18 +287,127 @@ def test_gate_fails_when_any_attribute_fails():
 
 @pytest.mark.parametrize("report", [{}, None, {"attributes": {}}])
 def test_gate_passes_without_protected_attributes(report):
-    gate = fairness_gate(report, min_ratio=0.8)["fairness"]
+    gate = fairness_gate(report, threshold=0.8)["fairness"]
 
-    assert gate == {"passed": True, "min_ratio": 0.8, "attributes": {},
-                    "reason": "no protected attributes"}
+    assert gate == {"passed": True, "metric": "demographic_parity_ratio", "threshold": 0.8,
+                    "min_ratio": 0.8, "attributes": {}, "reason": "no protected attributes"}
 
 
 def test_gate_passes_an_attribute_it_cannot_assess_and_says_why():
     report = selection_report(0, 10, n=10)  # both groups below 20 rows
 
-    gate = fairness_gate(report, min_ratio=0.8)["fairness"]
+    gate = fairness_gate(report, threshold=0.8)["fairness"]
 
     assert gate["passed"] is True
-    assert gate["attributes"]["region"]["ratio"] is None
+    assert gate["attributes"]["region"]["value"] is None
     assert "fewer than two groups of at least 20 rows" in gate["attributes"]["region"]["reason"]
     assert gate["reason"].startswith("no protected attribute could be assessed")
+
+
+# --- the same figures as Fairlearn's MetricFrame -----------------------------------------
+
+
+def _scenario(n: int = 600, seed: int = 3) -> dict:
+    rng = numpy.random.default_rng(seed)
+    gender = rng.choice(["f", "m"], n)
+    region = rng.choice(["north", "south", "east"], n, p=[0.5, 0.4, 0.1])
+    truth = (rng.random(n) < numpy.where(gender == "f", 0.4, 0.6)).astype(int)
+    predicted = numpy.where(rng.random(n) < 0.8, truth, 1 - truth)
+    predicted[(region == "east") & (rng.random(n) < 0.5)] = 1
+    return {"gender": gender, "region": region, "truth": truth, "predicted": predicted}
+
+
+def _metric_frame(data: dict, sensitive) -> MetricFrame:
+    return MetricFrame(
+        metrics={"selection_rate": selection_rate, "true_positive_rate": true_positive_rate,
+                 "false_positive_rate": false_positive_rate, "accuracy": accuracy_score,
+                 "count": count},
+        y_true=data["truth"], y_pred=data["predicted"], sensitive_features=sensitive)
+
+
+def test_binary_figures_equal_fairlearns_metric_frame_on_the_same_rows():
+    data = _scenario()
+    report = fairness_report(task=BINARY, protected={"gender": data["gender"]},
+                             y_true=data["truth"], y_pred=data["predicted"], min_group_size=20)
+
+    frame = _metric_frame(data, data["gender"])
+    attribute = report["attributes"]["gender"]
+    for group, figures in frame.by_group.iterrows():
+        reported = attribute["groups"][group]
+        assert reported["n"] == figures["count"]
+        for metric in ("selection_rate", "true_positive_rate", "false_positive_rate",
+                       "accuracy"):
+            assert reported[metric] == pytest.approx(figures[metric], abs=1e-12)
+    differences = frame.difference()
+    assert attribute["demographic_parity_difference"] == pytest.approx(
+        demographic_parity_difference(data["truth"], data["predicted"],
+                                      sensitive_features=data["gender"]))
+    assert attribute["demographic_parity_ratio"] == pytest.approx(
+        demographic_parity_ratio(data["truth"], data["predicted"],
+                                 sensitive_features=data["gender"]))
+    assert attribute["equalized_odds_difference"] == pytest.approx(
+        equalized_odds_difference(data["truth"], data["predicted"],
+                                  sensitive_features=data["gender"]))
+    assert attribute["equal_opportunity_difference"] == pytest.approx(
+        differences["true_positive_rate"])
+    assert attribute["error_rate_difference"] == pytest.approx(differences["accuracy"])
+
+
+def test_intersectional_groups_equal_fairlearns_metric_frame_with_both_attributes():
+    data = _scenario()
+    report = fairness_report(task=BINARY,
+                             protected={"gender": data["gender"], "region": data["region"]},
+                             y_true=data["truth"], y_pred=data["predicted"], min_group_size=20)
+
+    frame = _metric_frame(data, pandas.DataFrame({"gender": data["gender"],
+                                                  "region": data["region"]}))
+    intersection = report["intersections"]["gender × region"]
+    assert len(intersection["groups"]) == 6
+    for (gender, region), figures in frame.by_group.iterrows():
+        reported = intersection["groups"][f"{gender} × {region}"]
+        assert reported["n"] == figures["count"]
+        assert reported["selection_rate"] == pytest.approx(figures["selection_rate"])
+        assert reported["false_positive_rate"] == pytest.approx(figures["false_positive_rate"])
+    # Every group has at least 20 rows here, so all are compared, as MetricFrame compares.
+    assert intersection["groups_compared"] == 6
+    assert intersection["demographic_parity_difference"] == pytest.approx(
+        frame.difference()["selection_rate"])
+    assert intersection["demographic_parity_ratio"] == pytest.approx(
+        frame.ratio()["selection_rate"])
+
+
+def test_one_protected_attribute_has_no_intersections():
+    assert "intersections" not in binary_report()
+
+
+def test_gate_judges_the_metric_the_settings_name_against_its_maximum(settings):
+    settings.FAIRNESS_GATE_METRIC = "equalized_odds_difference"
+    settings.FAIRNESS_GATE_MAX_DIFFERENCE = 0.3
+    report = binary_report(min_group_size=2)  # equalized odds difference 0.5
+
+    gate = fairness_gate(report)["fairness"]
+
+    assert (gate["metric"], gate["threshold"], gate["passed"]) == (
+        "equalized_odds_difference", 0.3, False)
+    assert "min_ratio" not in gate
+    assert gate["attributes"]["region"]["reason"] == (
+        "equalized odds difference 0.5000 is above 0.3")
+
+
+def test_gate_refuses_an_unknown_metric(settings):
+    settings.FAIRNESS_GATE_METRIC = "vibes"
+
+    with pytest.raises(ValidationError, match="unknown fairness gate metric"):
+        fairness_gate(binary_report())
+
+
+@pytest.mark.parametrize("task", ["binary_classification", "regression",
+                                  "multiclass_classification", "anomaly_detection"])
+def test_no_rows_give_no_groups_and_nothing_to_compare(task):
+    report = fairness_report(task=task, protected={"region": [], "plan": []}, y_true=[],
+                             y_pred=[], min_group_size=2)
+
+    attribute = report["attributes"]["region"]
+    assert (report["rows"], attribute["groups"], attribute["groups_compared"]) == (0, {}, 0)
+    assert attribute["demographic_parity_ratio"] is None
+    assert report["intersections"]["plan × region"]["groups"] == {}
