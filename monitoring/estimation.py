@@ -45,7 +45,7 @@ from mlregistry.models import MLModelVersion, Status
 from monitoring import selectors
 from monitoring.alerts import alert_raise
 from monitoring.models import Alert, EstimatedPerformanceReport, PerformanceReport
-from monitoring.performance import performance_evaluate
+from monitoring.performance import performance_evaluate, row_chunks
 from predictions.models import PredictionLog
 
 logger = logging.getLogger("pulselytics.monitoring")
@@ -91,17 +91,6 @@ class _Arm:
     parts: list = field(default_factory=list)
 
 
-def _chunks(rows, size: int):
-    chunk = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def _window(version_id: int, start: datetime, end: datetime, *columns: str):
     size = settings.MONITORING_CHUNK_SIZE
     rows = (PredictionLog.objects.filter(model_version_id=version_id, created_at__gte=start,
@@ -109,7 +98,7 @@ def _window(version_id: int, start: datetime, end: datetime, *columns: str):
             .exclude(arm=PredictionLog.Arm.PINNED)
             .order_by("created_at", "prediction_id")
             .values_list("arm", *columns).iterator(chunk_size=size))
-    return _chunks(rows, size)
+    return row_chunks(rows, size)
 
 
 def _binary(version: MLModelVersion, reference: dict, objects: dict, start, end

@@ -172,7 +172,8 @@ class _Collector:
         )
 
 
-def _chunks(rows, size: int):
+def row_chunks(rows, size: int):
+    """Lists of up to `size` rows from the iterator `rows` (the last one shorter)."""
     chunk = []
     for row in rows:
         chunk.append(row)
@@ -197,7 +198,7 @@ def _collect(*, version_id: int, start: datetime, end: datetime, arm: str | None
     collectors: dict[str, _Collector] = {}
     stream = rows.order_by("created_at", "prediction_id").values_list(
         "arm", "value", "probabilities", "actual", "feedback_source").iterator(chunk_size=size)
-    for chunk in _chunks(stream, size):
+    for chunk in row_chunks(stream, size):
         per_arm: dict[str, list[tuple]] = {}
         for row_arm, *row in chunk:
             per_arm.setdefault(row_arm if split else "", []).append(row)
