@@ -6,7 +6,8 @@ from the network) to open and share outside the admin.
 Sections: the version's evidence summary (hashes, who made and approved it, validation
 metrics, gates), drift per feature of its latest drift report (the reference profile's bins
 against the window's, per feature and for the output), live performance over the
-performance window (each check's figures per arm against the validation figure), fairness
+performance window (each check's figures per arm against the validation figure, and the
+estimates made without labels with their bands), fairness
 (the latest live audit, else the validation audit), and the latest A/B evaluation, shadow
 evaluation and canary check that involve it.
 """
@@ -26,6 +27,7 @@ from monitoring.models import (
     ABEvaluation,
     CanaryCheck,
     DriftReport,
+    EstimatedPerformanceReport,
     FairnessReport,
     PerformanceReport,
     ShadowEvaluation,
@@ -99,10 +101,17 @@ def _performance(version: MLModelVersion, now: datetime) -> dict:
     since = now - timedelta(hours=settings.PERFORMANCE_WINDOW_HOURS)
     checks = (PerformanceReport.objects.filter(model_version=version, created_at__gte=since)
               .order_by("created_at", "pk"))
+    estimates = (EstimatedPerformanceReport.objects
+                 .filter(model_version=version, created_at__gte=since)
+                 .order_by("created_at", "pk"))
     return {"metric": metric, "validation": (version.metrics or {}).get(metric),
             "checks": [{"checked_at": _iso(check.created_at), "arm": check.arm,
                         "n_labelled": check.n_labelled, "metrics": check.metrics}
-                       for check in checks]}
+                       for check in checks],
+            "estimated": [{"checked_at": _iso(estimate.created_at), "arm": estimate.arm,
+                           "method": estimate.method, "n_predictions": estimate.n_predictions,
+                           "metrics": estimate.estimated}
+                          for estimate in estimates]}
 
 
 def _fairness(version: MLModelVersion) -> dict | None:
@@ -183,6 +192,32 @@ def _performance_chart(performance: dict):
         references=references)
 
 
+def _estimated_chart(performance: dict):
+    """The estimated metric without labels per check, its band, and the realized figure of
+    the same metric once outcomes exist."""
+    metric = next((name for estimate in performance["estimated"]
+                   for name, figures in estimate["metrics"].items()
+                   if figures.get("value") is not None), None)
+    series: dict[str, list] = {}
+    for estimate in performance["estimated"]:
+        figures = estimate["metrics"].get(metric) or {}
+        at = datetime.fromisoformat(estimate["checked_at"])
+        for part, label in (("value", "estimated"), ("lower", "lower"), ("upper", "upper")):
+            if isinstance(figures.get(part), int | float):
+                series.setdefault(f"{label} ({estimate['arm']})", []).append(
+                    (at, float(figures[part])))
+    for check in performance["checks"]:
+        value = (check["metrics"] or {}).get(metric)
+        if isinstance(value, int | float):
+            series.setdefault(f"realized ({check['arm']})", []).append(
+                (datetime.fromisoformat(check["checked_at"]), float(value)))
+    return charts.line_chart(
+        series=[charts.Series(name, points) for name, points in series.items()],
+        title=f"Estimated {metric or 'performance'} per check, with its band",
+        empty="no estimate yet (binary classifiers and regressors registered with an "
+              "estimation reference)")
+
+
 def monitoring_report_html(*, version: MLModelVersion, now: datetime | None = None) -> str:
     """The report of `version` as one self-contained HTML document."""
     report = monitoring_report_build(version=version, now=now)
@@ -208,5 +243,6 @@ def monitoring_report_html(*, version: MLModelVersion, now: datetime | None = No
     return render_to_string("monitoring/report.html", {
         "report": report, "distributions": distributions,
         "performance_chart": _performance_chart(report["performance"]),
+        "estimated_chart": _estimated_chart(report["performance"]),
         "fairness": (report["fairness"] or {}).get("table"),
     })

@@ -1,5 +1,6 @@
 """The monitoring report opened as a file in headless Chromium: every section drawn (a
-distribution chart per feature and the prediction, the live performance chart, the fairness
+distribution chart per feature and the prediction, the live performance charts (realized,
+estimated with its band), the fairness
 table, the test verdicts), a screenshot saved, and nothing requested from anywhere."""
 
 import pytest
@@ -24,7 +25,7 @@ def test_the_report_opens_with_every_section_drawn_and_loads_nothing(people, bro
     drawn = {section: len(page.find_all(f"#{section} svg.chart:not(.chart-empty)"))
              for section in ("drift", "performance")}
     assert drawn == {"drift": len(version.reference_profile["features"]) + 1,
-                     "performance": 1}
+                     "performance": 2}  # realized, and estimated with its band
     assert page.find_all("#drift svg.chart rect.bar")
     assert page.find_all("#fairness table.fairness-attribute")
     assert "inconclusive" in page.find("#tests .shadow-verdict").text

@@ -1,6 +1,6 @@
 """A version with something in every section of its monitoring report: drift, live
-performance, a validation fairness audit and a shadow evaluation (shared by the report's
-tests and its browser test)."""
+performance (realized and estimated), a validation fairness audit and a shadow evaluation
+(shared by the report's tests and its browser test)."""
 
 from datetime import timedelta
 
@@ -10,7 +10,7 @@ from django.utils import timezone
 from core.ml.fairness import fairness_report
 from mlregistry.models import MLModelVersion
 from monitoring.drift import drift_check
-from monitoring.models import ShadowEvaluation
+from monitoring.models import EstimatedPerformanceReport, ShadowEvaluation
 from monitoring.performance import performance_evaluate
 from tests.factories import (
     drift_frame,
@@ -36,6 +36,11 @@ def reported_version(people) -> MLModelVersion:
     MLModelVersion.objects.filter(pk=version.pk).update(fairness_report=fairness_report(
         task="regression", protected={"region": ["north"] * 30 + ["south"] * 30},
         y_true=rng.normal(20.0, 5.0, 60), y_pred=rng.normal(20.0, 5.0, 60)))
+    EstimatedPerformanceReport.objects.create(
+        model_version=version, model_name=version.model.name, version=version.version,
+        window_start=at, window_end=timezone.now(), created_at=timezone.now(), arm="champion",
+        method="dle", n_predictions=150, validation={"mae": 1.8},
+        estimated={"mae": {"value": 2.1, "lower": 1.7, "upper": 2.5, "method": "dle"}})
     ShadowEvaluation.objects.create(
         model_name=version.model.name, window_start=at, window_end=timezone.now(),
         created_at=timezone.now(), champion=version, shadow=version, pairs=12, labelled=0,

@@ -37,6 +37,9 @@ def test_json_report_holds_every_section(version):
     assert report["drift"]["output"] is not None
     [check] = report["performance"]["checks"]
     assert (check["n_labelled"], report["performance"]["metric"]) == (40, "r2")
+    [estimate] = report["performance"]["estimated"]
+    assert estimate["metrics"]["mae"] == {"value": 2.1, "lower": 1.7, "upper": 2.5,
+                                          "method": "dle"}
     assert report["fairness"]["source"] == "validation"
     assert report["fairness"]["table"]["attributes"][0]["name"] == "region"
     assert report["tests"]["shadow"]["pairs"] == 12
