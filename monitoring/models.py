@@ -66,6 +66,9 @@ class PerformanceReport(VersionReport):
     n_labelled = models.PositiveIntegerField()
     # MAE/R2 for regression, accuracy/F1/Brier for classification; empty when n_labelled = 0.
     metrics = models.JSONField(default=dict)
+    # The received outcomes against the training target's profile, with the drift check's
+    # figures (monitoring.stats); null when the version has no target profile.
+    outcome_drift = models.JSONField(null=True, blank=True)
 
     class Meta(Report.Meta):
         indexes = [models.Index(fields=["model_version", "created_at"]),

@@ -40,6 +40,7 @@ from core.ml.metrics import metric_float
 from core.ml.outputs import class_label
 from mlregistry import selectors as registry
 from mlregistry.models import MLModelVersion
+from monitoring import stats
 from monitoring.alerts import alert_raise
 from monitoring.models import Alert, PerformanceReport
 from predictions.models import PredictionLog
@@ -251,6 +252,22 @@ def degradation_of(*, task: str, live: dict, validation: dict) -> Degradation | 
                        relative=relative)
 
 
+def outcome_drift(version: MLModelVersion, outcomes: Outcomes) -> dict | None:
+    """The received outcomes against the training target's profile, with the statistics
+    of feature drift (monitoring.stats: PSI, KS or chi-square, JS, drifted, severity); None
+    for a version trained before targets were profiled. Judged only from
+    DRIFT_MIN_SAMPLES outcomes on (fewer: the counts, `drifted` false)."""
+    entry = (version.reference_profile or {}).get("target")
+    if not entry:
+        return None
+    window = stats.window_for(entry)
+    window.add(outcomes.actual)
+    figures = window.result()
+    if outcomes.n < settings.DRIFT_MIN_SAMPLES:
+        figures.update(drifted=False, severity=None)
+    return figures
+
+
 def performance_evaluate(*, version_id: int, now: datetime | None = None
                          ) -> list[PerformanceReport]:
     """One PerformanceReport per arm of the version with labelled predictions in
@@ -269,7 +286,8 @@ def performance_evaluate(*, version_id: int, now: datetime | None = None
             reports.append(PerformanceReport.objects.create(
                 model_version=version, model_name=version.model.name, version=version.version,
                 arm=arm, window_start=start, window_end=now, n_labelled=outcomes.n,
-                metrics=figures, created_at=now,
+                metrics=figures, outcome_drift=outcome_drift(version, outcomes),
+                created_at=now,
             ))
             if outcomes.n < settings.PERFORMANCE_MIN_LABELLED:
                 continue

@@ -106,7 +106,8 @@ def _performance(version: MLModelVersion, now: datetime) -> dict:
                  .order_by("created_at", "pk"))
     return {"metric": metric, "validation": (version.metrics or {}).get(metric),
             "checks": [{"checked_at": _iso(check.created_at), "arm": check.arm,
-                        "n_labelled": check.n_labelled, "metrics": check.metrics}
+                        "n_labelled": check.n_labelled, "metrics": check.metrics,
+                        "outcome_drift": check.outcome_drift}
                        for check in checks],
             "estimated": [{"checked_at": _iso(estimate.created_at), "arm": estimate.arm,
                            "method": estimate.method, "n_predictions": estimate.n_predictions,

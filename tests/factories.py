@@ -291,7 +291,7 @@ def register_profiled_version(
     *, user, reviewer, deployer, name: str = "drift-likes", rows: int = 1000, seed: int = 0,
     traffic: int | None = None, shadow: bool = False, task: str = "regression",
     schema: dict | None = None, frame=None, outputs=None, output_kind: str = "numeric",
-    **deployment,
+    target=None, **deployment,
 ) -> MLModelVersion:
     """A deployed version whose reference profile describes real training rows (by default
     `drift_frame(n=rows, seed=seed)` and `drift_outputs`). Drift checks never load the
@@ -302,7 +302,7 @@ def register_profiled_version(
     outputs = drift_outputs(frame) if outputs is None else outputs
     schema = schema or DRIFT_SCHEMA
     profile = reference_profile_build(frame=frame, schema=schema, outputs=outputs, seed=seed,
-                                      output_kind=output_kind)
+                                      output_kind=output_kind, target=target)
     version = registration.model_version_register(
         name=name, task=task, user=user, estimator=tiny_estimator(), feature_schema=schema,
         training_dataset_sha256="0" * 64, training_samples=len(frame),

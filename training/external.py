@@ -52,7 +52,7 @@ from core.ml import metrics as task_metrics
 from core.ml.features import model_frame
 from core.ml.kinds import ANOMALY, BINARY, MULTICLASS, REGRESSION, TASKS
 from core.ml.outputs import model_outputs
-from core.ml.profile import reference_profile_build
+from core.ml.profile import reference_profile_build, target_kind
 from core.ml.schema import schema_from_frame
 from training.trainer import ProductionModel, production_compare
 
@@ -238,8 +238,9 @@ def external_model_evaluate(
     if production is not None:
         comparison = production_compare(production=production, task=task,
                                         rows=frame.loc[labelled], target=labels.to_numpy())
-    profile = reference_profile_build(frame=frame, schema=schema, outputs=outputs,
-                                      seed=PROFILE_SEED, output_kind=output_kind)
+    profile = reference_profile_build(
+        frame=frame, schema=schema, outputs=outputs, seed=PROFILE_SEED,
+        output_kind=output_kind, target=labels.to_numpy(), target_kind=target_kind(task))
     global_importance = importance.global_importance_compute(
         estimator=estimator, task=task, schema=schema,
         frame=frame,

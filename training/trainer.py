@@ -24,7 +24,7 @@ from core.errors import InsufficientDataError, ValidationError
 from core.ml import diagnostics, estimation, evidence, fairness, importance, kinds, metrics
 from core.ml.features import model_frame
 from core.ml.outputs import model_outputs, outputs_bounded
-from core.ml.profile import reference_profile_build
+from core.ml.profile import reference_profile_build, target_kind
 from core.ml.recipes import lifecycle_hooks
 from core.ml.recipes.base import Recipe, TrainingContext
 from core.ml.schema import output_lower_bound
@@ -231,7 +231,8 @@ def train_recipe(*, recipe: Recipe, frame: pandas.DataFrame, seed: int, client_i
                                          features=x_train)
     outputs = outputs_bounded(outputs, lower=lower_bound)
     profile = reference_profile_build(frame=x_train, schema=schema, outputs=outputs, seed=seed,
-                                      output_kind=output_kind)
+                                      output_kind=output_kind, target=y_train,
+                                      target_kind=target_kind(recipe.task))
     progress(0.9, "fairness audit")
     fairness_report = fairness.fairness_report(
         task=recipe.task,

@@ -13,8 +13,9 @@ It is stored as the version's `reference_profile` and as a JSON artifact. Shape:
       "features": {                     # every input feature that is not personal
         "<name>": <entry>, ...          # (`pii`: its values are never kept), schema order
       },
-      "output": <entry>                 # the model's output (see below)
-    }
+      "output": <entry>,                # the model's output (see below)
+      "target": <entry>                 # the training target's values, when given (outcome
+    }                                   # drift: regression numeric, classification categorical)
 
 A numeric entry (schema dtype `float` or `int`):
 
@@ -51,6 +52,7 @@ import numpy
 import pandas
 
 from core.ml.features import bool_column
+from core.ml.kinds import REGRESSION
 
 PROFILE_FORMAT = 1
 DECILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -115,15 +117,24 @@ def bool_labels(values: Any) -> pandas.Series:
                          index=flags.index, dtype=object)
 
 
+def target_kind(task: str) -> str:
+    """How a task's target is profiled: regression values in numeric bins, class labels
+    (and anything else) as categories."""
+    return NUMERIC if task == REGRESSION else CATEGORICAL
+
+
 def reference_profile_build(
     *, frame: pandas.DataFrame, schema: dict, outputs: Any, seed: int,
-    output_kind: str = NUMERIC,
+    output_kind: str = NUMERIC, target: Any = None, target_kind: str = NUMERIC,
 ) -> dict:
-    """Profile the schema's input features in `frame` (personal ones left out) and the
-    model's `outputs` on its rows.
+    """Profile the schema's input features in `frame` (personal ones left out), the
+    model's `outputs` on its rows and, when given, the training `target` (any length:
+    its known values), against which live outcomes are compared (outcome drift).
 
     `outputs` holds one value per row of `frame`; `output_kind` is "numeric" (regression
-    value, positive-class probability, anomaly score) or "categorical" (multiclass class).
+    value, positive-class probability, anomaly score) or "categorical" (multiclass class);
+    `target_kind` the same for the target (numeric for regression, categorical for class
+    labels).
     """
     if output_kind not in (NUMERIC, CATEGORICAL):
         raise ValueError(f"output_kind must be {NUMERIC!r} or {CATEGORICAL!r}, not {output_kind!r}")
@@ -143,10 +154,14 @@ def reference_profile_build(
             features[feature["name"]] = categorical_entry(values=values)
     output = (numeric_entry(values=outputs, seed=seed) if output_kind == NUMERIC
               else categorical_entry(values=outputs))
-    return {
+    profile = {
         "format": PROFILE_FORMAT,
         "seed": int(seed),
         "rows": len(frame),
         "features": features,
         "output": output,
     }
+    if target is not None:
+        profile["target"] = (numeric_entry(values=numpy.asarray(target, dtype=float), seed=seed)
+                             if target_kind == NUMERIC else categorical_entry(values=target))
+    return profile

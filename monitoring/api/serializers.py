@@ -53,9 +53,21 @@ class EstimateSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=["cbpe", "dle"])
 
 
+class OutcomeDriftSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["numeric", "categorical"])
+    n_current = serializers.IntegerField(help_text="outcomes compared")
+    psi = serializers.FloatField(allow_null=True)
+    drifted = serializers.BooleanField(help_text="false below DRIFT_MIN_SAMPLES outcomes")
+    severity = serializers.CharField(allow_null=True)
+
+
 class RealizedSerializer(serializers.Serializer):
     n_labelled = serializers.IntegerField(help_text="predictions with an outcome in the window")
     metrics = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    outcome_drift = OutcomeDriftSerializer(
+        allow_null=True, help_text="the outcomes against the training target's profile "
+                                   "(docs/monitoring.md#outcome-drift); null for a version "
+                                   "trained before targets were profiled")
 
 
 class ArmPerformanceSerializer(serializers.Serializer):

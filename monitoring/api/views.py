@@ -30,6 +30,12 @@ class ModelDriftView(APIView):
                          "reports": DriftReportSerializer(reports, many=True).data})
 
 
+def _outcome_drift(figures: dict | None) -> dict | None:
+    if figures is None:
+        return None
+    return {key: figures.get(key) for key in ("kind", "n_current", "psi", "drifted", "severity")}
+
+
 def _arms(entry: estimation.VersionPerformance) -> list[dict]:
     realized = {report.arm: report for report in entry.realized}
     estimated = {report.arm: report for report in entry.estimated}
@@ -40,7 +46,8 @@ def _arms(entry: estimation.VersionPerformance) -> list[dict]:
         arms.append({
             "arm": arm, "checked_at": latest.created_at, "window_start": latest.window_start,
             "window_end": latest.window_end,
-            "realized": {"n_labelled": labelled.n_labelled, "metrics": labelled.metrics}
+            "realized": {"n_labelled": labelled.n_labelled, "metrics": labelled.metrics,
+                         "outcome_drift": _outcome_drift(labelled.outcome_drift)}
             if labelled else None,
             "n_predictions": estimate.n_predictions if estimate else None,
             "estimated": estimate.estimated if estimate else None,
