@@ -54,7 +54,7 @@ class EstimateSerializer(serializers.Serializer):
 
 
 class OutcomeDriftSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["numeric", "categorical"])
+    kind = serializers.CharField(help_text='"numeric" (regression) or "categorical" (labels)')
     n_current = serializers.IntegerField(help_text="outcomes compared")
     psi = serializers.FloatField(allow_null=True)
     drifted = serializers.BooleanField(help_text="false below DRIFT_MIN_SAMPLES outcomes")
